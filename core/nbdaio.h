@@ -1,0 +1,334 @@
+/* nbdaio.h - the public API of libnbdaio, an asynchronous NBD client.
+ *
+ * This header is the whole public surface: fio-plugin/ and examples/ include
+ * nothing else.  Every exported symbol is prefixed nbdaio_.
+ *
+ * Conventions (they mirror libnbd's aio calls):
+ *  - Calls returning int return 0 (or a non-negative value) on success and -1
+ *    on error; calls returning int64_t return a value >= 0 (a cookie >= 1 for
+ *    commands) or -1.  After -1, nbdaio_get_error() returns a message naming
+ *    what was wrong and nbdaio_get_errno() an errno value; both are
+ *    thread-local and describe the last failing call in this thread.
+ *  - A handle is not thread-safe: use one handle from one thread at a time
+ *    (the library takes no locks).
+ *  - Commands may only be issued on a connected handle that has finished the
+ *    handshake.
+ *  - Every command issued with a completion callback gets exactly one call of
+ *    its callback (also when the connection dies: error ENOTCONN, or EPROTO
+ *    when the server broke the protocol) and every non-NULL free function
+ *    passed to a call runs exactly once, also when issuing fails.
+ *
+ * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
+ */
+#ifndef NBDAIO_H
+#define NBDAIO_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define NBDAIO_API __attribute__((visibility("default")))
+#else
+#define NBDAIO_API
+#endif
+
+struct nbdaio_handle;
+
+/* ---- callbacks ------------------------------------------------------- */
+
+/* Runs once when a command completes.  *error is 0 on success or an errno
+ * value; the callback may change it.  Return 1 to retire the command at once
+ * (nbdaio_aio_command_completed then no longer knows its cookie), 0 to keep
+ * it until nbdaio_aio_command_completed retires it. */
+typedef struct {
+  int (*callback) (void *user_data, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbdaio_completion_callback;
+
+/* Runs for each data, hole or error chunk of a structured read.  subbuf
+ * points into the caller's buffer (for a hole, already zeroed); status is one
+ * of NBDAIO_READ_*.  Return -1 (and set *error) to fail the command. */
+typedef struct {
+  int (*callback) (void *user_data, const void *subbuf, size_t count,
+                   uint64_t offset, unsigned status, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbdaio_chunk_callback;
+
+/* Runs for each block-status chunk: entries holds nr_entries / 2 pairs
+ * (length, flags) in host byte order, the first starting at offset. */
+typedef struct {
+  int (*callback) (void *user_data, const char *metacontext, uint64_t offset,
+                   uint32_t *entries, size_t nr_entries, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbdaio_extent_callback;
+
+#define NBDAIO_NULL_COMPLETION ((nbdaio_completion_callback) { 0 })
+#define NBDAIO_NULL_CHUNK      ((nbdaio_chunk_callback) { 0 })
+
+/* status values passed to a chunk callback */
+#define NBDAIO_READ_DATA   1
+#define NBDAIO_READ_HOLE   2
+#define NBDAIO_READ_ERROR  3
+
+/* block status flags of the base:allocation context */
+#define NBDAIO_STATE_HOLE  1
+#define NBDAIO_STATE_ZERO  2
+
+/* Command flags.  These are the NBD wire values (the one definition of them
+ * in the project). */
+#define NBDAIO_CMD_FLAG_FUA        (1u << 0)
+#define NBDAIO_CMD_FLAG_NO_HOLE    (1u << 1)
+#define NBDAIO_CMD_FLAG_DF         (1u << 2)
+#define NBDAIO_CMD_FLAG_REQ_ONE    (1u << 3)
+#define NBDAIO_CMD_FLAG_FAST_ZERO  (1u << 4)
+
+/* nbdaio_aio_get_direction() bits */
+#define NBDAIO_DIRECTION_READ  1u
+#define NBDAIO_DIRECTION_WRITE 2u
+
+/* nbdaio_get_block_size() selectors */
+#define NBDAIO_SIZE_MINIMUM   0
+#define NBDAIO_SIZE_PREFERRED 1
+#define NBDAIO_SIZE_MAXIMUM   2
+
+/* nbdaio_set_strict() bits: local checks made before a command is sent.
+ * Reply validation (the protocol rules of the server's side) is always on;
+ * turning these off lets a test send what a server must refuse. */
+#define NBDAIO_STRICT_COMMANDS 0x01u  /* command advertised, not read-only */
+#define NBDAIO_STRICT_FLAGS    0x02u  /* flags advertised and legal */
+#define NBDAIO_STRICT_BOUNDS   0x04u  /* inside the export, non-zero length */
+#define NBDAIO_STRICT_ALIGN    0x08u  /* aligned to the minimum block size */
+#define NBDAIO_STRICT_PAYLOAD  0x10u  /* payload <= maximum block size */
+#define NBDAIO_STRICT_ALL      0x1fu
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* The message of the last error in this thread, or NULL if none. */
+NBDAIO_API const char *nbdaio_get_error (void);
+/* The errno of the last error in this thread, or 0 if none. */
+NBDAIO_API int nbdaio_get_errno (void);
+
+/* ---- handle lifecycle and settings ----------------------------------- */
+
+/* Create a handle.  Returns NULL (ENOMEM) on failure.  NBDAIO_DEBUG=1 in the
+ * environment turns on protocol tracing to stderr. */
+NBDAIO_API struct nbdaio_handle *nbdaio_create (void);
+
+/* Close the handle: sends a disconnect if the connection is idle, completes
+ * every queued or in-flight command with ENOTCONN, runs every pending free
+ * function, closes the socket and frees the handle.  NULL is allowed.  Must
+ * not be called from inside a callback. */
+NBDAIO_API void nbdaio_close (struct nbdaio_handle *h);
+
+/* Settings: only before connecting (else -1, EINVAL). */
+/* The export name to ask for (default ""). */
+NBDAIO_API int nbdaio_set_export_name (struct nbdaio_handle *h,
+                                       const char *name);
+/* Ask for structured replies (default 1). */
+NBDAIO_API int nbdaio_set_request_structured_replies (struct nbdaio_handle *h,
+                                                      int request);
+/* The meta context to negotiate when structured replies are on (default
+ * "base:allocation"); NULL negotiates none. */
+NBDAIO_API int nbdaio_set_meta_context (struct nbdaio_handle *h,
+                                        const char *name);
+/* Connect + handshake timeout in milliseconds (default 30000; 0 = none). */
+NBDAIO_API int nbdaio_set_connect_timeout (struct nbdaio_handle *h,
+                                           unsigned ms);
+/* Maximum number of commands issued and not yet retired (default 256,
+ * 1..65536).  Issuing beyond it fails with EAGAIN. */
+NBDAIO_API int nbdaio_set_max_in_flight (struct nbdaio_handle *h,
+                                         unsigned n);
+/* NBDAIO_STRICT_* bits (default NBDAIO_STRICT_ALL); may be changed at any
+ * time. */
+NBDAIO_API int nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags);
+NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
+/* Protocol tracing to stderr (default: NBDAIO_DEBUG=1 in the environment). */
+NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
+
+/* ---- connecting ------------------------------------------------------ */
+
+/* Each connects and runs the whole handshake, blocking up to the connect
+ * timeout.  Return 0, or -1 with an error naming the cause (bad URI,
+ * connection refused, unknown export, TLS required, protocol violation...).
+ * A handle connects once: a second call fails with EINVAL. */
+
+/* nbd://host[:port][/export], nbd+unix:///export?socket=PATH.  The export
+ * in the URI overrides nbdaio_set_export_name.  nbds:// forms fail with
+ * ENOTSUP (TLS is not built in yet). */
+NBDAIO_API int nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri);
+NBDAIO_API int nbdaio_connect_unix (struct nbdaio_handle *h,
+                                    const char *path);
+/* port may be NULL (10809). */
+NBDAIO_API int nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
+                                   const char *port);
+/* Run the handshake over an already connected stream socket, which the
+ * handle then owns (it is closed by nbdaio_close, also on failure). */
+NBDAIO_API int nbdaio_connect_socket (struct nbdaio_handle *h, int fd);
+
+/* ---- what the handshake found (valid after connecting) ---------------- */
+
+/* Each returns -1 (EINVAL) if the handle is not connected. */
+NBDAIO_API int64_t nbdaio_get_size (struct nbdaio_handle *h);
+/* The export name (as the server named it, else as requested). */
+NBDAIO_API const char *nbdaio_get_export_name (struct nbdaio_handle *h);
+/* The description, or NULL when the server sent none. */
+NBDAIO_API const char *nbdaio_get_export_description (struct nbdaio_handle *h);
+/* "newstyle-fixed", "newstyle" or "oldstyle". */
+NBDAIO_API const char *nbdaio_get_protocol (struct nbdaio_handle *h);
+/* 1 / 0 / -1 */
+NBDAIO_API int nbdaio_is_read_only (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_write (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_flush (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_fua (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_trim (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_zero (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_fast_zero (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_cache (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_df (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_can_multi_conn (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_is_rotational (struct nbdaio_handle *h);
+/* 1 if block status can be queried (a meta context was negotiated). */
+NBDAIO_API int nbdaio_can_block_status (struct nbdaio_handle *h);
+/* The advertised block size (NBDAIO_SIZE_*), 0 if the server advertised
+ * none, -1 on error. */
+NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
+/* The largest read/write payload this handle sends (advertised maximum, else
+ * 32 MiB capped by the export size). */
+NBDAIO_API int64_t nbdaio_get_max_payload (struct nbdaio_handle *h);
+/* 1 if structured replies were negotiated. */
+NBDAIO_API int nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h);
+/* The negotiated meta context name, or NULL if none. */
+NBDAIO_API const char *nbdaio_get_meta_context (struct nbdaio_handle *h);
+/* The raw 16-bit handshake and transmission flags. */
+NBDAIO_API int nbdaio_get_handshake_flags (struct nbdaio_handle *h);
+NBDAIO_API int nbdaio_get_transmission_flags (struct nbdaio_handle *h);
+
+/* 1 while the handle can issue commands, 0 otherwise. */
+NBDAIO_API int nbdaio_is_connected (struct nbdaio_handle *h);
+/* Why the connection ended (protocol violation naming its rule, EOF, ...),
+ * or NULL while it is alive or when it was closed cleanly. */
+NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
+
+/* ---- asynchronous commands ------------------------------------------- */
+
+/* Each queues one command and returns its cookie (>= 1, unique per handle)
+ * or -1.  Errors: ENOTCONN (not connected / connection dead), EAGAIN (max in
+ * flight reached), EINVAL (zero length, out of bounds, unaligned, flag not
+ * allowed or not advertised, command not advertised), EPERM (write to a
+ * read-only export), ERANGE (payload above the maximum), ESHUTDOWN (server
+ * asked to shut down).  Queued commands leave in one batched write at the
+ * latest at the next nbdaio_aio_submit, nbdaio_aio_notify_write,
+ * nbdaio_aio_notify_read or nbdaio_poll.  Buffers must stay valid until the
+ * command completes. */
+NBDAIO_API int64_t nbdaio_aio_pread (struct nbdaio_handle *h, void *buf,
+                                     size_t count, uint64_t offset,
+                                     nbdaio_completion_callback completion,
+                                     uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_pread_structured (struct nbdaio_handle *h,
+                                                void *buf, size_t count,
+                                                uint64_t offset,
+                                                nbdaio_chunk_callback chunk,
+                                                nbdaio_completion_callback completion,
+                                                uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_pwrite (struct nbdaio_handle *h,
+                                      const void *buf, size_t count,
+                                      uint64_t offset,
+                                      nbdaio_completion_callback completion,
+                                      uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_trim (struct nbdaio_handle *h, uint64_t count,
+                                    uint64_t offset,
+                                    nbdaio_completion_callback completion,
+                                    uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_zero (struct nbdaio_handle *h, uint64_t count,
+                                    uint64_t offset,
+                                    nbdaio_completion_callback completion,
+                                    uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_cache (struct nbdaio_handle *h, uint64_t count,
+                                     uint64_t offset,
+                                     nbdaio_completion_callback completion,
+                                     uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_flush (struct nbdaio_handle *h,
+                                     nbdaio_completion_callback completion,
+                                     uint32_t flags);
+NBDAIO_API int64_t nbdaio_aio_block_status (struct nbdaio_handle *h,
+                                            uint64_t count, uint64_t offset,
+                                            nbdaio_extent_callback extent,
+                                            nbdaio_completion_callback completion,
+                                            uint32_t flags);
+
+/* Graceful disconnect: no new commands are accepted; NBD_CMD_DISC is sent
+ * once every in-flight command has completed (drive it with nbdaio_poll).
+ * Returns 0 or -1. */
+NBDAIO_API int nbdaio_aio_disconnect (struct nbdaio_handle *h);
+
+/* Retire a command: 1 if it completed successfully (the cookie is then
+ * forgotten), 0 if still in flight, -1 if it failed (errno and message of
+ * the command; the cookie is forgotten) or the cookie is unknown (EINVAL). */
+NBDAIO_API int nbdaio_aio_command_completed (struct nbdaio_handle *h,
+                                             int64_t cookie);
+/* The cookie of a completed, not yet retired command, 0 if none has
+ * completed yet, -1 (EINVAL) if no command is in flight or awaiting
+ * retirement. */
+NBDAIO_API int64_t nbdaio_aio_peek_command_completed (struct nbdaio_handle *h);
+/* Number of commands issued and not yet completed (queued or sent). */
+NBDAIO_API int nbdaio_aio_in_flight (struct nbdaio_handle *h);
+
+/* ---- event loop integration ------------------------------------------ */
+
+/* The socket to poll, or -1 if not connected. */
+NBDAIO_API int nbdaio_get_fd (struct nbdaio_handle *h);
+/* NBDAIO_DIRECTION_READ while commands await replies, | WRITE while queued
+ * bytes wait to be sent. */
+NBDAIO_API unsigned nbdaio_aio_get_direction (struct nbdaio_handle *h);
+/* Send queued commands now, in as few system calls as the socket allows.
+ * Returns the number of commands whose request fully left, or -1. */
+NBDAIO_API int nbdaio_aio_submit (struct nbdaio_handle *h);
+/* The socket is readable: read and dispatch every reply available without
+ * blocking.  Returns 0 or -1 (connection died; commands were failed). */
+NBDAIO_API int nbdaio_aio_notify_read (struct nbdaio_handle *h);
+/* The socket is writable: continue sending.  Returns 0 or -1. */
+NBDAIO_API int nbdaio_aio_notify_write (struct nbdaio_handle *h);
+/* Submit, wait up to timeout_ms (-1 = forever) for the socket and handle
+ * what arrived.  Returns 1 if progress was made, 0 on timeout, -1 on
+ * error. */
+NBDAIO_API int nbdaio_poll (struct nbdaio_handle *h, int timeout_ms);
+
+/* ---- synchronous wrappers ------------------------------------------- */
+
+/* Each issues the command and polls until it completes.  Return 0 or -1
+ * with the command's (or the connection's) error. */
+NBDAIO_API int nbdaio_pread (struct nbdaio_handle *h, void *buf, size_t count,
+                             uint64_t offset, uint32_t flags);
+NBDAIO_API int nbdaio_pread_structured (struct nbdaio_handle *h, void *buf,
+                                        size_t count, uint64_t offset,
+                                        nbdaio_chunk_callback chunk,
+                                        uint32_t flags);
+NBDAIO_API int nbdaio_pwrite (struct nbdaio_handle *h, const void *buf,
+                              size_t count, uint64_t offset, uint32_t flags);
+NBDAIO_API int nbdaio_trim (struct nbdaio_handle *h, uint64_t count,
+                            uint64_t offset, uint32_t flags);
+NBDAIO_API int nbdaio_zero (struct nbdaio_handle *h, uint64_t count,
+                            uint64_t offset, uint32_t flags);
+NBDAIO_API int nbdaio_cache (struct nbdaio_handle *h, uint64_t count,
+                             uint64_t offset, uint32_t flags);
+NBDAIO_API int nbdaio_flush (struct nbdaio_handle *h, uint32_t flags);
+NBDAIO_API int nbdaio_block_status (struct nbdaio_handle *h, uint64_t count,
+                                    uint64_t offset,
+                                    nbdaio_extent_callback extent,
+                                    uint32_t flags);
+/* Drain in-flight commands, send NBD_CMD_DISC and close the socket.  The
+ * handle stays allocated (free it with nbdaio_close).  Returns 0 or -1. */
+NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NBDAIO_H */

@@ -1,0 +1,143 @@
+/* proto.h - the NBD wire format: every protocol constant (the one place it
+ * is defined; command flags live in nbdaio.h as NBDAIO_CMD_FLAG_*), the
+ * fixed message sizes and big-endian load/store helpers.  Internal. */
+#ifndef NBDAIO_PROTO_H
+#define NBDAIO_PROTO_H
+
+#include <stdint.h>
+#include <string.h>
+#include <endian.h>
+
+/* handshake magics */
+#define NBD_MAGIC_INIT          UINT64_C(0x4e42444d41474943) /* "NBDMAGIC" */
+#define NBD_MAGIC_OPT           UINT64_C(0x49484156454F5054) /* "IHAVEOPT" */
+#define NBD_MAGIC_OLDSTYLE      UINT64_C(0x0000420281861253)
+#define NBD_MAGIC_OPT_REPLY     UINT64_C(0x0003e889045565a9)
+
+/* handshake flags (server) and client flags */
+#define NBD_FLAG_FIXED_NEWSTYLE (1u << 0)
+#define NBD_FLAG_NO_ZEROES      (1u << 1)
+#define NBD_HANDSHAKE_FLAGS_KNOWN (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES)
+
+/* transmission flags */
+#define NBD_FLAG_HAS_FLAGS        (1u << 0)
+#define NBD_FLAG_READ_ONLY        (1u << 1)
+#define NBD_FLAG_SEND_FLUSH       (1u << 2)
+#define NBD_FLAG_SEND_FUA         (1u << 3)
+#define NBD_FLAG_ROTATIONAL       (1u << 4)
+#define NBD_FLAG_SEND_TRIM        (1u << 5)
+#define NBD_FLAG_SEND_WRITE_ZEROES (1u << 6)
+#define NBD_FLAG_SEND_DF          (1u << 7)
+#define NBD_FLAG_CAN_MULTI_CONN   (1u << 8)
+#define NBD_FLAG_SEND_RESIZE      (1u << 9)
+#define NBD_FLAG_SEND_CACHE       (1u << 10)
+#define NBD_FLAG_SEND_FAST_ZERO   (1u << 11)
+
+/* options */
+#define NBD_OPT_EXPORT_NAME       1
+#define NBD_OPT_ABORT             2
+#define NBD_OPT_LIST              3
+#define NBD_OPT_STARTTLS          5
+#define NBD_OPT_INFO              6
+#define NBD_OPT_GO                7
+#define NBD_OPT_STRUCTURED_REPLY  8
+#define NBD_OPT_LIST_META_CONTEXT 9
+#define NBD_OPT_SET_META_CONTEXT  10
+
+/* option reply types */
+#define NBD_REP_ACK               1
+#define NBD_REP_SERVER            2
+#define NBD_REP_INFO              3
+#define NBD_REP_META_CONTEXT      4
+#define NBD_REP_FLAG_ERROR        (UINT32_C(1) << 31)
+#define NBD_REP_ERR_UNSUP         (NBD_REP_FLAG_ERROR | 1)
+#define NBD_REP_ERR_POLICY        (NBD_REP_FLAG_ERROR | 2)
+#define NBD_REP_ERR_INVALID       (NBD_REP_FLAG_ERROR | 3)
+#define NBD_REP_ERR_PLATFORM      (NBD_REP_FLAG_ERROR | 4)
+#define NBD_REP_ERR_TLS_REQD      (NBD_REP_FLAG_ERROR | 5)
+#define NBD_REP_ERR_UNKNOWN       (NBD_REP_FLAG_ERROR | 6)
+#define NBD_REP_ERR_SHUTDOWN      (NBD_REP_FLAG_ERROR | 7)
+#define NBD_REP_ERR_BLOCK_SIZE_REQD (NBD_REP_FLAG_ERROR | 8)
+#define NBD_REP_ERR_TOO_BIG       (NBD_REP_FLAG_ERROR | 9)
+#define NBD_REP_ERR_EXT_HEADER_REQD (NBD_REP_FLAG_ERROR | 10)
+
+/* NBD_OPT_INFO / NBD_OPT_GO information types */
+#define NBD_INFO_EXPORT           0
+#define NBD_INFO_NAME             1
+#define NBD_INFO_DESCRIPTION      2
+#define NBD_INFO_BLOCK_SIZE       3
+
+/* commands */
+#define NBD_CMD_READ              0
+#define NBD_CMD_WRITE             1
+#define NBD_CMD_DISC              2
+#define NBD_CMD_FLUSH             3
+#define NBD_CMD_TRIM              4
+#define NBD_CMD_CACHE             5
+#define NBD_CMD_WRITE_ZEROES      6
+#define NBD_CMD_BLOCK_STATUS      7
+
+/* transmission magics */
+#define NBD_MAGIC_REQUEST         UINT32_C(0x25609513)
+#define NBD_MAGIC_SIMPLE_REPLY    UINT32_C(0x67446698)
+#define NBD_MAGIC_STRUCTURED_REPLY UINT32_C(0x668e33ef)
+
+/* structured reply flags and chunk types */
+#define NBD_REPLY_FLAG_DONE       (1u << 0)
+#define NBD_REPLY_TYPE_NONE       0
+#define NBD_REPLY_TYPE_OFFSET_DATA 1
+#define NBD_REPLY_TYPE_OFFSET_HOLE 2
+#define NBD_REPLY_TYPE_BLOCK_STATUS 5
+#define NBD_REPLY_TYPE_ERROR_BIT  (1u << 15)
+#define NBD_REPLY_TYPE_ERROR      (NBD_REPLY_TYPE_ERROR_BIT | 1)
+#define NBD_REPLY_TYPE_ERROR_OFFSET (NBD_REPLY_TYPE_ERROR_BIT | 2)
+
+/* error values on the wire */
+#define NBD_EPERM      1
+#define NBD_EIO        5
+#define NBD_ENOMEM     12
+#define NBD_EINVAL     22
+#define NBD_ENOSPC     28
+#define NBD_EOVERFLOW  75
+#define NBD_ENOTSUP    95
+#define NBD_ESHUTDOWN  108
+
+/* sizes */
+#define NBD_OLDSTYLE_REST_LEN     (8 + 4 + 124)  /* after the two magics */
+#define NBD_EXPORT_NAME_REPLY_LEN (8 + 2)        /* then 124 zeroes */
+#define NBD_ZEROES_LEN            124
+#define NBD_OPT_HDR_LEN           16             /* magic, option, length */
+#define NBD_OPT_REPLY_HDR_LEN     20             /* magic, opt, type, len */
+#define NBD_REQUEST_LEN           28
+#define NBD_SIMPLE_REPLY_LEN      16
+#define NBD_STRUCTURED_REPLY_LEN  20
+#define NBD_INFO_EXPORT_LEN       12
+#define NBD_INFO_BLOCK_SIZE_LEN   14
+#define NBD_MAX_STRING            4096           /* names, descriptions */
+#define NBD_DEFAULT_MAX_PAYLOAD   (32u * 1024 * 1024)
+#define NBD_MAX_BLOCK_SIZE_MINIMUM (64u * 1024)
+#define NBD_DEFAULT_PORT          "10809"
+
+/* big-endian loads and stores on unaligned bytes */
+static inline uint16_t wire_get16 (const void *p)
+{ uint16_t v; memcpy (&v, p, 2); return be16toh (v); }
+static inline uint32_t wire_get32 (const void *p)
+{ uint32_t v; memcpy (&v, p, 4); return be32toh (v); }
+static inline uint64_t wire_get64 (const void *p)
+{ uint64_t v; memcpy (&v, p, 8); return be64toh (v); }
+static inline void wire_put16 (void *p, uint16_t v)
+{ v = htobe16 (v); memcpy (p, &v, 2); }
+static inline void wire_put32 (void *p, uint32_t v)
+{ v = htobe32 (v); memcpy (p, &v, 4); }
+static inline void wire_put64 (void *p, uint64_t v)
+{ v = htobe64 (v); memcpy (p, &v, 8); }
+
+/* Names for tracing and error messages ("NBD_OPT_GO", ...); never NULL. */
+const char *proto_option_name (uint32_t opt);
+const char *proto_reply_name (uint32_t reply);
+const char *proto_cmd_name (uint16_t type);
+const char *proto_chunk_name (uint16_t type);
+/* Map an NBD wire error to errno; values outside the spec become EINVAL. */
+int proto_errno_from_wire (uint32_t err);
+
+#endif /* NBDAIO_PROTO_H */
