@@ -1,0 +1,62 @@
+/* error.c - the thread-local last error behind nbdaio_get_error and
+ * nbdaio_get_errno. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nbdaio.h"
+#include "error.h"
+
+#define ERROR_MAX 1024
+
+static __thread char last_msg[ERROR_MAX];
+static __thread int last_errno;
+static __thread int have_error;
+
+int
+set_error (int errnum, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (last_msg, sizeof last_msg, fmt, ap);
+  va_end (ap);
+  last_errno = errnum;
+  have_error = 1;
+  errno = errnum;
+  return -1;
+}
+
+void
+error_prefix (const char *what)
+{
+  char tmp[ERROR_MAX];
+
+  snprintf (tmp, sizeof tmp, "%s: %s", what, have_error ? last_msg : "");
+  memcpy (last_msg, tmp, sizeof last_msg);
+}
+
+const char *
+nbdaio_get_error (void)
+{
+  return have_error ? last_msg : NULL;
+}
+
+int
+nbdaio_get_errno (void)
+{
+  return have_error ? last_errno : 0;
+}
+
+int
+set_violation (const char *rule, const char *fmt, ...)
+{
+  char detail[ERROR_MAX - 64];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (detail, sizeof detail, fmt, ap);
+  va_end (ap);
+  return set_error (EPROTO, "protocol violation [%s]: %s", rule, detail);
+}

@@ -1,0 +1,19 @@
+/* error.h - the thread-local "last error" of libnbdaio (message + errno).
+ * Internal. */
+#ifndef NBDAIO_ERROR_H
+#define NBDAIO_ERROR_H
+
+/* Record errnum and a printf-style message as this thread's last error.
+ * Always returns -1 so callers can write `return set_error (...)`. */
+int set_error (int errnum, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+
+/* Prefix the current message with "what: " (keeps the errno). */
+void error_prefix (const char *what);
+
+/* Record a protocol violation by the server as the last error (EPROTO):
+ * "protocol violation [rule]: detail".  rule is the short tag of a rule in
+ * design.md section 6 (e.g. "reply-cookie").  Returns -1. */
+int set_violation (const char *rule, const char *fmt, ...)
+  __attribute__((format (printf, 2, 3)));
+#endif

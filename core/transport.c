@@ -1,0 +1,229 @@
+/* transport.c - plain socket transport: non-blocking unix and TCP connects
+ * with a timeout, vectored send (MSG_NOSIGNAL: a dead server is an error,
+ * never SIGPIPE) and receive. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "transport.h"
+
+int64_t
+transport_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static ssize_t
+sock_readv (struct transport *t, const struct iovec *iov, int n)
+{
+  if (n == 1)
+    return recv (t->fd, iov[0].iov_base, iov[0].iov_len, 0);
+  return readv (t->fd, iov, n);
+}
+
+static ssize_t
+sock_writev (struct transport *t, const struct iovec *iov, int n)
+{
+  struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = n };
+
+  return sendmsg (t->fd, &msg, MSG_NOSIGNAL);
+}
+
+int
+transport_adopt (struct transport *t, int fd)
+{
+  int fl = fcntl (fd, F_GETFL);
+
+  t->fd = fd;
+  t->readv = sock_readv;
+  t->writev = sock_writev;
+  if (fl == -1 || fcntl (fd, F_SETFL, fl | O_NONBLOCK) == -1)
+    return set_error (errno, "cannot make socket non-blocking: %s",
+                      strerror (errno));
+  return 0;
+}
+
+void
+transport_close (struct transport *t)
+{
+  if (t->fd >= 0)
+    close (t->fd);
+  t->fd = -1;
+}
+
+/* Wait for a non-blocking connect on fd to finish. */
+static int
+wait_connect (int fd, unsigned timeout_ms, const char *target)
+{
+  struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+  int r, err = 0;
+  socklen_t len = sizeof err;
+
+  do
+    r = poll (&pfd, 1, timeout_ms ? (int) timeout_ms : -1);
+  while (r == -1 && errno == EINTR);
+  if (r == 0)
+    return set_error (ETIMEDOUT, "connecting to %s: timed out after %u ms",
+                      target, timeout_ms);
+  if (r == -1 || getsockopt (fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+    return set_error (errno, "connecting to %s: %s", target, strerror (errno));
+  if (err)
+    return set_error (err, "connecting to %s: %s", target, strerror (err));
+  return 0;
+}
+
+static int
+connect_addr (int domain, const struct sockaddr *sa, socklen_t salen,
+              unsigned timeout_ms, const char *target)
+{
+  int fd = socket (domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+  if (fd == -1)
+    return set_error (errno, "socket: %s", strerror (errno));
+  if (connect (fd, sa, salen) == -1) {
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+      int e = errno;
+      close (fd);
+      return set_error (e, "connecting to %s: %s", target, strerror (e));
+    }
+    if (wait_connect (fd, timeout_ms, target) == -1) {
+      close (fd);
+      return -1;
+    }
+  }
+  return fd;
+}
+
+int
+transport_connect_unix (struct transport *t, const char *path,
+                        unsigned timeout_ms)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd;
+
+  if (!path || !*path)
+    return set_error (EINVAL, "unix socket path is empty");
+  if (strlen (path) >= sizeof sun.sun_path)
+    return set_error (ENAMETOOLONG, "unix socket path is longer than %zu "
+                      "bytes: %s", sizeof sun.sun_path - 1, path);
+  strcpy (sun.sun_path, path);
+  fd = connect_addr (AF_UNIX, (struct sockaddr *) &sun, sizeof sun,
+                     timeout_ms, path);
+  if (fd == -1)
+    return -1;
+  return transport_adopt (t, fd);
+}
+
+int
+transport_connect_tcp (struct transport *t, const char *host,
+                       const char *port, unsigned timeout_ms)
+{
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+  struct addrinfo *res, *ai;
+  char target[512];
+  int r, fd = -1, one = 1;
+
+  if (!host || !*host)
+    return set_error (EINVAL, "TCP host is empty");
+  if (!port)
+    port = "10809";
+  snprintf (target, sizeof target, "%s port %s", host, port);
+  r = getaddrinfo (host, port, &hints, &res);
+  if (r != 0)
+    return set_error (r == EAI_SYSTEM ? errno : EHOSTUNREACH,
+                      "cannot resolve %s: %s", target, gai_strerror (r));
+  for (ai = res; ai; ai = ai->ai_next) {
+    fd = connect_addr (ai->ai_family, ai->ai_addr, ai->ai_addrlen,
+                       timeout_ms, target);
+    if (fd >= 0)
+      break;
+  }
+  freeaddrinfo (res);
+  if (fd == -1)
+    return -1;
+  setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return transport_adopt (t, fd);
+}
+
+/* Wait for events on t before the deadline. */
+static int
+wait_ready (struct transport *t, short events, int64_t deadline)
+{
+  struct pollfd pfd = { .fd = t->fd, .events = events };
+  int r, ms;
+
+  for (;;) {
+    ms = -1;
+    if (deadline) {
+      int64_t left = deadline - transport_now_ms ();
+      if (left <= 0)
+        return set_error (ETIMEDOUT, "timed out waiting for the server "
+                          "during the handshake");
+      ms = left > 1000000 ? 1000000 : (int) left;
+    }
+    r = poll (&pfd, 1, ms);
+    if (r > 0)
+      return 0;
+    if (r == -1 && errno != EINTR)
+      return set_error (errno, "poll: %s", strerror (errno));
+  }
+}
+
+int
+transport_read_full (struct transport *t, void *buf, size_t len,
+                     int64_t deadline)
+{
+  while (len > 0) {
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    ssize_t r = t->readv (t, &iov, 1);
+    if (r > 0) {
+      buf = (char *) buf + r;
+      len -= r;
+    }
+    else if (r == 0)
+      return set_error (ENOTCONN, "server closed the connection");
+    else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (wait_ready (t, POLLIN, deadline) == -1)
+        return -1;
+    }
+    else if (errno != EINTR)
+      return set_error (errno, "reading from server: %s", strerror (errno));
+  }
+  return 0;
+}
+
+int
+transport_write_full (struct transport *t, const void *buf, size_t len,
+                      int64_t deadline)
+{
+  while (len > 0) {
+    struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+    ssize_t r = t->writev (t, &iov, 1);
+    if (r >= 0) {
+      buf = (const char *) buf + r;
+      len -= r;
+    }
+    else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (wait_ready (t, POLLOUT, deadline) == -1)
+        return -1;
+    }
+    else if (errno == EPIPE || errno == ECONNRESET)
+      return set_error (ENOTCONN, "server closed the connection");
+    else if (errno != EINTR)
+      return set_error (errno, "writing to server: %s", strerror (errno));
+  }
+  return 0;
+}

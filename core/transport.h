@@ -1,0 +1,40 @@
+/* transport.h - the byte stream under the protocol: connecting sockets with
+ * a timeout and the send/receive calls the handshake and the engine use.
+ * Non-blocking throughout.  Internal. */
+#ifndef NBDAIO_TRANSPORT_H
+#define NBDAIO_TRANSPORT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct transport {
+  int fd;                      /* -1 when closed */
+  /* Each returns bytes moved, 0 on EOF (receive only), or -1 with errno
+   * (EAGAIN when the socket is not ready). */
+  ssize_t (*readv) (struct transport *t, const struct iovec *iov, int n);
+  ssize_t (*writev) (struct transport *t, const struct iovec *iov, int n);
+};
+
+/* Milliseconds on a monotonic clock, for deadlines. */
+int64_t transport_now_ms (void);
+
+/* Connect to a unix socket / TCP host:port within timeout_ms (0 = none) and
+ * set up *t.  Return 0 or -1 with an error naming the target. */
+int transport_connect_unix (struct transport *t, const char *path,
+                            unsigned timeout_ms);
+int transport_connect_tcp (struct transport *t, const char *host,
+                           const char *port, unsigned timeout_ms);
+/* Adopt an already connected socket (made non-blocking). */
+int transport_adopt (struct transport *t, int fd);
+void transport_close (struct transport *t);
+
+/* Blocking helpers for the handshake: move exactly len bytes before the
+ * deadline (a transport_now_ms value, or 0 for none).  Return 0, or -1 with
+ * errno ETIMEDOUT / ENOTCONN (EOF) / the socket error, and a message. */
+int transport_read_full (struct transport *t, void *buf, size_t len,
+                         int64_t deadline);
+int transport_write_full (struct transport *t, const void *buf, size_t len,
+                          int64_t deadline);
+
+#endif

@@ -1,0 +1,248 @@
+/* examples/info.c - nbdaio-info: connect to an NBD URI and print everything
+ * the handshake found (human-readable "key: value" lines or JSON).
+ *
+ * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+#include <inttypes.h>
+
+#include "nbdaio.h"
+
+enum kind { K_STR, K_INT, K_BOOL, K_HEX };
+
+struct field {
+  const char *key;
+  enum kind kind;
+  const char *s;      /* K_STR (NULL = not present) */
+  int64_t n;          /* K_INT, K_BOOL, K_HEX */
+};
+
+#define MAX_FIELDS 40
+
+static struct field fields[MAX_FIELDS];
+static int nfields;
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+           "usage: nbdaio-info [--json] URI\n"
+           "Connect to an NBD server and print what the handshake found.\n"
+           "  URI      nbd://host[:port][/export] or\n"
+           "           nbd+unix:///[export]?socket=PATH\n"
+           "  --json   print one JSON object instead of key: value lines\n"
+           "  --help   print this help\n");
+}
+
+static void
+add (const char *key, enum kind kind, const char *s, int64_t n)
+{
+  if (nfields == MAX_FIELDS) {
+    fprintf (stderr, "nbdaio-info: internal error: too many fields\n");
+    exit (1);
+  }
+  fields[nfields++] = (struct field) { key, kind, s, n };
+}
+
+static void
+die_lib (const char *what)
+{
+  const char *msg = nbdaio_get_error ();
+  fprintf (stderr, "nbdaio-info: %s: %s\n", what, msg ? msg : "unknown error");
+  exit (1);
+}
+
+/* Query a 1/0/-1 capability and record it as a boolean. */
+static void
+add_bool (struct nbdaio_handle *h, const char *key,
+          int (*query) (struct nbdaio_handle *))
+{
+  int r = query (h);
+  if (r == -1)
+    die_lib (key);
+  add (key, K_BOOL, NULL, r);
+}
+
+static void
+add_int (const char *key, int64_t v)
+{
+  if (v == -1)
+    die_lib (key);
+  add (key, K_INT, NULL, v);
+}
+
+/* Print a JSON string literal, escaping what RFC 8259 requires. */
+static void
+json_string (const char *s)
+{
+  putchar ('"');
+  for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+    switch (*p) {
+    case '"':  fputs ("\\\"", stdout); break;
+    case '\\': fputs ("\\\\", stdout); break;
+    case '\n': fputs ("\\n", stdout); break;
+    case '\r': fputs ("\\r", stdout); break;
+    case '\t': fputs ("\\t", stdout); break;
+    case '\b': fputs ("\\b", stdout); break;
+    case '\f': fputs ("\\f", stdout); break;
+    default:
+      if (*p < 0x20 || *p == 0x7f)
+        printf ("\\u%04x", *p);
+      else
+        putchar (*p);
+    }
+  }
+  putchar ('"');
+}
+
+static void
+print_json (void)
+{
+  printf ("{\n");
+  for (int i = 0; i < nfields; i++) {
+    const struct field *f = &fields[i];
+    printf ("  ");
+    json_string (f->key);
+    printf (": ");
+    switch (f->kind) {
+    case K_STR:
+      if (f->s)
+        json_string (f->s);
+      else
+        printf ("null");
+      break;
+    case K_BOOL: printf ("%s", f->n ? "true" : "false"); break;
+    case K_INT:
+    case K_HEX:  printf ("%" PRId64, f->n); break;
+    }
+    printf ("%s\n", i + 1 < nfields ? "," : "");
+  }
+  printf ("}\n");
+}
+
+/* Human output: control characters in server strings are shown as '?'. */
+static void
+print_human (void)
+{
+  int width = 0;
+  for (int i = 0; i < nfields; i++) {
+    int len = (int) strlen (fields[i].key);
+    if (len > width)
+      width = len;
+  }
+  for (int i = 0; i < nfields; i++) {
+    const struct field *f = &fields[i];
+    /* "key:" then padding so that every value starts in the same column */
+    printf ("%s:%*s ", f->key, width - (int) strlen (f->key), "");
+    switch (f->kind) {
+    case K_STR:
+      if (!f->s)
+        printf ("(none)");
+      else
+        for (const unsigned char *p = (const unsigned char *) f->s; *p; p++)
+          putchar (*p < 0x20 || *p == 0x7f ? '?' : *p);
+      break;
+    case K_BOOL: printf ("%s", f->n ? "yes" : "no"); break;
+    case K_INT:  printf ("%" PRId64, f->n); break;
+    case K_HEX:  printf ("0x%04" PRIx64, f->n); break;
+    }
+    putchar ('\n');
+  }
+}
+
+int
+main (int argc, char *argv[])
+{
+  const char *uri = NULL;
+  int json = 0;
+
+  for (int i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+      usage (stdout);
+      return 0;
+    }
+    else if (strcmp (argv[i], "--json") == 0)
+      json = 1;
+    else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+      fprintf (stderr, "nbdaio-info: unknown option '%s'\n", argv[i]);
+      usage (stderr);
+      return 1;
+    }
+    else if (uri) {
+      fprintf (stderr, "nbdaio-info: more than one URI given ('%s')\n",
+               argv[i]);
+      usage (stderr);
+      return 1;
+    }
+    else
+      uri = argv[i];
+  }
+  if (!uri) {
+    fprintf (stderr, "nbdaio-info: no URI given\n");
+    usage (stderr);
+    return 1;
+  }
+
+  struct nbdaio_handle *h = nbdaio_create ();
+  if (!h)
+    die_lib ("nbdaio_create");
+  if (nbdaio_connect_uri (h, uri) == -1) {
+    const char *msg = nbdaio_get_error ();
+    fprintf (stderr, "nbdaio-info: cannot connect to %s: %s\n", uri,
+             msg ? msg : "unknown error");
+    nbdaio_close (h);
+    return 1;
+  }
+
+  add ("uri", K_STR, uri, 0);
+  add ("protocol", K_STR, nbdaio_get_protocol (h), 0);
+  add ("export_name", K_STR, nbdaio_get_export_name (h), 0);
+  add ("description", K_STR, nbdaio_get_export_description (h), 0);
+  add_int ("size", nbdaio_get_size (h));
+  add_bool (h, "read_only", nbdaio_is_read_only);
+  add_bool (h, "can_write", nbdaio_can_write);
+  add_bool (h, "can_flush", nbdaio_can_flush);
+  add_bool (h, "can_fua", nbdaio_can_fua);
+  add_bool (h, "can_trim", nbdaio_can_trim);
+  add_bool (h, "can_zero", nbdaio_can_zero);
+  add_bool (h, "can_fast_zero", nbdaio_can_fast_zero);
+  add_bool (h, "can_cache", nbdaio_can_cache);
+  add_bool (h, "can_df", nbdaio_can_df);
+  add_bool (h, "can_multi_conn", nbdaio_can_multi_conn);
+  add_bool (h, "is_rotational", nbdaio_is_rotational);
+  add_bool (h, "can_block_status", nbdaio_can_block_status);
+  add_int ("block_size_minimum",
+           nbdaio_get_block_size (h, NBDAIO_SIZE_MINIMUM));
+  add_int ("block_size_preferred",
+           nbdaio_get_block_size (h, NBDAIO_SIZE_PREFERRED));
+  add_int ("block_size_maximum",
+           nbdaio_get_block_size (h, NBDAIO_SIZE_MAXIMUM));
+  add_int ("max_payload", nbdaio_get_max_payload (h));
+  add_bool (h, "structured_replies",
+            nbdaio_get_structured_replies_negotiated);
+  add ("meta_context", K_STR, nbdaio_get_meta_context (h), 0);
+
+  int hf = nbdaio_get_handshake_flags (h);
+  if (hf == -1)
+    die_lib ("handshake_flags");
+  add ("handshake_flags", K_HEX, NULL, hf);
+  int tf = nbdaio_get_transmission_flags (h);
+  if (tf == -1)
+    die_lib ("transmission_flags");
+  add ("transmission_flags", K_HEX, NULL, tf);
+
+  if (json)
+    print_json ();
+  else
+    print_human ();
+
+  /* Leave politely; a failure here does not change what we printed. */
+  if (nbdaio_shutdown (h) == -1)
+    fprintf (stderr, "nbdaio-info: warning: disconnect: %s\n",
+             nbdaio_get_error ());
+  nbdaio_close (h);
+  return fflush (stdout) == 0 ? 0 : 1;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# tests/deps.sh - install the Debian packages the build, the examples and the
+# test suite need (idempotent; quiet when everything is present).  Run as
+# root on Debian bookworm.
+set -euo pipefail
+
+pkgs=(
+  build-essential meson ninja-build pkg-config
+  libgnutls28-dev libinih-dev libcmocka-dev
+  nbdkit qemu-utils nbd-server libnbd-bin gnutls-bin
+  fio python3 valgrind strace
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps.sh: installing ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages and not root: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
