@@ -31,10 +31,17 @@ set_error (int errnum, const char *fmt, ...)
 void
 error_prefix (const char *what)
 {
-  char tmp[ERROR_MAX];
+  size_t n = strlen (what), len = have_error ? strlen (last_msg) : 0;
 
-  snprintf (tmp, sizeof tmp, "%s: %s", what, have_error ? last_msg : "");
-  memcpy (last_msg, tmp, sizeof last_msg);
+  if (n + 2 >= ERROR_MAX)
+    return;
+  if (len > ERROR_MAX - 1 - n - 2)
+    len = ERROR_MAX - 1 - n - 2;
+  memmove (last_msg + n + 2, last_msg, len);
+  memcpy (last_msg, what, n);
+  memcpy (last_msg + n, ": ", 2);
+  last_msg[n + 2 + len] = '\0';
+  have_error = 1;
 }
 
 const char *

@@ -210,7 +210,7 @@ parse_query (const char *s, struct nbdaio_uri *u)
 static int
 uri_parse_parts (const char *uri, struct nbdaio_uri *u)
 {
-  const char *rest, *path, *query;
+  const char *rest = NULL, *path, *query;
 
   if (parse_scheme (uri, u, &rest) == -1)
     return -1;

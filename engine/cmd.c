@@ -1,0 +1,208 @@
+/* cmd.c - command slots: allocation from a free stack, completion (the one
+ * place callbacks run and are freed), retirement, and the public calls that
+ * ask about completed commands.  Everything here is O(1) per command. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "internal.h"
+
+int
+cmd_slots_init (struct nbdaio_handle *h)
+{
+  uint32_t n = h->max_in_flight;
+
+  h->cmds = calloc (n, sizeof *h->cmds);
+  h->free_stack = malloc (n * sizeof *h->free_stack);
+  if (!h->cmds || !h->free_stack)
+    return set_error (ENOMEM, "out of memory allocating %u command slots", n);
+  h->ncmds = n;
+  for (uint32_t i = 0; i < n; i++)
+    h->free_stack[i] = n - 1 - i;
+  h->nfree = n;
+  h->next_seq = 1;
+  h->done_head = h->done_tail = CMD_NONE;
+  return 0;
+}
+
+void
+cmd_slots_free (struct nbdaio_handle *h)
+{
+  free (h->cmds);
+  free (h->free_stack);
+  h->cmds = NULL;
+  h->free_stack = NULL;
+  h->ncmds = h->nfree = 0;
+}
+
+struct nbdaio_cmd *
+cmd_alloc (struct nbdaio_handle *h)
+{
+  struct nbdaio_cmd *cmd;
+  uint32_t idx;
+
+  if (h->nfree == 0) {
+    set_error (EAGAIN, "too many commands: %u in flight and %u completed but "
+               "not retired (limit %u, see nbdaio_set_max_in_flight)",
+               h->in_flight, h->ncmds - h->in_flight, h->ncmds);
+    return NULL;
+  }
+  idx = h->free_stack[--h->nfree];
+  cmd = &h->cmds[idx];
+  cmd->cookie = (h->next_seq++ << CMD_SLOT_BITS) | idx;
+  cmd->error = 0;
+  cmd->covered = 0;
+  cmd->nruns = 0;
+  cmd->runs_lost = false;
+  cmd->got_block_status = false;
+  return cmd;
+}
+
+static uint32_t
+cmd_index (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  return (uint32_t) (cmd - h->cmds);
+}
+
+static void
+cmd_retire (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  cmd->last_cookie = cmd->cookie;
+  cmd->cookie = 0;
+  cmd->state = CMD_FREE;
+  h->free_stack[h->nfree++] = cmd_index (h, cmd);
+}
+
+static void
+done_list_add (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  uint32_t idx = cmd_index (h, cmd);
+
+  cmd->done_next = CMD_NONE;
+  cmd->done_prev = h->done_tail;
+  if (h->done_tail != CMD_NONE)
+    h->cmds[h->done_tail].done_next = idx;
+  else
+    h->done_head = idx;
+  h->done_tail = idx;
+}
+
+static void
+done_list_remove (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  if (cmd->done_prev != CMD_NONE)
+    h->cmds[cmd->done_prev].done_next = cmd->done_next;
+  else
+    h->done_head = cmd->done_next;
+  if (cmd->done_next != CMD_NONE)
+    h->cmds[cmd->done_next].done_prev = cmd->done_prev;
+  else
+    h->done_tail = cmd->done_prev;
+}
+
+void
+cmd_set_error (struct nbdaio_cmd *cmd, int err)
+{
+  if (cmd->error == 0)
+    cmd->error = err;
+}
+
+void
+callbacks_release (nbdaio_chunk_callback *chunk,
+                   nbdaio_extent_callback *extent,
+                   nbdaio_completion_callback *completion)
+{
+  if (chunk && chunk->free)
+    chunk->free (chunk->user_data);
+  if (extent && extent->free)
+    extent->free (extent->user_data);
+  if (completion && completion->free)
+    completion->free (completion->user_data);
+  if (chunk)
+    memset (chunk, 0, sizeof *chunk);
+  if (extent)
+    memset (extent, 0, sizeof *extent);
+  if (completion)
+    memset (completion, 0, sizeof *completion);
+}
+
+void
+cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  int err = cmd->error, retire = 0;
+
+  h->in_flight--;
+  cmd->state = CMD_DONE;
+  if (err == ESHUTDOWN && !h->server_shutdown) {
+    h->server_shutdown = true;
+    h->disc_wanted = true;
+  }
+  if (cmd->completion.callback) {
+    retire = cmd->completion.callback (cmd->completion.user_data, &err) == 1;
+    cmd->error = err;
+  }
+  callbacks_release (&cmd->chunk, &cmd->extent, &cmd->completion);
+  if (retire)
+    cmd_retire (h, cmd);
+  else
+    done_list_add (h, cmd);
+}
+
+void
+cmd_fail_all (struct nbdaio_handle *h, int err)
+{
+  for (uint32_t i = 0; i < h->ncmds; i++) {
+    struct nbdaio_cmd *cmd = &h->cmds[i];
+    if (cmd->state == CMD_QUEUED || cmd->state == CMD_SENT) {
+      cmd_set_error (cmd, err);
+      cmd_complete (h, cmd);
+    }
+  }
+  h->sq_len = 0;
+  h->sq_sent = 0;
+}
+
+int
+nbdaio_aio_command_completed (struct nbdaio_handle *h, int64_t cookie)
+{
+  struct nbdaio_cmd *cmd;
+  uint64_t idx = (uint64_t) cookie & CMD_SLOT_MASK;
+  int err;
+
+  if (!h || cookie < 1 || idx >= h->ncmds ||
+      h->cmds[idx].cookie != (uint64_t) cookie)
+    return set_error (EINVAL, "cookie %lld is not a command of this handle "
+                      "(unknown or already retired)", (long long) cookie);
+  cmd = &h->cmds[idx];
+  if (cmd->state != CMD_DONE)
+    return 0;
+  err = cmd->error;
+  done_list_remove (h, cmd);
+  cmd_retire (h, cmd);
+  if (err)
+    return set_error (err, "command %lld failed: %s", (long long) cookie,
+                      strerror (err));
+  return 1;
+}
+
+int64_t
+nbdaio_aio_peek_command_completed (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  if (h->done_head != CMD_NONE)
+    return (int64_t) h->cmds[h->done_head].cookie;
+  if (h->in_flight == 0)
+    return set_error (EINVAL, "no commands are in flight or awaiting "
+                      "retirement");
+  return 0;
+}
+
+int
+nbdaio_aio_in_flight (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  return (int) h->in_flight;
+}

@@ -1,0 +1,136 @@
+/* info.c - what the handshake found, as the public getters expose it. */
+#include <errno.h>
+
+#include "error.h"
+#include "internal.h"
+
+/* The export facts are known once connected (and stay readable after the
+ * connection ended). */
+static int
+check_info (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  if (h->state == H_NEW || !h->info.name)
+    return set_error (EINVAL, "handle has not connected yet");
+  return 0;
+}
+
+static int
+tflag (struct nbdaio_handle *h, uint16_t flag)
+{
+  if (check_info (h) == -1)
+    return -1;
+  return (h->info.tflags & flag) != 0;
+}
+
+int64_t
+nbdaio_get_size (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : (int64_t) h->info.size;
+}
+
+const char *
+nbdaio_get_export_name (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? NULL : h->info.name;
+}
+
+const char *
+nbdaio_get_export_description (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? NULL : h->info.description;
+}
+
+const char *
+nbdaio_get_protocol (struct nbdaio_handle *h)
+{
+  if (check_info (h) == -1)
+    return NULL;
+  switch (h->info.protocol) {
+  case PROTO_OLDSTYLE: return "oldstyle";
+  case PROTO_NEWSTYLE: return "newstyle";
+  default:             return "newstyle-fixed";
+  }
+}
+
+int nbdaio_is_read_only (struct nbdaio_handle *h)  { return tflag (h, NBD_FLAG_READ_ONLY); }
+int nbdaio_can_flush (struct nbdaio_handle *h)     { return tflag (h, NBD_FLAG_SEND_FLUSH); }
+int nbdaio_can_fua (struct nbdaio_handle *h)       { return tflag (h, NBD_FLAG_SEND_FUA); }
+int nbdaio_can_trim (struct nbdaio_handle *h)      { return tflag (h, NBD_FLAG_SEND_TRIM); }
+int nbdaio_can_zero (struct nbdaio_handle *h)      { return tflag (h, NBD_FLAG_SEND_WRITE_ZEROES); }
+int nbdaio_can_fast_zero (struct nbdaio_handle *h) { return tflag (h, NBD_FLAG_SEND_FAST_ZERO); }
+int nbdaio_can_cache (struct nbdaio_handle *h)     { return tflag (h, NBD_FLAG_SEND_CACHE); }
+int nbdaio_can_df (struct nbdaio_handle *h)        { return tflag (h, NBD_FLAG_SEND_DF); }
+int nbdaio_can_multi_conn (struct nbdaio_handle *h) { return tflag (h, NBD_FLAG_CAN_MULTI_CONN); }
+int nbdaio_is_rotational (struct nbdaio_handle *h) { return tflag (h, NBD_FLAG_ROTATIONAL); }
+
+int
+nbdaio_can_write (struct nbdaio_handle *h)
+{
+  int ro = nbdaio_is_read_only (h);
+
+  return ro == -1 ? -1 : !ro;
+}
+
+int
+nbdaio_can_block_status (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : h->info.meta_context != NULL;
+}
+
+int64_t
+nbdaio_get_block_size (struct nbdaio_handle *h, int which)
+{
+  if (check_info (h) == -1)
+    return -1;
+  switch (which) {
+  case NBDAIO_SIZE_MINIMUM:   return h->info.bs_min;
+  case NBDAIO_SIZE_PREFERRED: return h->info.bs_pref;
+  case NBDAIO_SIZE_MAXIMUM:   return h->info.bs_max;
+  default:
+    return set_error (EINVAL, "unknown block size selector %d", which);
+  }
+}
+
+int64_t
+nbdaio_get_max_payload (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : (int64_t) h->max_payload;
+}
+
+int
+nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : h->info.structured;
+}
+
+const char *
+nbdaio_get_meta_context (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? NULL : h->info.meta_context;
+}
+
+int
+nbdaio_get_handshake_flags (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : h->info.hflags;
+}
+
+int
+nbdaio_get_transmission_flags (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : h->info.tflags;
+}
+
+int
+nbdaio_is_connected (struct nbdaio_handle *h)
+{
+  return h && h->state == H_CONNECTED;
+}
+
+const char *
+nbdaio_get_connection_error (struct nbdaio_handle *h)
+{
+  return h ? h->conn_error : NULL;
+}

@@ -1,0 +1,152 @@
+/* internal.h - the handle and command-slot structures shared by the files
+ * of engine/, and the functions they call in each other.  Internal. */
+#ifndef NBDAIO_INTERNAL_H
+#define NBDAIO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "nbdaio.h"
+#include "handshake.h"
+#include "proto.h"
+#include "transport.h"
+
+/* A cookie is (sequence << CMD_SLOT_BITS) | slot index: unique per handle,
+ * >= 1, and its slot is found in O(1). */
+#define CMD_SLOT_BITS 16
+#define CMD_SLOT_MASK ((UINT64_C(1) << CMD_SLOT_BITS) - 1)
+#define CMD_MAX_SLOTS (1u << CMD_SLOT_BITS)
+#define CMD_MAX_RUNS 4          /* disjoint chunk runs tracked exactly */
+#define CMD_NONE UINT32_MAX     /* end of the done list */
+#define SEND_IOV_MAX 1024       /* iovecs per sendmsg */
+#define RBUF_SIZE (256 * 1024)  /* reply stream buffer */
+#define RBUF_MAX_PAYLOAD (64u * 1024 * 1024)  /* largest buffered chunk */
+
+enum cmd_state { CMD_FREE = 0, CMD_QUEUED, CMD_SENT, CMD_DONE };
+
+struct nbdaio_cmd {
+  uint64_t cookie;
+  uint64_t last_cookie;         /* cookie this slot retired last */
+  uint64_t offset;
+  void *buf;
+  uint32_t count;
+  uint16_t type;
+  uint16_t flags;
+  uint8_t state;                /* enum cmd_state */
+  uint8_t nruns;                /* entries used in runs[] */
+  bool runs_lost;               /* too fragmented: only the sum is checked */
+  bool got_block_status;
+  int error;                    /* first error, errno value */
+  uint64_t covered;             /* bytes covered by data/hole chunks */
+  struct { uint32_t start, end; } runs[CMD_MAX_RUNS];
+  nbdaio_chunk_callback chunk;
+  nbdaio_extent_callback extent;
+  nbdaio_completion_callback completion;
+  uint32_t done_prev, done_next; /* list of completed, unretired commands */
+  uint8_t hdr[NBD_REQUEST_LEN]; /* the encoded request */
+};
+
+enum handle_state { H_NEW, H_CONNECTED, H_DEAD };
+
+enum rx_state {
+  RX_HEADER,                    /* waiting for a reply header */
+  RX_PAYLOAD,                   /* waiting for rx.need bytes in the buffer */
+  RX_DATA,                      /* copying read data into rx.dest */
+};
+
+struct rx {
+  enum rx_state state;
+  struct nbdaio_cmd *cmd;
+  bool structured;              /* current reply is a structured chunk */
+  uint16_t chunk_flags;
+  uint16_t chunk_type;
+  uint32_t length;              /* chunk payload length */
+  uint32_t need;                /* RX_PAYLOAD: bytes wanted */
+  uint8_t *dest;                /* RX_DATA: where the next byte goes */
+  uint32_t remaining;           /* RX_DATA: bytes still to come */
+  uint64_t data_offset;         /* RX_DATA: export offset of the chunk */
+  uint32_t data_len;
+};
+
+struct nbdaio_handle {
+  enum handle_state state;
+
+  /* settings */
+  char *export_name;
+  char *meta_context_wanted;
+  bool request_structured;
+  bool debug;
+  unsigned connect_timeout_ms;
+  unsigned max_in_flight;
+  unsigned strict;
+
+  struct transport t;
+  struct export_info info;
+  uint64_t max_payload;
+  uint32_t align;               /* minimum block size, 1 if none */
+
+  /* command slots (cmd.c) */
+  struct nbdaio_cmd *cmds;
+  uint32_t ncmds;
+  uint32_t *free_stack;
+  uint32_t nfree;
+  uint64_t next_seq;
+  uint32_t in_flight;           /* queued + sent */
+  uint32_t done_head, done_tail;
+
+  /* send queue (send.c): ring of slot indices in issue order */
+  uint32_t *sendq;
+  uint32_t sq_mask;
+  uint32_t sq_head, sq_len;
+  size_t sq_sent;               /* bytes of the head command already sent */
+  struct iovec *iov;
+  bool disc_wanted;             /* nbdaio_aio_disconnect or ESHUTDOWN */
+  bool disc_sent;
+  bool server_shutdown;         /* server answered ESHUTDOWN */
+
+  /* reply stream (reply.c) */
+  uint8_t *rbuf;
+  size_t rcap, rpos, rlen;
+  struct rx rx;
+  uint32_t *extents;
+  size_t extents_cap;
+
+  char *conn_error;             /* why the connection ended */
+};
+
+/* cmd.c */
+int cmd_slots_init (struct nbdaio_handle *h);
+void cmd_slots_free (struct nbdaio_handle *h);
+struct nbdaio_cmd *cmd_alloc (struct nbdaio_handle *h);
+void cmd_set_error (struct nbdaio_cmd *cmd, int err);
+void cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+void cmd_fail_all (struct nbdaio_handle *h, int err);
+void callbacks_release (nbdaio_chunk_callback *chunk,
+                        nbdaio_extent_callback *extent,
+                        nbdaio_completion_callback *completion);
+
+/* send.c */
+int send_init (struct nbdaio_handle *h);
+void send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+int send_flush (struct nbdaio_handle *h);
+int send_disconnect (struct nbdaio_handle *h);
+
+/* reply.c */
+int reply_init (struct nbdaio_handle *h);
+int reply_read (struct nbdaio_handle *h);
+
+/* loop.c */
+/* End the connection: keep the current error message as the reason, fail
+ * every command with err, close the socket.  Returns -1 with the reason as
+ * the last error. */
+int conn_die (struct nbdaio_handle *h, int err);
+/* Send NBD_CMD_DISC when a disconnect is wanted and nothing is in flight. */
+void conn_maybe_disconnect (struct nbdaio_handle *h);
+/* -1 with ENOTCONN and a message unless h can issue commands. */
+int conn_check_connected (struct nbdaio_handle *h);
+
+/* handle.c */
+void handle_teardown (struct nbdaio_handle *h);
+
+#endif

@@ -1,0 +1,238 @@
+/* issue.c - the aio command calls: local checks against what the server
+ * advertised (NBDAIO_STRICT_*), a command slot, the encoded request, and the
+ * send queue.  On every failure each supplied free function runs once. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "debug.h"
+#include "error.h"
+#include "internal.h"
+
+/* Flags each command may carry, and the transmission flag each needs. */
+static uint32_t
+flags_allowed (uint16_t type)
+{
+  switch (type) {
+  case NBD_CMD_READ:         return NBDAIO_CMD_FLAG_DF;
+  case NBD_CMD_WRITE:        return NBDAIO_CMD_FLAG_FUA;
+  case NBD_CMD_TRIM:         return NBDAIO_CMD_FLAG_FUA;
+  case NBD_CMD_WRITE_ZEROES:
+    return NBDAIO_CMD_FLAG_FUA | NBDAIO_CMD_FLAG_NO_HOLE |
+           NBDAIO_CMD_FLAG_FAST_ZERO;
+  case NBD_CMD_BLOCK_STATUS: return NBDAIO_CMD_FLAG_REQ_ONE;
+  default:                   return 0;
+  }
+}
+
+static int
+check_flags (struct nbdaio_handle *h, uint16_t type, uint32_t flags)
+{
+  static const struct { uint32_t flag; uint16_t tflag; const char *name; } need[] = {
+    { NBDAIO_CMD_FLAG_FUA,       NBD_FLAG_SEND_FUA,       "FUA" },
+    { NBDAIO_CMD_FLAG_DF,        NBD_FLAG_SEND_DF,        "DF" },
+    { NBDAIO_CMD_FLAG_FAST_ZERO, NBD_FLAG_SEND_FAST_ZERO, "FAST_ZERO" },
+  };
+  uint32_t bad = flags & ~flags_allowed (type);
+
+  if (bad)
+    return set_error (EINVAL, "flags 0x%x are not valid for %s", bad,
+                      proto_cmd_name (type));
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+    if ((flags & need[i].flag) && !(h->info.tflags & need[i].tflag))
+      return set_error (EINVAL, "server does not support the %s flag",
+                        need[i].name);
+  return 0;
+}
+
+static int
+check_command (struct nbdaio_handle *h, uint16_t type)
+{
+  uint16_t f = h->info.tflags, want = 0;
+
+  if ((type == NBD_CMD_WRITE || type == NBD_CMD_TRIM ||
+       type == NBD_CMD_WRITE_ZEROES) && (f & NBD_FLAG_READ_ONLY))
+    return set_error (EPERM, "%s refused: the export is read-only",
+                      proto_cmd_name (type));
+  switch (type) {
+  case NBD_CMD_FLUSH:        want = NBD_FLAG_SEND_FLUSH; break;
+  case NBD_CMD_TRIM:         want = NBD_FLAG_SEND_TRIM; break;
+  case NBD_CMD_WRITE_ZEROES: want = NBD_FLAG_SEND_WRITE_ZEROES; break;
+  case NBD_CMD_CACHE:        want = NBD_FLAG_SEND_CACHE; break;
+  case NBD_CMD_BLOCK_STATUS:
+    if (!h->info.meta_context)
+      return set_error (EINVAL, "NBD_CMD_BLOCK_STATUS needs a negotiated "
+                        "meta context (the server offered none)");
+    return 0;
+  default:
+    return 0;
+  }
+  if (!(f & want))
+    return set_error (EINVAL, "server does not support %s",
+                      proto_cmd_name (type));
+  return 0;
+}
+
+static int
+check_range (struct nbdaio_handle *h, uint16_t type, uint64_t offset,
+             uint64_t count)
+{
+  unsigned strict = h->strict;
+
+  if ((strict & NBDAIO_STRICT_BOUNDS) && type != NBD_CMD_FLUSH) {
+    if (count == 0)
+      return set_error (EINVAL, "%s of length 0 is not allowed",
+                        proto_cmd_name (type));
+    if (offset > h->info.size || count > h->info.size - offset)
+      return set_error (EINVAL, "%s [%llu, +%llu) is beyond the end of the "
+                        "export (size %llu)", proto_cmd_name (type),
+                        (unsigned long long) offset, (unsigned long long) count,
+                        (unsigned long long) h->info.size);
+  }
+  if ((strict & NBDAIO_STRICT_ALIGN) && h->align > 1 &&
+      (offset % h->align || count % h->align))
+    return set_error (EINVAL, "%s [%llu, +%llu) is not aligned to the "
+                      "server's minimum block size %u", proto_cmd_name (type),
+                      (unsigned long long) offset, (unsigned long long) count,
+                      h->align);
+  if ((strict & NBDAIO_STRICT_PAYLOAD) &&
+      (type == NBD_CMD_READ || type == NBD_CMD_WRITE) && count > h->max_payload)
+    return set_error (ERANGE, "%s of %llu bytes exceeds the maximum payload "
+                      "of %llu bytes", proto_cmd_name (type),
+                      (unsigned long long) count,
+                      (unsigned long long) h->max_payload);
+  return 0;
+}
+
+static int
+check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
+           uint64_t offset, uint64_t count, const void *buf)
+{
+  if (conn_check_connected (h) == -1)
+    return -1;
+  if (h->server_shutdown)
+    return set_error (ESHUTDOWN, "server is shutting down (it answered "
+                      "ESHUTDOWN): no new commands");
+  if (h->disc_wanted)
+    return set_error (ENOTCONN, "disconnect in progress: no new commands");
+  if (count > UINT32_MAX)
+    return set_error (ERANGE, "%s of %llu bytes: NBD lengths are 32-bit",
+                      proto_cmd_name (type), (unsigned long long) count);
+  if ((type == NBD_CMD_READ || type == NBD_CMD_WRITE) && !buf && count)
+    return set_error (EFAULT, "%s with a NULL buffer", proto_cmd_name (type));
+  if ((h->strict & NBDAIO_STRICT_FLAGS) && check_flags (h, type, flags) == -1)
+    return -1;
+  if ((h->strict & NBDAIO_STRICT_COMMANDS) && check_command (h, type) == -1)
+    return -1;
+  if (flags > UINT16_MAX)
+    return set_error (EINVAL, "flags 0x%x do not fit in 16 bits", flags);
+  return check_range (h, type, offset, count);
+}
+
+/* Issue one command; the caller passes every callback it was given. */
+static int64_t
+issue (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
+       uint64_t offset, uint64_t count, void *buf,
+       nbdaio_chunk_callback *chunk, nbdaio_extent_callback *extent,
+       nbdaio_completion_callback *completion)
+{
+  struct nbdaio_cmd *cmd;
+
+  if (check_all (h, type, flags, offset, count, buf) == -1 ||
+      !(cmd = cmd_alloc (h))) {
+    int err = nbdaio_get_errno ();
+    char msg[1024];
+    snprintf (msg, sizeof msg, "%s", nbdaio_get_error ());
+    callbacks_release (chunk, extent, completion);
+    return set_error (err, "%s", msg);  /* free functions may clobber it */
+  }
+  cmd->type = type;
+  cmd->flags = (uint16_t) flags;
+  cmd->offset = offset;
+  cmd->count = (uint32_t) count;
+  cmd->buf = buf;
+  cmd->chunk = chunk ? *chunk : NBDAIO_NULL_CHUNK;
+  if (extent)
+    cmd->extent = *extent;
+  else
+    memset (&cmd->extent, 0, sizeof cmd->extent);
+  cmd->completion = completion ? *completion : NBDAIO_NULL_COMPLETION;
+  wire_put32 (cmd->hdr, NBD_MAGIC_REQUEST);
+  wire_put16 (cmd->hdr + 4, cmd->flags);
+  wire_put16 (cmd->hdr + 6, type);
+  wire_put64 (cmd->hdr + 8, cmd->cookie);
+  wire_put64 (cmd->hdr + 16, offset);
+  wire_put32 (cmd->hdr + 24, cmd->count);
+  cmd->state = CMD_QUEUED;
+  h->in_flight++;
+  send_enqueue (h, cmd);
+  return (int64_t) cmd->cookie;
+}
+
+int64_t
+nbdaio_aio_pread (struct nbdaio_handle *h, void *buf, size_t count,
+                  uint64_t offset, nbdaio_completion_callback completion,
+                  uint32_t flags)
+{
+  return issue (h, NBD_CMD_READ, flags, offset, count, buf, NULL, NULL,
+                &completion);
+}
+
+int64_t
+nbdaio_aio_pread_structured (struct nbdaio_handle *h, void *buf, size_t count,
+                             uint64_t offset, nbdaio_chunk_callback chunk,
+                             nbdaio_completion_callback completion,
+                             uint32_t flags)
+{
+  return issue (h, NBD_CMD_READ, flags, offset, count, buf, &chunk, NULL,
+                &completion);
+}
+
+int64_t
+nbdaio_aio_pwrite (struct nbdaio_handle *h, const void *buf, size_t count,
+                   uint64_t offset, nbdaio_completion_callback completion,
+                   uint32_t flags)
+{
+  return issue (h, NBD_CMD_WRITE, flags, offset, count, (void *) buf, NULL,
+                NULL, &completion);
+}
+
+int64_t
+nbdaio_aio_trim (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+                 nbdaio_completion_callback completion, uint32_t flags)
+{
+  return issue (h, NBD_CMD_TRIM, flags, offset, count, NULL, NULL, NULL,
+                &completion);
+}
+
+int64_t
+nbdaio_aio_zero (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+                 nbdaio_completion_callback completion, uint32_t flags)
+{
+  return issue (h, NBD_CMD_WRITE_ZEROES, flags, offset, count, NULL, NULL,
+                NULL, &completion);
+}
+
+int64_t
+nbdaio_aio_cache (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+                  nbdaio_completion_callback completion, uint32_t flags)
+{
+  return issue (h, NBD_CMD_CACHE, flags, offset, count, NULL, NULL, NULL,
+                &completion);
+}
+
+int64_t
+nbdaio_aio_flush (struct nbdaio_handle *h,
+                  nbdaio_completion_callback completion, uint32_t flags)
+{
+  return issue (h, NBD_CMD_FLUSH, flags, 0, 0, NULL, NULL, NULL, &completion);
+}
+
+int64_t
+nbdaio_aio_block_status (struct nbdaio_handle *h, uint64_t count,
+                         uint64_t offset, nbdaio_extent_callback extent,
+                         nbdaio_completion_callback completion, uint32_t flags)
+{
+  return issue (h, NBD_CMD_BLOCK_STATUS, flags, offset, count, NULL, NULL,
+                &extent, &completion);
+}

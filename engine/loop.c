@@ -1,0 +1,150 @@
+/* loop.c - event-loop integration (fd, direction, notify, poll), the death
+ * of a connection and the graceful disconnect. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug.h"
+#include "error.h"
+#include "internal.h"
+
+int
+conn_check_connected (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  switch (h->state) {
+  case H_CONNECTED:
+    return 0;
+  case H_NEW:
+    return set_error (ENOTCONN, "handle is not connected (connect first)");
+  default:
+    if (h->conn_error)
+      return set_error (ENOTCONN, "connection is dead: %s", h->conn_error);
+    return set_error (ENOTCONN, "handle is disconnected");
+  }
+}
+
+int
+conn_die (struct nbdaio_handle *h, int err)
+{
+  const char *msg = nbdaio_get_error ();
+
+  if (h->state == H_CONNECTED) {
+    free (h->conn_error);
+    h->conn_error = strdup (msg ? msg : "connection failed");
+    h->state = H_DEAD;
+    transport_close (&h->t);
+    debug (h->debug, "connection ended: %s", h->conn_error ? h->conn_error : "");
+    cmd_fail_all (h, err);
+  }
+  /* callbacks may have overwritten the thread's error */
+  return set_error (err, "%s", h->conn_error ? h->conn_error : "connection failed");
+}
+
+void
+conn_maybe_disconnect (struct nbdaio_handle *h)
+{
+  if (h->state != H_CONNECTED || !h->disc_wanted || h->disc_sent ||
+      h->in_flight)
+    return;
+  if (send_disconnect (h) == -1) {
+    conn_die (h, ENOTCONN);
+    return;
+  }
+  /* The server closes after NBD_CMD_DISC; nothing more is expected. */
+  transport_close (&h->t);
+  h->state = H_DEAD;
+  if (h->server_shutdown && !h->conn_error)
+    h->conn_error = strdup ("server asked for a shutdown (ESHUTDOWN); "
+                            "disconnected");
+}
+
+int
+nbdaio_get_fd (struct nbdaio_handle *h)
+{
+  if (conn_check_connected (h) == -1)
+    return -1;
+  return h->t.fd;
+}
+
+unsigned
+nbdaio_aio_get_direction (struct nbdaio_handle *h)
+{
+  unsigned dir = 0;
+
+  if (!h || h->state != H_CONNECTED)
+    return 0;
+  if (h->in_flight)
+    dir |= NBDAIO_DIRECTION_READ;
+  if (h->sq_len)
+    dir |= NBDAIO_DIRECTION_WRITE;
+  return dir;
+}
+
+int
+nbdaio_aio_notify_read (struct nbdaio_handle *h)
+{
+  if (conn_check_connected (h) == -1)
+    return -1;
+  if (reply_read (h) == -1)
+    return -1;
+  if (h->sq_len && send_flush (h) == -1)
+    return -1;
+  conn_maybe_disconnect (h);
+  return 0;
+}
+
+int
+nbdaio_aio_notify_write (struct nbdaio_handle *h)
+{
+  if (conn_check_connected (h) == -1)
+    return -1;
+  if (send_flush (h) == -1)
+    return -1;
+  conn_maybe_disconnect (h);
+  return 0;
+}
+
+int
+nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
+{
+  struct pollfd pfd;
+  int r;
+
+  if (conn_check_connected (h) == -1)
+    return -1;
+  if (h->sq_len && send_flush (h) == -1)
+    return -1;
+  conn_maybe_disconnect (h);
+  if (h->state != H_CONNECTED)
+    return 1;
+  pfd.fd = h->t.fd;
+  pfd.events = POLLIN | (h->sq_len ? POLLOUT : 0);
+  pfd.revents = 0;
+  r = poll (&pfd, 1, timeout_ms);
+  if (r == -1) {
+    if (errno == EINTR)
+      return 0;
+    return set_error (errno, "poll: %s", strerror (errno));
+  }
+  if (r == 0)
+    return 0;
+  if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && reply_read (h) == -1)
+    return -1;
+  if (h->state == H_CONNECTED && h->sq_len && send_flush (h) == -1)
+    return -1;
+  conn_maybe_disconnect (h);
+  return 1;
+}
+
+int
+nbdaio_aio_disconnect (struct nbdaio_handle *h)
+{
+  if (conn_check_connected (h) == -1)
+    return -1;
+  h->disc_wanted = true;
+  conn_maybe_disconnect (h);
+  return 0;
+}

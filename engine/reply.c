@@ -1,0 +1,553 @@
+/* reply.c - the reply stream: reads through one buffer (several replies per
+ * system call), puts read payloads straight into the caller's buffer, checks
+ * every reply against the protocol rules of design.md section 6 and
+ * dispatches completions.  A violation ends the connection with an error
+ * naming the rule ("protocol violation [rule]: ..."). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug.h"
+#include "error.h"
+#include "internal.h"
+
+int
+reply_init (struct nbdaio_handle *h)
+{
+  h->rcap = RBUF_SIZE;
+  h->rbuf = malloc (h->rcap);
+  if (!h->rbuf)
+    return set_error (ENOMEM, "out of memory allocating the reply buffer");
+  h->rpos = h->rlen = 0;
+  memset (&h->rx, 0, sizeof h->rx);
+  h->rx.state = RX_HEADER;
+  return 0;
+}
+
+/* The command a reply names, or NULL after recording a violation. */
+static struct nbdaio_cmd *
+lookup (struct nbdaio_handle *h, uint64_t cookie)
+{
+  uint64_t idx = cookie & CMD_SLOT_MASK;
+  struct nbdaio_cmd *cmd = idx < h->ncmds ? &h->cmds[idx] : NULL;
+
+  if (cmd && cmd->cookie == cookie && cookie != 0) {
+    if (cmd->state == CMD_SENT)
+      return cmd;
+    if (cmd->state == CMD_QUEUED) {
+      set_violation ("reply-cookie", "reply for cookie 0x%llx before its "
+                     "request was fully sent", (unsigned long long) cookie);
+      return NULL;
+    }
+    set_violation ("reply-after-done", "reply for cookie 0x%llx after its "
+                   "final reply", (unsigned long long) cookie);
+    return NULL;
+  }
+  if (cmd && cookie != 0 && cmd->last_cookie == cookie)
+    set_violation ("reply-after-done", "reply for cookie 0x%llx after its "
+                   "final reply", (unsigned long long) cookie);
+  else
+    set_violation ("reply-cookie", "reply for cookie 0x%llx, which is not in "
+                   "flight", (unsigned long long) cookie);
+  return NULL;
+}
+
+/* Record [off, off+len) (relative to the request) as covered by a data or
+ * hole chunk.  Chunks must stay disjoint. */
+static int
+cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len)
+{
+  uint32_t end = start + len;
+  int i, merged = -1;
+
+  cmd->covered += len;
+  if (cmd->covered > cmd->count)
+    goto overlap;
+  if (cmd->runs_lost)
+    return 0;
+  for (i = 0; i < cmd->nruns; i++)
+    if (start < cmd->runs[i].end && cmd->runs[i].start < end)
+      goto overlap;
+  for (i = 0; i < cmd->nruns; i++) {
+    if (cmd->runs[i].end == start) {
+      cmd->runs[i].end = end;
+      merged = i;
+      break;
+    }
+    if (cmd->runs[i].start == end) {
+      cmd->runs[i].start = start;
+      merged = i;
+      break;
+    }
+  }
+  if (merged >= 0) {
+    /* the grown run may now touch another one */
+    for (i = 0; i < cmd->nruns; i++) {
+      if (i == merged)
+        continue;
+      if (cmd->runs[i].start == cmd->runs[merged].end ||
+          cmd->runs[i].end == cmd->runs[merged].start) {
+        if (cmd->runs[i].start < cmd->runs[merged].start)
+          cmd->runs[merged].start = cmd->runs[i].start;
+        if (cmd->runs[i].end > cmd->runs[merged].end)
+          cmd->runs[merged].end = cmd->runs[i].end;
+        cmd->runs[i] = cmd->runs[--cmd->nruns];
+        break;
+      }
+    }
+    return 0;
+  }
+  if (cmd->nruns < CMD_MAX_RUNS) {
+    cmd->runs[cmd->nruns].start = start;
+    cmd->runs[cmd->nruns++].end = end;
+  }
+  else
+    cmd->runs_lost = true;
+  return 0;
+
+ overlap:
+  return set_violation ("chunk-overlap", "chunk [%llu, +%u) of cookie 0x%llx "
+                        "overlaps data already received",
+                        (unsigned long long) (cmd->offset + start), len,
+                        (unsigned long long) cmd->cookie);
+}
+
+/* Check that [off, off+len) lies inside the request of cmd. */
+static int
+check_inside (struct nbdaio_cmd *cmd, uint64_t off, uint64_t len,
+              const char *what)
+{
+  if (off < cmd->offset || off - cmd->offset > cmd->count ||
+      len > cmd->count - (off - cmd->offset))
+    return set_violation ("chunk-bounds", "%s [%llu, +%llu) lies outside the "
+                          "request [%llu, +%u) of cookie 0x%llx", what,
+                          (unsigned long long) off, (unsigned long long) len,
+                          (unsigned long long) cmd->offset, cmd->count,
+                          (unsigned long long) cmd->cookie);
+  return 0;
+}
+
+/* The final reply of cmd arrived: check completeness and complete it. */
+static int
+finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  h->rx.state = RX_HEADER;
+  h->rx.cmd = NULL;
+  if (cmd->error == 0 && h->rx.structured) {
+    if (cmd->type == NBD_CMD_READ && cmd->covered != cmd->count)
+      return set_violation ("chunk-coverage", "successful read of cookie "
+                            "0x%llx ended with %llu of %u bytes covered by "
+                            "data or hole chunks",
+                            (unsigned long long) cmd->cookie,
+                            (unsigned long long) cmd->covered, cmd->count);
+    if (cmd->type == NBD_CMD_BLOCK_STATUS && !cmd->got_block_status)
+      return set_violation ("bs-extent", "successful block status of cookie "
+                            "0x%llx without a block status chunk",
+                            (unsigned long long) cmd->cookie);
+  }
+  if (cmd->error == 0 && !h->rx.structured && cmd->type == NBD_CMD_BLOCK_STATUS)
+    return set_violation ("bs-extent", "simple reply to NBD_CMD_BLOCK_STATUS "
+                          "carries no extents");
+  debug (h->debug, "completed cookie 0x%llx: %s", (unsigned long long) cmd->cookie,
+         cmd->error ? strerror (cmd->error) : "ok");
+  cmd_complete (h, cmd);
+  return 0;
+}
+
+/* A chunk ended; finish the command if it was the final one. */
+static int
+chunk_done (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  if (h->rx.chunk_flags & NBD_REPLY_FLAG_DONE)
+    return finish_command (h, cmd);
+  h->rx.state = RX_HEADER;
+  h->rx.cmd = NULL;
+  return 0;
+}
+
+static void
+call_chunk (struct nbdaio_cmd *cmd, uint64_t off, uint32_t len,
+            unsigned status, int err)
+{
+  if (cmd->chunk.callback) {
+    void *sub = (uint8_t *) cmd->buf + (off - cmd->offset);
+    if (cmd->chunk.callback (cmd->chunk.user_data, sub, len, off, status,
+                             &err) == -1)
+      cmd_set_error (cmd, err ? err : EIO);
+  }
+}
+
+static int
+simple_reply (struct nbdaio_handle *h, const uint8_t *p)
+{
+  uint32_t err = wire_get32 (p + 4);
+  uint64_t cookie = wire_get64 (p + 8);
+  struct nbdaio_cmd *cmd = lookup (h, cookie);
+
+  if (!cmd)
+    return -1;
+  debug (h->debug, "simple reply cookie 0x%llx error %u",
+         (unsigned long long) cookie, err);
+  if (cmd->type == NBD_CMD_READ && h->info.structured)
+    return set_violation ("simple-reply-read", "simple reply to NBD_CMD_READ "
+                          "(cookie 0x%llx) although structured replies were "
+                          "negotiated", (unsigned long long) cookie);
+  h->rx.structured = false;
+  h->rx.cmd = cmd;
+  if (err) {
+    cmd_set_error (cmd, proto_errno_from_wire (err));
+    return finish_command (h, cmd);
+  }
+  if (cmd->type == NBD_CMD_READ && cmd->count) {
+    h->rx.state = RX_DATA;
+    h->rx.dest = cmd->buf;
+    h->rx.remaining = cmd->count;
+    return 0;
+  }
+  return finish_command (h, cmd);
+}
+
+static int
+chunk_header (struct nbdaio_handle *h, const uint8_t *p)
+{
+  struct rx *rx = &h->rx;
+  uint16_t flags = wire_get16 (p + 4), type = wire_get16 (p + 6);
+  uint64_t cookie = wire_get64 (p + 8);
+  uint32_t len = wire_get32 (p + 16);
+  struct nbdaio_cmd *cmd = lookup (h, cookie);
+
+  if (!cmd)
+    return -1;
+  debug (h->debug, "chunk %s cookie 0x%llx flags 0x%x length %u",
+         proto_chunk_name (type), (unsigned long long) cookie, flags, len);
+  rx->structured = true;
+  rx->cmd = cmd;
+  rx->chunk_flags = flags;
+  rx->chunk_type = type;
+  rx->length = len;
+  rx->state = RX_PAYLOAD;
+  rx->need = len;
+
+  switch (type) {
+  case NBD_REPLY_TYPE_NONE:
+    if (len != 0 || !(flags & NBD_REPLY_FLAG_DONE))
+      return set_violation ("chunk-none", "NBD_REPLY_TYPE_NONE with length "
+                            "%u and flags 0x%x (must be 0 and DONE)", len, flags);
+    return finish_command (h, cmd);
+  case NBD_REPLY_TYPE_OFFSET_DATA:
+  case NBD_REPLY_TYPE_OFFSET_HOLE:
+    if (cmd->type != NBD_CMD_READ)
+      return set_violation ("chunk-command", "%s for %s (cookie 0x%llx); only "
+                            "NBD_CMD_READ gets data chunks",
+                            proto_chunk_name (type), proto_cmd_name (cmd->type),
+                            (unsigned long long) cookie);
+    if (type == NBD_REPLY_TYPE_OFFSET_DATA ? len < 9 : len != 12)
+      return set_violation ("chunk-length", "%s of length %u (must be %s)",
+                            proto_chunk_name (type), len,
+                            type == NBD_REPLY_TYPE_OFFSET_DATA ? "at least 9" : "12");
+    if (type == NBD_REPLY_TYPE_OFFSET_DATA)
+      rx->need = 8;             /* the offset; the data goes to the caller */
+    return 0;
+  case NBD_REPLY_TYPE_BLOCK_STATUS:
+    if (cmd->type != NBD_CMD_BLOCK_STATUS)
+      return set_violation ("chunk-command", "NBD_REPLY_TYPE_BLOCK_STATUS for "
+                            "%s (cookie 0x%llx)", proto_cmd_name (cmd->type),
+                            (unsigned long long) cookie);
+    if (len < 12 || (len - 4) % 8 != 0 || len > RBUF_MAX_PAYLOAD)
+      return set_violation ("chunk-length", "NBD_REPLY_TYPE_BLOCK_STATUS of "
+                            "length %u (must be 4 + 8n, n >= 1, at most %u)",
+                            len, RBUF_MAX_PAYLOAD);
+    return 0;
+  default:
+    if (!(type & NBD_REPLY_TYPE_ERROR_BIT))
+      return set_violation ("chunk-unknown", "unknown chunk type %u for "
+                            "cookie 0x%llx", type, (unsigned long long) cookie);
+    if (len < 6 || len > 6 + 65535 + 8)
+      return set_violation ("chunk-error-length", "%s of length %u (must be "
+                            "6 to %u)", proto_chunk_name (type), len,
+                            6 + 65535 + 8);
+    return 0;
+  }
+}
+
+static int
+chunk_hole (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
+{
+  uint64_t off = wire_get64 (p);
+  uint32_t len = wire_get32 (p + 8);
+
+  if (len == 0)
+    return set_violation ("chunk-length", "NBD_REPLY_TYPE_OFFSET_HOLE of size 0");
+  if (check_inside (cmd, off, len, "hole chunk") == -1 ||
+      cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+    return -1;
+  memset ((uint8_t *) cmd->buf + (off - cmd->offset), 0, len);
+  call_chunk (cmd, off, len, NBDAIO_READ_HOLE, 0);
+  return chunk_done (h, cmd);
+}
+
+static int
+chunk_data_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
+                  const uint8_t *p)
+{
+  struct rx *rx = &h->rx;
+  uint64_t off = wire_get64 (p);
+  uint32_t len = rx->length - 8;
+
+  if (check_inside (cmd, off, len, "data chunk") == -1 ||
+      cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+    return -1;
+  rx->state = RX_DATA;
+  rx->dest = (uint8_t *) cmd->buf + (off - cmd->offset);
+  rx->remaining = len;
+  rx->data_offset = off;
+  rx->data_len = len;
+  return 0;
+}
+
+/* All the data of a data chunk (or simple read reply) has landed. */
+static int
+data_done (struct nbdaio_handle *h)
+{
+  struct nbdaio_cmd *cmd = h->rx.cmd;
+
+  if (!h->rx.structured)
+    return finish_command (h, cmd);
+  call_chunk (cmd, h->rx.data_offset, h->rx.data_len, NBDAIO_READ_DATA, 0);
+  return chunk_done (h, cmd);
+}
+
+static int
+chunk_block_status (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
+                    const uint8_t *p)
+{
+  uint32_t ctx = wire_get32 (p), n = (h->rx.length - 4) / 8;
+  int err = 0;
+
+  if (!h->info.meta_context || ctx != h->info.meta_context_id)
+    return set_violation ("bs-context", "block status for context id %u, "
+                          "which was not negotiated", ctx);
+  if (cmd->got_block_status)
+    return set_violation ("bs-extent", "second block status chunk for "
+                          "context %u (cookie 0x%llx)", ctx,
+                          (unsigned long long) cmd->cookie);
+  if ((cmd->flags & NBDAIO_CMD_FLAG_REQ_ONE) && n != 1)
+    return set_violation ("bs-extent", "%u extents in reply to a "
+                          "NBD_CMD_FLAG_REQ_ONE request (must be 1)", n);
+  if (2 * (size_t) n > h->extents_cap) {
+    uint32_t *e = realloc (h->extents, 2 * (size_t) n * sizeof *e);
+    if (!e)
+      return set_error (ENOMEM, "out of memory for %u extents", n);
+    h->extents = e;
+    h->extents_cap = 2 * (size_t) n;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    h->extents[2 * i] = wire_get32 (p + 4 + 8 * i);
+    h->extents[2 * i + 1] = wire_get32 (p + 8 + 8 * i);
+    if (h->extents[2 * i] == 0)
+      return set_violation ("bs-extent", "extent %u of cookie 0x%llx has "
+                            "length 0", i, (unsigned long long) cmd->cookie);
+  }
+  cmd->got_block_status = true;
+  if (cmd->extent.callback &&
+      cmd->extent.callback (cmd->extent.user_data, h->info.meta_context,
+                            cmd->offset, h->extents, 2 * (size_t) n,
+                            &err) == -1)
+    cmd_set_error (cmd, err ? err : EIO);
+  return chunk_done (h, cmd);
+}
+
+static int
+chunk_error (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
+{
+  uint16_t type = h->rx.chunk_type;
+  uint32_t len = h->rx.length, werr = wire_get32 (p);
+  uint32_t msglen = wire_get16 (p + 4);
+  uint32_t room = len - 6 - (type == NBD_REPLY_TYPE_ERROR_OFFSET ? 8 : 0);
+  int err;
+
+  if (werr == 0)
+    return set_violation ("chunk-error-zero", "%s with error 0 (cookie 0x%llx)",
+                          proto_chunk_name (type),
+                          (unsigned long long) cmd->cookie);
+  if (len < 6 + (type == NBD_REPLY_TYPE_ERROR_OFFSET ? 8u : 0u) ||
+      (type == NBD_REPLY_TYPE_ERROR || type == NBD_REPLY_TYPE_ERROR_OFFSET ?
+       msglen != room : msglen > room))
+    return set_violation ("chunk-error-length", "%s of length %u carries a "
+                          "message of %u bytes", proto_chunk_name (type), len,
+                          msglen);
+  err = proto_errno_from_wire (werr);
+  debug (h->debug, "error chunk cookie 0x%llx: %s: %.*s",
+         (unsigned long long) cmd->cookie, strerror (err), (int) msglen,
+         (const char *) p + 6);
+  if (type == NBD_REPLY_TYPE_ERROR_OFFSET) {
+    uint64_t off = wire_get64 (p + 6 + msglen);
+    if (check_inside (cmd, off, 0, "error offset") == -1)
+      return -1;
+    if (cmd->type == NBD_CMD_READ)
+      call_chunk (cmd, off, 0, NBDAIO_READ_ERROR, err);
+  }
+  cmd_set_error (cmd, err);
+  return chunk_done (h, cmd);
+}
+
+/* The buffered payload of the current chunk is complete at p. */
+static int
+chunk_payload (struct nbdaio_handle *h, const uint8_t *p)
+{
+  struct nbdaio_cmd *cmd = h->rx.cmd;
+
+  switch (h->rx.chunk_type) {
+  case NBD_REPLY_TYPE_OFFSET_DATA:  return chunk_data_start (h, cmd, p);
+  case NBD_REPLY_TYPE_OFFSET_HOLE:  return chunk_hole (h, cmd, p);
+  case NBD_REPLY_TYPE_BLOCK_STATUS: return chunk_block_status (h, cmd, p);
+  default:                          return chunk_error (h, cmd, p);
+  }
+}
+
+/* Parse what the buffer holds.  Returns 0 when more bytes are needed, -1 on
+ * a violation (the last error says which). */
+static int
+parse (struct nbdaio_handle *h)
+{
+  struct rx *rx = &h->rx;
+
+  while (h->state == H_CONNECTED) {
+    const uint8_t *p = h->rbuf + h->rpos;
+    size_t avail = h->rlen - h->rpos;
+    uint32_t magic;
+
+    switch (rx->state) {
+    case RX_HEADER:
+      if (avail < 4)
+        return 0;
+      magic = wire_get32 (p);
+      if (magic == NBD_MAGIC_SIMPLE_REPLY) {
+        if (avail < NBD_SIMPLE_REPLY_LEN)
+          return 0;
+        h->rpos += NBD_SIMPLE_REPLY_LEN;
+        if (simple_reply (h, p) == -1)
+          return -1;
+      }
+      else if (magic == NBD_MAGIC_STRUCTURED_REPLY && h->info.structured) {
+        if (avail < NBD_STRUCTURED_REPLY_LEN)
+          return 0;
+        h->rpos += NBD_STRUCTURED_REPLY_LEN;
+        if (chunk_header (h, p) == -1)
+          return -1;
+      }
+      else
+        return set_violation ("reply-magic", "reply magic 0x%08x (expected "
+                              "0x%08x%s)", magic, NBD_MAGIC_SIMPLE_REPLY,
+                              h->info.structured ? " or 0x668e33ef" :
+                              ": structured replies were not negotiated");
+      break;
+    case RX_PAYLOAD:
+      if (avail < rx->need)
+        return 0;
+      h->rpos += rx->need;
+      if (chunk_payload (h, p) == -1)
+        return -1;
+      break;
+    case RX_DATA:
+      if (rx->remaining) {
+        uint32_t n = avail < rx->remaining ? (uint32_t) avail : rx->remaining;
+        memcpy (rx->dest, p, n);
+        rx->dest += n;
+        rx->remaining -= n;
+        h->rpos += n;
+        if (rx->remaining)
+          return 0;
+      }
+      if (data_done (h) == -1)
+        return -1;
+      break;
+    }
+  }
+  return 0;
+}
+
+/* Make room in the buffer for what the parser waits for. */
+static int
+make_room (struct nbdaio_handle *h)
+{
+  size_t avail = h->rlen - h->rpos;
+  size_t need = h->rx.state == RX_PAYLOAD ? h->rx.need : NBD_STRUCTURED_REPLY_LEN;
+
+  if (h->rpos && (h->rpos == h->rlen || h->rcap - h->rpos < need)) {
+    memmove (h->rbuf, h->rbuf + h->rpos, avail);
+    h->rpos = 0;
+    h->rlen = avail;
+  }
+  if (need > h->rcap) {
+    uint8_t *b = realloc (h->rbuf, need);
+    if (!b)
+      return set_error (ENOMEM, "out of memory for a %zu-byte reply", need);
+    h->rbuf = b;
+    h->rcap = need;
+  }
+  return 0;
+}
+
+int
+reply_read (struct nbdaio_handle *h)
+{
+  for (;;) {
+    struct iovec iov[2];
+    int n = 0;
+    size_t want = 0, direct = 0;
+    ssize_t r;
+
+    if (parse (h) == -1)
+      return conn_die (h, EPROTO);
+    if (h->state != H_CONNECTED)
+      return 0;
+    if (make_room (h) == -1)
+      return conn_die (h, ENOMEM);
+    if (h->rx.state == RX_DATA && h->rpos == h->rlen && h->rx.remaining) {
+      /* payload straight into the caller's buffer, then the next header */
+      direct = h->rx.remaining;
+      iov[n].iov_base = h->rx.dest;
+      iov[n++].iov_len = direct;
+      h->rpos = h->rlen = 0;
+    }
+    iov[n].iov_base = h->rbuf + h->rlen;
+    iov[n++].iov_len = h->rcap - h->rlen;
+    for (int i = 0; i < n; i++)
+      want += iov[i].iov_len;
+
+    r = h->t.readv (&h->t, iov, n);
+    if (r == 0) {
+      if (h->disc_sent && h->in_flight == 0) {
+        transport_close (&h->t);
+        h->state = H_DEAD;
+        return 0;
+      }
+      set_error (ENOTCONN, "server closed the connection%s",
+                 h->in_flight ? " with commands in flight" : "");
+      return conn_die (h, ENOTCONN);
+    }
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+      set_error (ENOTCONN, "reading from server: %s", strerror (errno));
+      return conn_die (h, ENOTCONN);
+    }
+    if (direct) {
+      size_t k = (size_t) r < direct ? (size_t) r : direct;
+      h->rx.dest += k;
+      h->rx.remaining -= k;
+      h->rlen += (size_t) r - k;
+    }
+    else
+      h->rlen += (size_t) r;
+    if ((size_t) r < want) {
+      /* a short read means the socket is drained: no EAGAIN round trip */
+      if (parse (h) == -1)
+        return conn_die (h, EPROTO);
+      return 0;
+    }
+  }
+}

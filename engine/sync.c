@@ -1,0 +1,106 @@
+/* sync.c - synchronous wrappers: issue one command and poll until it
+ * completes; and nbdaio_shutdown (drain, NBD_CMD_DISC, close). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "internal.h"
+
+/* Poll until the command with this cookie completes; retire it. */
+static int
+wait_for (struct nbdaio_handle *h, int64_t cookie)
+{
+  if (cookie == -1)
+    return -1;
+  for (;;) {
+    int r = nbdaio_aio_command_completed (h, cookie);
+    if (r == 1)
+      return 0;
+    if (r == -1)
+      return -1;
+    if (nbdaio_poll (h, -1) == -1) {
+      /* the command was failed with the connection; retire it */
+      int err = nbdaio_get_errno ();
+      char msg[1024];
+      snprintf (msg, sizeof msg, "%s", nbdaio_get_error ());
+      nbdaio_aio_command_completed (h, cookie);
+      return set_error (err, "%s", msg);
+    }
+  }
+}
+
+int
+nbdaio_pread (struct nbdaio_handle *h, void *buf, size_t count,
+              uint64_t offset, uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_pread (h, buf, count, offset,
+                                        NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_pread_structured (struct nbdaio_handle *h, void *buf, size_t count,
+                         uint64_t offset, nbdaio_chunk_callback chunk,
+                         uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_pread_structured (h, buf, count, offset, chunk,
+                                                   NBDAIO_NULL_COMPLETION,
+                                                   flags));
+}
+
+int
+nbdaio_pwrite (struct nbdaio_handle *h, const void *buf, size_t count,
+               uint64_t offset, uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_pwrite (h, buf, count, offset,
+                                         NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_trim (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+             uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_trim (h, count, offset,
+                                       NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_zero (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+             uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_zero (h, count, offset,
+                                       NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_cache (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+              uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_cache (h, count, offset,
+                                        NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_flush (struct nbdaio_handle *h, uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_flush (h, NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_block_status (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
+                     nbdaio_extent_callback extent, uint32_t flags)
+{
+  return wait_for (h, nbdaio_aio_block_status (h, count, offset, extent,
+                                               NBDAIO_NULL_COMPLETION, flags));
+}
+
+int
+nbdaio_shutdown (struct nbdaio_handle *h)
+{
+  if (nbdaio_aio_disconnect (h) == -1)
+    return -1;
+  while (h->state == H_CONNECTED)
+    if (nbdaio_poll (h, -1) == -1)
+      return -1;
+  return 0;
+}
