@@ -199,8 +199,8 @@ NBDAIO_API int nbdaio_can_block_status (struct nbdaio_handle *h);
 /* The advertised block size (NBDAIO_SIZE_*), 0 if the server advertised
  * none, -1 on error. */
 NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
-/* The largest read/write payload this handle sends (advertised maximum, else
- * 32 MiB capped by the export size). */
+/* The largest read/write payload this handle sends (the advertised maximum, else
+ * 32 MiB). */
 NBDAIO_API int64_t nbdaio_get_max_payload (struct nbdaio_handle *h);
 /* 1 if structured replies were negotiated. */
 NBDAIO_API int nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h);
@@ -267,6 +267,13 @@ NBDAIO_API int64_t nbdaio_aio_block_status (struct nbdaio_handle *h,
  * once every in-flight command has completed (drive it with nbdaio_poll).
  * Returns 0 or -1. */
 NBDAIO_API int nbdaio_aio_disconnect (struct nbdaio_handle *h);
+
+/* End the connection now (for example when a command timed out: NBD has no
+ * way to cancel one).  Every queued or in-flight command completes with
+ * err; reason becomes the connection error.  Returns 0, or -1 if the
+ * handle is not connected. */
+NBDAIO_API int nbdaio_abort (struct nbdaio_handle *h, int err,
+                             const char *reason);
 
 /* Retire a command: 1 if it completed successfully (the cookie is then
  * forgotten), 0 if still in flight, -1 if it failed (errno and message of

@@ -148,3 +148,14 @@ nbdaio_aio_disconnect (struct nbdaio_handle *h)
   conn_maybe_disconnect (h);
   return 0;
 }
+
+int
+nbdaio_abort (struct nbdaio_handle *h, int err, const char *reason)
+{
+  if (conn_check_connected (h) == -1)
+    return -1;
+  set_error (err ? err : ECONNABORTED, "%s",
+             reason ? reason : "connection aborted by the caller");
+  conn_die (h, err ? err : ECONNABORTED);
+  return 0;
+}

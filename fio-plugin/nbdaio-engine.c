@@ -1,0 +1,611 @@
+/* nbdaio-engine.c - nbdaio.so, the fio external ioengine: fio's queue /
+ * commit / getevents / event hooks mapped onto libnbdaio's aio commands and
+ * completion callbacks.  Only the public nbdaio.h API is used; the library
+ * is linked in statically and only the symbol `ioengine` is exported.
+ *
+ * Per job: `conns` connections, requests spread round-robin over them; a
+ * completion callback puts the io_u on a ring that getevents / event hand
+ * back to fio; commit sends each connection's batch in one system call.
+ */
+#include "fio.h"
+#include "optgroup.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nbdaio.h"
+
+#define ENGINE "nbdaio"
+#define MAX_CONNS 64
+
+enum trim_op { TRIM_OP_TRIM, TRIM_OP_ZERO, TRIM_OP_ZERO_NOHOLE,
+               TRIM_OP_FAST_ZERO, TRIM_OP_CACHE };
+
+static const char *const trim_op_names[] = {
+  [TRIM_OP_TRIM] = "trim", [TRIM_OP_ZERO] = "zero",
+  [TRIM_OP_ZERO_NOHOLE] = "zero_nohole", [TRIM_OP_FAST_ZERO] = "fast_zero",
+  [TRIM_OP_CACHE] = "cache",
+};
+
+/* Engine options; the first member is fio's pad (it stores td there). */
+struct engine_options {
+  void *pad;
+  char *uri;
+  unsigned int conns;
+  unsigned int fua;
+  char *trim_op;
+  unsigned int cmd_timeout;
+  unsigned int structured;
+  unsigned int strict;
+  unsigned int force_multi_conn;
+};
+
+static struct fio_option options[] = {
+  {
+    .name = "uri", .lname = "NBD URI",
+    .type = FIO_OPT_STR_STORE,
+    .off1 = offsetof (struct engine_options, uri),
+    .help = "NBD URI of the export (nbd://host[:port]/export or "
+            "nbd+unix:///export?socket=PATH), as for ioengine=nbd",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "conns", .lname = "NBD connections",
+    .type = FIO_OPT_INT,
+    .off1 = offsetof (struct engine_options, conns),
+    .def = "1", .minval = 1, .maxval = MAX_CONNS,
+    .help = "Connections per job; requests are spread across them (needs "
+            "the server's multi-conn, see force_multi_conn)",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "fua", .lname = "NBD FUA writes",
+    .type = FIO_OPT_BOOL,
+    .off1 = offsetof (struct engine_options, fua),
+    .def = "0",
+    .help = "Send writes (and trims) with NBD_CMD_FLAG_FUA (the server must "
+            "support FUA)",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "trim_op", .lname = "NBD command for trims",
+    .type = FIO_OPT_STR_STORE,
+    .off1 = offsetof (struct engine_options, trim_op),
+    .def = "trim",
+    .help = "What fio's trim direction sends: trim, zero, zero_nohole, "
+            "fast_zero or cache",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "cmd_timeout", .lname = "NBD command timeout (ms)",
+    .type = FIO_OPT_INT,
+    .off1 = offsetof (struct engine_options, cmd_timeout),
+    .def = "0",
+    .help = "Fail commands with ETIMEDOUT when the server sends no reply for "
+            "this many milliseconds (0 = wait forever); fio's own 'timeout' "
+            "is its runtime, hence the name",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "structured", .lname = "NBD structured replies",
+    .type = FIO_OPT_BOOL,
+    .off1 = offsetof (struct engine_options, structured),
+    .def = "1",
+    .help = "Negotiate structured replies (0 = simple replies only)",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "strict", .lname = "NBD local request checks",
+    .type = FIO_OPT_BOOL,
+    .off1 = offsetof (struct engine_options, strict),
+    .def = "1",
+    .help = "Check requests locally against what the server advertised "
+            "(bounds, alignment, flags); server replies are always "
+            "validated",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "force_multi_conn", .lname = "NBD force multi-conn",
+    .type = FIO_OPT_BOOL,
+    .off1 = offsetof (struct engine_options, force_multi_conn),
+    .def = "0",
+    .help = "Allow conns > 1 although the server does not advertise "
+            "multi-conn (data may look inconsistent across connections)",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  { .name = NULL },
+};
+
+/* Per-job state. */
+struct engine {
+  struct nbdaio_handle *conn[MAX_CONNS];
+  unsigned nconns;
+  unsigned next_conn;
+  bool dirty[MAX_CONNS];        /* commands queued since the last commit */
+  struct pollfd pfd[MAX_CONNS];
+  unsigned pfd_conn[MAX_CONNS];
+
+  enum trim_op trim_op;
+  uint32_t write_flags;
+  int64_t export_size;
+
+  struct io_u **pending;        /* queued since the last commit */
+  unsigned npending;
+
+  struct io_u **ring;           /* completed io_us, in completion order */
+  unsigned ring_mask;
+  unsigned ring_head, ring_tail;
+  unsigned reported;            /* handed to fio by the last getevents */
+
+  bool reported_dead[MAX_CONNS];
+};
+
+static int
+parse_trim_op (const char *s, enum trim_op *out)
+{
+  for (size_t i = 0; i < sizeof trim_op_names / sizeof trim_op_names[0]; i++)
+    if (strcmp (s ? s : "trim", trim_op_names[i]) == 0) {
+      *out = (enum trim_op) i;
+      return 0;
+    }
+  log_err ("%s: trim_op=%s is not one of trim, zero, zero_nohole, fast_zero, "
+           "cache\n", ENGINE, s);
+  return -1;
+}
+
+/* Create a handle and connect it with the job's options. */
+static struct nbdaio_handle *
+connect_one (struct thread_data *td, const struct engine_options *o,
+             unsigned max_in_flight)
+{
+  struct nbdaio_handle *h = nbdaio_create ();
+
+  if (!h) {
+    log_err ("%s: %s\n", ENGINE, nbdaio_get_error ());
+    return NULL;
+  }
+  if (nbdaio_set_request_structured_replies (h, o->structured) == -1 ||
+      nbdaio_set_max_in_flight (h, max_in_flight) == -1 ||
+      nbdaio_set_strict (h, o->strict ? NBDAIO_STRICT_ALL : 0) == -1 ||
+      nbdaio_connect_uri (h, o->uri) == -1) {
+    log_err ("%s: job %s: cannot connect to %s: %s\n", ENGINE, td->o.name,
+             o->uri, nbdaio_get_error ());
+    nbdaio_close (h);
+    return NULL;
+  }
+  return h;
+}
+
+/* Refuse, with a message naming the option, jobs this export cannot run. */
+static int
+check_job (struct thread_data *td, const struct engine_options *o,
+           struct nbdaio_handle *h, enum trim_op trim_op)
+{
+  int64_t size = nbdaio_get_size (h);
+  int64_t max_payload = nbdaio_get_max_payload (h);
+  int64_t min_block = nbdaio_get_block_size (h, NBDAIO_SIZE_MINIMUM);
+  bool writes = td_write (td);
+  bool trims = td_trim (td);
+
+  if ((writes || (trims && trim_op != TRIM_OP_CACHE)) &&
+      nbdaio_is_read_only (h) == 1) {
+    log_err ("%s: job %s writes, but export %s is read-only\n", ENGINE,
+             td->o.name, o->uri);
+    return -1;
+  }
+  if (o->fua && nbdaio_can_fua (h) != 1) {
+    log_err ("%s: fua=1, but the server does not support FUA\n", ENGINE);
+    return -1;
+  }
+  if (trims) {
+    static const struct { int (*can) (struct nbdaio_handle *); const char *what; }
+    need[] = {
+      [TRIM_OP_TRIM] = { nbdaio_can_trim, "trim" },
+      [TRIM_OP_ZERO] = { nbdaio_can_zero, "write zeroes" },
+      [TRIM_OP_ZERO_NOHOLE] = { nbdaio_can_zero, "write zeroes" },
+      [TRIM_OP_FAST_ZERO] = { nbdaio_can_fast_zero, "fast zero" },
+      [TRIM_OP_CACHE] = { nbdaio_can_cache, "cache" },
+    };
+    if (need[trim_op].can (h) != 1) {
+      log_err ("%s: trim_op=%s, but the server does not support %s\n",
+               ENGINE, trim_op_names[trim_op], need[trim_op].what);
+      return -1;
+    }
+  }
+  if (o->conns > 1 && nbdaio_can_multi_conn (h) != 1 && !o->force_multi_conn) {
+    log_err ("%s: conns=%u, but the server does not advertise multi-conn "
+             "(connections may see inconsistent data); set "
+             "force_multi_conn=1 to use several connections anyway\n",
+             ENGINE, o->conns);
+    return -1;
+  }
+  for (int d = DDIR_READ; d <= DDIR_WRITE; d++) {
+    if (td->o.max_bs[d] > (unsigned long long) max_payload &&
+        (d == DDIR_READ ? td_read (td) : writes)) {
+      log_err ("%s: bs=%llu exceeds the server's maximum request size of "
+               "%lld bytes\n", ENGINE, td->o.max_bs[d], (long long) max_payload);
+      return -1;
+    }
+  }
+  if (min_block > 1 && o->strict) {
+    for (int d = DDIR_READ; d <= DDIR_TRIM; d++)
+      if (td->o.min_bs[d] % min_block || td->o.max_bs[d] % min_block) {
+        log_err ("%s: block sizes must be multiples of the server's minimum "
+                 "block size %lld\n", ENGINE, (long long) min_block);
+        return -1;
+      }
+  }
+  if (td->o.size && td->o.start_offset + td->o.size > (unsigned long long) size) {
+    log_err ("%s: offset=%llu + size=%llu is beyond the end of the export "
+             "(%lld bytes)\n", ENGINE, td->o.start_offset, td->o.size,
+             (long long) size);
+    return -1;
+  }
+  return 0;
+}
+
+/* Parent, before fork: connect once, check the job, size the file. */
+static int
+engine_setup (struct thread_data *td)
+{
+  struct engine_options *o = td->eo;
+  struct nbdaio_handle *h;
+  enum trim_op trim_op;
+  int r;
+
+  if (!o->uri) {
+    log_err ("%s: the uri option is required (for example "
+             "uri=nbd+unix:///?socket=/tmp/nbd.sock)\n", ENGINE);
+    return 1;
+  }
+  if (parse_trim_op (o->trim_op, &trim_op) == -1)
+    return 1;
+  if (!td->files_index) {
+    add_file (td, "nbd", 0, 0);
+    td->o.nr_files = td->o.nr_files ? : 1;
+    td->o.open_files++;
+  }
+  if (!(h = connect_one (td, o, 1)))
+    return 1;
+  r = check_job (td, o, h, trim_op);
+  if (r == 0)
+    td->files[0]->real_file_size = nbdaio_get_size (h);
+  nbdaio_close (h);
+  return r == 0 ? 0 : 1;
+}
+
+static void
+engine_cleanup (struct thread_data *td)
+{
+  struct engine *e = td->io_ops_data;
+
+  if (!e)
+    return;
+  for (unsigned i = 0; i < e->nconns; i++)
+    nbdaio_close (e->conn[i]);
+  free (e->pending);
+  free (e->ring);
+  free (e);
+  td->io_ops_data = NULL;
+}
+
+/* Worker: this job's own connections. */
+static int
+engine_init (struct thread_data *td)
+{
+  struct engine_options *o = td->eo;
+  unsigned depth = td->o.iodepth ? td->o.iodepth : 1, size = 1;
+  struct engine *e = calloc (1, sizeof *e);
+
+  if (!e) {
+    log_err ("%s: out of memory\n", ENGINE);
+    return 1;
+  }
+  td->io_ops_data = e;
+  while (size < depth)
+    size <<= 1;
+  e->ring = calloc (size, sizeof *e->ring);
+  e->pending = calloc (depth, sizeof *e->pending);
+  if (!e->ring || !e->pending) {
+    log_err ("%s: out of memory\n", ENGINE);
+    return 1;
+  }
+  e->ring_mask = size - 1;
+  if (parse_trim_op (o->trim_op, &e->trim_op) == -1)
+    return 1;
+  e->write_flags = o->fua ? NBDAIO_CMD_FLAG_FUA : 0;
+  for (unsigned i = 0; i < o->conns; i++) {
+    /* every io_u may sit on one connection */
+    if (!(e->conn[i] = connect_one (td, o, depth)))
+      return 1;
+    e->nconns++;
+  }
+  e->export_size = nbdaio_get_size (e->conn[0]);
+  return 0;
+}
+
+static int
+on_complete (void *user_data, int *error)
+{
+  struct io_u *io_u = user_data;
+  struct engine *e = io_u->engine_data;
+
+  io_u->error = *error;
+  e->ring[e->ring_tail++ & e->ring_mask] = io_u;
+  return 1;                     /* retire the command at once */
+}
+
+static int64_t
+issue (struct engine *e, struct nbdaio_handle *h, struct io_u *io_u)
+{
+  nbdaio_completion_callback cb = { .callback = on_complete, .user_data = io_u };
+
+  switch (io_u->ddir) {
+  case DDIR_READ:
+    return nbdaio_aio_pread (h, io_u->xfer_buf, io_u->xfer_buflen,
+                             io_u->offset, cb, 0);
+  case DDIR_WRITE:
+    return nbdaio_aio_pwrite (h, io_u->xfer_buf, io_u->xfer_buflen,
+                              io_u->offset, cb, e->write_flags);
+  case DDIR_TRIM:
+    switch (e->trim_op) {
+    case TRIM_OP_TRIM:
+      return nbdaio_aio_trim (h, io_u->xfer_buflen, io_u->offset, cb,
+                              e->write_flags);
+    case TRIM_OP_ZERO:
+      return nbdaio_aio_zero (h, io_u->xfer_buflen, io_u->offset, cb,
+                              e->write_flags);
+    case TRIM_OP_ZERO_NOHOLE:
+      return nbdaio_aio_zero (h, io_u->xfer_buflen, io_u->offset, cb,
+                              e->write_flags | NBDAIO_CMD_FLAG_NO_HOLE);
+    case TRIM_OP_FAST_ZERO:
+      return nbdaio_aio_zero (h, io_u->xfer_buflen, io_u->offset, cb,
+                              e->write_flags | NBDAIO_CMD_FLAG_FAST_ZERO);
+    case TRIM_OP_CACHE:
+      return nbdaio_aio_cache (h, io_u->xfer_buflen, io_u->offset, cb, 0);
+    }
+    break;
+  case DDIR_SYNC:
+  case DDIR_DATASYNC:
+  case DDIR_SYNC_FILE_RANGE:
+    return nbdaio_aio_flush (h, cb, 0);
+  default:
+    break;
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+static enum fio_q_status
+engine_queue (struct thread_data *td, struct io_u *io_u)
+{
+  struct engine *e = td->io_ops_data;
+  unsigned c = e->next_conn;
+
+  fio_ro_check (td, io_u);
+  if (++e->next_conn == e->nconns)
+    e->next_conn = 0;
+  io_u->engine_data = e;
+  if (issue (e, e->conn[c], io_u) == -1) {
+    io_u->error = nbdaio_get_errno () ? nbdaio_get_errno () : EIO;
+    if (!td->error)
+      log_err ("%s: %s\n", ENGINE, nbdaio_get_error () ?
+               nbdaio_get_error () : strerror (io_u->error));
+    return FIO_Q_COMPLETED;
+  }
+  e->dirty[c] = true;
+  e->pending[e->npending++] = io_u;
+  return FIO_Q_QUEUED;
+}
+
+/* Say once per connection why it died. */
+static void
+report_dead (struct engine *e, unsigned c)
+{
+  const char *why = nbdaio_get_connection_error (e->conn[c]);
+
+  if (!e->reported_dead[c] && why) {
+    e->reported_dead[c] = true;
+    log_err ("%s: connection %u: %s\n", ENGINE, c, why);
+  }
+}
+
+static int
+engine_commit (struct thread_data *td)
+{
+  struct engine *e = td->io_ops_data;
+
+  if (!e->npending)
+    return 0;
+  if (fio_fill_issue_time (td)) {
+    struct timespec now;
+    fio_gettime (&now, NULL);
+    for (unsigned i = 0; i < e->npending; i++) {
+      memcpy (&e->pending[i]->issue_time, &now, sizeof now);
+      io_u_queued (td, e->pending[i]);
+    }
+  }
+  io_u_mark_submit (td, e->npending);
+  e->npending = 0;
+  for (unsigned c = 0; c < e->nconns; c++) {
+    if (!e->dirty[c])
+      continue;
+    e->dirty[c] = false;
+    if (nbdaio_aio_submit (e->conn[c]) == -1)
+      report_dead (e, c);       /* its commands completed with errors */
+  }
+  return 0;
+}
+
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read whatever replies have arrived, without waiting. */
+static void
+drain_ready (struct engine *e)
+{
+  for (unsigned c = 0; c < e->nconns; c++)
+    if (nbdaio_aio_in_flight (e->conn[c]) > 0 &&
+        nbdaio_aio_notify_read (e->conn[c]) == -1)
+      report_dead (e, c);
+}
+
+/* Wait up to ms for any connection; returns poll's result. */
+static int
+wait_conns (struct engine *e, int ms)
+{
+  unsigned n = 0;
+  int r;
+
+  for (unsigned c = 0; c < e->nconns; c++) {
+    unsigned dir = nbdaio_aio_get_direction (e->conn[c]);
+    if (!dir)
+      continue;
+    e->pfd[n].fd = nbdaio_get_fd (e->conn[c]);
+    e->pfd[n].events = ((dir & NBDAIO_DIRECTION_READ) ? POLLIN : 0) |
+                       ((dir & NBDAIO_DIRECTION_WRITE) ? POLLOUT : 0);
+    e->pfd[n].revents = 0;
+    e->pfd_conn[n++] = c;
+  }
+  if (!n)
+    return 0;
+  r = poll (e->pfd, n, ms);
+  for (int i = 0; r > 0 && i < (int) n; i++) {
+    unsigned c = e->pfd_conn[i];
+    short rev = e->pfd[i].revents;
+    if ((rev & (POLLIN | POLLHUP | POLLERR)) &&
+        nbdaio_aio_notify_read (e->conn[c]) == -1)
+      report_dead (e, c);
+    else if ((rev & POLLOUT) && nbdaio_aio_notify_write (e->conn[c]) == -1)
+      report_dead (e, c);
+  }
+  return r;
+}
+
+static unsigned
+in_flight (struct engine *e)
+{
+  unsigned n = 0;
+
+  for (unsigned c = 0; c < e->nconns; c++) {
+    int k = nbdaio_aio_in_flight (e->conn[c]);
+    n += k > 0 ? (unsigned) k : 0;
+  }
+  return n;
+}
+
+/* No reply for cmd_timeout ms: NBD cannot cancel a command, so end the
+ * connections that have commands in flight; they complete with ETIMEDOUT. */
+static void
+time_out (struct engine *e, unsigned ms)
+{
+  char why[128];
+
+  snprintf (why, sizeof why, "no reply from the server for %u ms "
+            "(cmd_timeout): commands failed with ETIMEDOUT", ms);
+  for (unsigned c = 0; c < e->nconns; c++)
+    if (nbdaio_aio_in_flight (e->conn[c]) > 0) {
+      nbdaio_abort (e->conn[c], ETIMEDOUT, why);
+      report_dead (e, c);
+    }
+}
+
+static int
+engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
+                  const struct timespec *t)
+{
+  struct engine *e = td->io_ops_data;
+  struct engine_options *o = td->eo;
+  int64_t start = now_ms (), deadline = -1, last_progress = start;
+  unsigned avail, n;
+
+  e->ring_head += e->reported;  /* fio consumed the last batch */
+  e->reported = 0;
+  if (t)
+    deadline = start + t->tv_sec * 1000 + t->tv_nsec / 1000000;
+
+  drain_ready (e);
+  for (;;) {
+    int64_t now, ms = -1;
+    unsigned before = e->ring_tail;
+    avail = e->ring_tail - e->ring_head;
+    if (avail >= min || in_flight (e) == 0)
+      break;
+    now = now_ms ();
+    if (deadline >= 0) {
+      if (now >= deadline)
+        break;
+      ms = deadline - now;
+    }
+    if (o->cmd_timeout) {
+      int64_t left = last_progress + o->cmd_timeout - now;
+      if (left <= 0) {
+        time_out (e, o->cmd_timeout);
+        continue;
+      }
+      if (ms < 0 || left < ms)
+        ms = left;
+    }
+    if (wait_conns (e, (int) ms) < 0 && errno != EINTR) {
+      log_err ("%s: poll: %s\n", ENGINE, strerror (errno));
+      return -1;
+    }
+    if (e->ring_tail != before)
+      last_progress = now_ms ();
+  }
+  n = avail < max ? avail : max;
+  e->reported = n;
+  return (int) n;
+}
+
+static struct io_u *
+engine_event (struct thread_data *td, int event)
+{
+  struct engine *e = td->io_ops_data;
+
+  return e->ring[(e->ring_head + (unsigned) event) & e->ring_mask];
+}
+
+static int
+engine_open_file (struct thread_data *td, struct fio_file *f)
+{
+  (void) td;
+  (void) f;
+  return 0;
+}
+
+static int
+engine_invalidate (struct thread_data *td, struct fio_file *f)
+{
+  (void) td;
+  (void) f;
+  return 0;
+}
+
+/* The one exported symbol: fio looks it up with dlsym. */
+__attribute__((visibility ("default")))
+struct ioengine_ops ioengine = {
+  .name = "nbdaio",
+  .version = FIO_IOOPS_VERSION,
+  .flags = FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL |
+           FIO_ASYNCIO_SETS_ISSUE_TIME,
+  .setup = engine_setup,
+  .init = engine_init,
+  .cleanup = engine_cleanup,
+  .queue = engine_queue,
+  .commit = engine_commit,
+  .getevents = engine_getevents,
+  .event = engine_event,
+  .open_file = engine_open_file,
+  .invalidate = engine_invalidate,
+  .options = options,
+  .option_struct_size = sizeof (struct engine_options),
+};

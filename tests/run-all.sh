@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# tests/run-all.sh - the whole test suite, from a fresh Debian bookworm
+# machine (as root): installs what it needs, builds with -Werror, runs every
+# test (unit, integration against real servers, symbol checks), then builds
+# again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite
+# once more.  Prints "N passed, N failed" last; exits non-zero on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/deps.sh
+
+pass=0 fail=0
+run_suite() {               # run_suite BUILDDIR [meson setup args...]
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" -Dwerror=true "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null
+  local rc=0
+  meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
+  local counts
+  counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["result"] in ("OK", "EXPECTEDFAIL", "SKIP"):
+        ok += 1
+    else:
+        bad += 1
+print(ok, bad)
+PY
+)
+  pass=$((pass + ${counts% *}))
+  fail=$((fail + ${counts#* }))
+  [ "$rc" -eq 0 ] || echo "run-all: failures in $dir" >&2
+}
+
+run_suite build
+run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dbuildtype=debug
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
