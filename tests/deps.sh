@@ -25,3 +25,6 @@ if ((${#missing[@]})); then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The fio plugin is built against the source of exactly the installed fio.
+bash "$(dirname "$0")/../fio-plugin/get-fio-source.sh" "$(dirname "$0")/../.fio-src"

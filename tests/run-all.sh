@@ -13,7 +13,7 @@ pass=0 fail=0
 run_suite() {               # run_suite BUILDDIR [meson setup args...]
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" -Dwerror=true "$@" >/dev/null
+    meson setup "$dir" -Dwerror=true -Dfio_plugin=enabled "$@" >/dev/null
   fi
   ninja -C "$dir" >/dev/null
   local rc=0
