@@ -53,8 +53,9 @@ cmd_alloc (struct nbdaio_handle *h)
   cmd->cookie = (h->next_seq++ << CMD_SLOT_BITS) | idx;
   cmd->error = 0;
   cmd->covered = 0;
+  cmd->runs = cmd->inline_runs;
   cmd->nruns = 0;
-  cmd->runs_lost = false;
+  cmd->runs_cap = CMD_INLINE_RUNS;
   cmd->got_block_status = false;
   return cmd;
 }
@@ -127,26 +128,96 @@ callbacks_release (nbdaio_chunk_callback *chunk,
     memset (completion, 0, sizeof *completion);
 }
 
+int
+cmd_cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len)
+{
+  uint32_t end = start + len, i, lo = 0, hi = cmd->nruns;
+  struct cmd_run *r;
+
+  /* runs are sorted: find the first run ending at or after start */
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (cmd->runs[mid].end < start)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  i = lo;
+  r = cmd->runs;
+  if ((i < cmd->nruns && r[i].start < end && start < r[i].end) ||
+      (i + 1 < cmd->nruns && r[i + 1].start < end))
+    return set_violation ("chunk-overlap", "chunk [%llu, +%u) of cookie "
+                          "0x%llx overlaps data already received",
+                          (unsigned long long) (cmd->offset + start), len,
+                          (unsigned long long) cmd->cookie);
+  cmd->covered += len;
+  if (i < cmd->nruns && r[i].end == start) {          /* extend run i */
+    r[i].end = end;
+    if (i + 1 < cmd->nruns && r[i + 1].start == end) {
+      r[i].end = r[i + 1].end;
+      memmove (&r[i + 1], &r[i + 2], (cmd->nruns - i - 2) * sizeof *r);
+      cmd->nruns--;
+    }
+    return 0;
+  }
+  if (i < cmd->nruns && r[i].start == end) {          /* prepend to run i */
+    r[i].start = start;
+    return 0;
+  }
+  if (cmd->nruns == cmd->runs_cap) {                  /* a fragmented reply */
+    uint32_t cap = cmd->runs_cap * 2;
+    struct cmd_run *n = malloc (cap * sizeof *n);
+    if (!n)
+      return set_error (ENOMEM, "out of memory tracking reply chunks");
+    memcpy (n, r, cmd->nruns * sizeof *n);
+    if (r != cmd->inline_runs)
+      free (r);
+    cmd->runs = r = n;
+    cmd->runs_cap = cap;
+  }
+  memmove (&r[i + 1], &r[i], (cmd->nruns - i) * sizeof *r);
+  r[i].start = start;
+  r[i].end = end;
+  cmd->nruns++;
+  return 0;
+}
+
 void
 cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
+  nbdaio_chunk_callback chunk = cmd->chunk;
+  nbdaio_extent_callback extent = cmd->extent;
+  nbdaio_completion_callback completion = cmd->completion;
+  uint64_t cookie = cmd->cookie;
   int err = cmd->error, retire = 0;
 
   h->in_flight--;
   cmd->state = CMD_DONE;
+  if (cmd->runs != cmd->inline_runs) {
+    free (cmd->runs);
+    cmd->runs = cmd->inline_runs;
+  }
   if (err == ESHUTDOWN && !h->server_shutdown) {
     h->server_shutdown = true;
     h->disc_wanted = true;
   }
-  if (cmd->completion.callback) {
-    retire = cmd->completion.callback (cmd->completion.user_data, &err) == 1;
-    cmd->error = err;
+  /* The command is complete (and retirable) before its callback runs: the
+   * callback may retire it, or issue commands that reuse slots. */
+  memset (&cmd->chunk, 0, sizeof cmd->chunk);
+  memset (&cmd->extent, 0, sizeof cmd->extent);
+  memset (&cmd->completion, 0, sizeof cmd->completion);
+  done_list_add (h, cmd);
+  if (completion.callback) {
+    retire = completion.callback (completion.user_data, &err) == 1;
+    if (cmd->cookie == cookie && cmd->state == CMD_DONE) {
+      cmd->error = err;
+      if (retire) {
+        done_list_remove (h, cmd);
+        cmd_retire (h, cmd);
+      }
+    }
   }
-  callbacks_release (&cmd->chunk, &cmd->extent, &cmd->completion);
-  if (retire)
-    cmd_retire (h, cmd);
-  else
-    done_list_add (h, cmd);
+  callbacks_release (&chunk, &extent, &completion);
 }
 
 void

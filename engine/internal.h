@@ -17,7 +17,7 @@
 #define CMD_SLOT_BITS 16
 #define CMD_SLOT_MASK ((UINT64_C(1) << CMD_SLOT_BITS) - 1)
 #define CMD_MAX_SLOTS (1u << CMD_SLOT_BITS)
-#define CMD_MAX_RUNS 4          /* disjoint chunk runs tracked exactly */
+#define CMD_INLINE_RUNS 4       /* disjoint chunk runs kept without malloc */
 #define CMD_NONE UINT32_MAX     /* end of the done list */
 #define SEND_IOV_MAX 1024       /* iovecs per sendmsg */
 #define RBUF_SIZE (256 * 1024)  /* reply stream buffer */
@@ -34,12 +34,14 @@ struct nbdaio_cmd {
   uint16_t type;
   uint16_t flags;
   uint8_t state;                /* enum cmd_state */
-  uint8_t nruns;                /* entries used in runs[] */
-  bool runs_lost;               /* too fragmented: only the sum is checked */
   bool got_block_status;
   int error;                    /* first error, errno value */
   uint64_t covered;             /* bytes covered by data/hole chunks */
-  struct { uint32_t start, end; } runs[CMD_MAX_RUNS];
+  /* Byte ranges (relative to offset) covered by data/hole chunks, kept
+   * disjoint and merged; inline until a reply is more fragmented. */
+  struct cmd_run { uint32_t start, end; } inline_runs[CMD_INLINE_RUNS];
+  struct cmd_run *runs;         /* inline_runs or a malloc'd array */
+  uint32_t nruns, runs_cap;
   nbdaio_chunk_callback chunk;
   nbdaio_extent_callback extent;
   nbdaio_completion_callback completion;
@@ -120,6 +122,9 @@ int cmd_slots_init (struct nbdaio_handle *h);
 void cmd_slots_free (struct nbdaio_handle *h);
 struct nbdaio_cmd *cmd_alloc (struct nbdaio_handle *h);
 void cmd_set_error (struct nbdaio_cmd *cmd, int err);
+/* Record [start, start+len) of the request as covered by a chunk.  Returns
+ * 0, or -1 with a violation if it overlaps what is covered already. */
+int cmd_cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len);
 void cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
 void cmd_fail_all (struct nbdaio_handle *h, int err);
 void callbacks_release (nbdaio_chunk_callback *chunk,

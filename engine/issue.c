@@ -108,11 +108,11 @@ static int
 check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
            uint64_t offset, uint64_t count, const void *buf)
 {
-  if (conn_check_connected (h) == -1)
-    return -1;
-  if (h->server_shutdown)
+  if (h && h->server_shutdown)
     return set_error (ESHUTDOWN, "server is shutting down (it answered "
                       "ESHUTDOWN): no new commands");
+  if (conn_check_connected (h) == -1)
+    return -1;
   if (h->disc_wanted)
     return set_error (ENOTCONN, "disconnect in progress: no new commands");
   if (count > UINT32_MAX)

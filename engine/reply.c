@@ -52,66 +52,6 @@ lookup (struct nbdaio_handle *h, uint64_t cookie)
   return NULL;
 }
 
-/* Record [off, off+len) (relative to the request) as covered by a data or
- * hole chunk.  Chunks must stay disjoint. */
-static int
-cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len)
-{
-  uint32_t end = start + len;
-  int i, merged = -1;
-
-  cmd->covered += len;
-  if (cmd->covered > cmd->count)
-    goto overlap;
-  if (cmd->runs_lost)
-    return 0;
-  for (i = 0; i < cmd->nruns; i++)
-    if (start < cmd->runs[i].end && cmd->runs[i].start < end)
-      goto overlap;
-  for (i = 0; i < cmd->nruns; i++) {
-    if (cmd->runs[i].end == start) {
-      cmd->runs[i].end = end;
-      merged = i;
-      break;
-    }
-    if (cmd->runs[i].start == end) {
-      cmd->runs[i].start = start;
-      merged = i;
-      break;
-    }
-  }
-  if (merged >= 0) {
-    /* the grown run may now touch another one */
-    for (i = 0; i < cmd->nruns; i++) {
-      if (i == merged)
-        continue;
-      if (cmd->runs[i].start == cmd->runs[merged].end ||
-          cmd->runs[i].end == cmd->runs[merged].start) {
-        if (cmd->runs[i].start < cmd->runs[merged].start)
-          cmd->runs[merged].start = cmd->runs[i].start;
-        if (cmd->runs[i].end > cmd->runs[merged].end)
-          cmd->runs[merged].end = cmd->runs[i].end;
-        cmd->runs[i] = cmd->runs[--cmd->nruns];
-        break;
-      }
-    }
-    return 0;
-  }
-  if (cmd->nruns < CMD_MAX_RUNS) {
-    cmd->runs[cmd->nruns].start = start;
-    cmd->runs[cmd->nruns++].end = end;
-  }
-  else
-    cmd->runs_lost = true;
-  return 0;
-
- overlap:
-  return set_violation ("chunk-overlap", "chunk [%llu, +%u) of cookie 0x%llx "
-                        "overlaps data already received",
-                        (unsigned long long) (cmd->offset + start), len,
-                        (unsigned long long) cmd->cookie);
-}
-
 /* Check that [off, off+len) lies inside the request of cmd. */
 static int
 check_inside (struct nbdaio_cmd *cmd, uint64_t off, uint64_t len,
@@ -279,7 +219,7 @@ chunk_hole (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
   if (len == 0)
     return set_violation ("chunk-length", "NBD_REPLY_TYPE_OFFSET_HOLE of size 0");
   if (check_inside (cmd, off, len, "hole chunk") == -1 ||
-      cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+      cmd_cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
     return -1;
   memset ((uint8_t *) cmd->buf + (off - cmd->offset), 0, len);
   call_chunk (cmd, off, len, NBDAIO_READ_HOLE, 0);
@@ -295,7 +235,7 @@ chunk_data_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
   uint32_t len = rx->length - 8;
 
   if (check_inside (cmd, off, len, "data chunk") == -1 ||
-      cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+      cmd_cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
     return -1;
   rx->state = RX_DATA;
   rx->dest = (uint8_t *) cmd->buf + (off - cmd->offset);
@@ -382,7 +322,7 @@ chunk_error (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
          (const char *) p + 6);
   if (type == NBD_REPLY_TYPE_ERROR_OFFSET) {
     uint64_t off = wire_get64 (p + 6 + msglen);
-    if (check_inside (cmd, off, 0, "error offset") == -1)
+    if (check_inside (cmd, off, 1, "error offset") == -1)
       return -1;
     if (cmd->type == NBD_CMD_READ)
       call_chunk (cmd, off, 0, NBDAIO_READ_ERROR, err);

@@ -83,6 +83,8 @@ struct fs {
   struct fs_req reqs[FS_MAX_REQS]; /* copies without payload */
   int disc_seen;
 
+  int sig[2];                 /* test -> script wake-ups (a pipe) */
+
   /* memory disk for fs_serve_memory */
   uint8_t *disk;
   uint64_t disk_size;
@@ -106,6 +108,13 @@ int fs_fail (struct fs *s, const char *fmt, ...)
   __attribute__((format (printf, 2, 3)));
 int fs_read_exact (struct fs *s, void *buf, size_t n);
 int fs_write (struct fs *s, const void *buf, size_t n);
+/* Let the script go on: fs_signal (test thread) wakes one
+ * fs_wait_signal (script, bounded wait; 0 or -1). */
+void fs_signal (struct fs *s);
+int fs_wait_signal (struct fs *s);
+/* Close the server end at once (no half-close, no draining): unread
+ * client data makes the client see a reset. */
+void fs_abort (struct fs *s);
 /* Wait (bounded) until the client closes its end: 0 on EOF. */
 int fs_wait_eof (struct fs *s);
 
@@ -167,6 +176,10 @@ int fs_send_chunk_hole (struct fs *s, uint16_t flags, uint64_t cookie,
 int fs_send_chunk_error (struct fs *s, uint16_t flags, uint16_t type,
                          uint64_t cookie, uint32_t error, const char *msg);
 int fs_send_chunk_none (struct fs *s, uint64_t cookie);
+/* An error reply to req: an ERROR chunk if structured replies are on,
+ * else a simple reply. */
+int fs_send_error_reply (struct fs *s, const struct fs_req *req,
+                         uint32_t err);
 /* extents: n pairs (length, flags) */
 int fs_send_chunk_bs (struct fs *s, uint16_t flags, uint64_t cookie,
                       uint32_t ctx_id, const uint32_t *extents, size_t n);
