@@ -251,8 +251,11 @@ data_done (struct nbdaio_handle *h)
 {
   struct nbdaio_cmd *cmd = h->rx.cmd;
 
-  if (!h->rx.structured)
+  if (!h->rx.structured) {
+    /* a simple reply is one data chunk covering the whole request */
+    call_chunk (cmd, cmd->offset, cmd->count, NBDAIO_READ_DATA, 0);
     return finish_command (h, cmd);
+  }
   call_chunk (cmd, h->rx.data_offset, h->rx.data_len, NBDAIO_READ_DATA, 0);
   return chunk_done (h, cmd);
 }
