@@ -83,9 +83,10 @@ static struct fio_option options[] = {
     .type = FIO_OPT_INT,
     .off1 = offsetof (struct engine_options, cmd_timeout),
     .def = "0",
-    .help = "Fail commands with ETIMEDOUT when the server sends no reply for "
-            "this many milliseconds (0 = wait forever); fio's own 'timeout' "
-            "is its runtime, hence the name",
+    .help = "Fail a command with ETIMEDOUT (ending its connection) when it "
+            "has no reply after this many milliseconds; also bounds the "
+            "connect and handshake (0 = no limit; fio's own 'timeout' is its "
+            "runtime, hence the name)",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -140,6 +141,20 @@ struct engine {
   unsigned reported;            /* handed to fio by the last getevents */
 
   bool reported_dead[MAX_CONNS];
+
+  /* one slot per io_u (made by io_u_init); scanned for cmd_timeout every
+   * cmd_timeout / 4 ms while waiting, never per I/O */
+  struct io_slot **slots;
+  unsigned nslots;
+  int64_t next_scan;
+};
+
+/* What io_u->engine_data points to. */
+struct io_slot {
+  struct engine *e;
+  struct io_u *io_u;
+  int64_t issued_ms;            /* with cmd_timeout: 0 = not in flight */
+  unsigned conn;
 };
 
 static int
@@ -169,6 +184,7 @@ connect_one (struct thread_data *td, const struct engine_options *o,
   if (nbdaio_set_request_structured_replies (h, o->structured) == -1 ||
       nbdaio_set_max_in_flight (h, max_in_flight) == -1 ||
       nbdaio_set_strict (h, o->strict ? NBDAIO_STRICT_ALL : 0) == -1 ||
+      (o->cmd_timeout && nbdaio_set_connect_timeout (h, o->cmd_timeout) == -1) ||
       nbdaio_connect_uri (h, o->uri) == -1) {
     log_err ("%s: job %s: cannot connect to %s: %s\n", ENGINE, td->o.name,
              o->uri, nbdaio_get_error ());
@@ -287,6 +303,9 @@ engine_cleanup (struct thread_data *td)
     nbdaio_close (e->conn[i]);
   free (e->pending);
   free (e->ring);
+  for (unsigned i = 0; i < e->nslots; i++)
+    free (e->slots[i]);
+  free (e->slots);
   free (e);
   td->io_ops_data = NULL;
 }
@@ -326,13 +345,24 @@ engine_init (struct thread_data *td)
   return 0;
 }
 
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int
 on_complete (void *user_data, int *error)
 {
-  struct io_u *io_u = user_data;
-  struct engine *e = io_u->engine_data;
+  struct io_slot *slot = user_data;
+  struct io_u *io_u = slot->io_u;
+  struct engine *e = slot->e;
 
   io_u->error = *error;
+  slot->issued_ms = 0;
   e->ring[e->ring_tail++ & e->ring_mask] = io_u;
   return 1;                     /* retire the command at once */
 }
@@ -340,7 +370,8 @@ on_complete (void *user_data, int *error)
 static int64_t
 issue (struct engine *e, struct nbdaio_handle *h, struct io_u *io_u)
 {
-  nbdaio_completion_callback cb = { .callback = on_complete, .user_data = io_u };
+  nbdaio_completion_callback cb = { .callback = on_complete,
+                                    .user_data = io_u->engine_data };
 
   switch (io_u->ddir) {
   case DDIR_READ:
@@ -387,7 +418,6 @@ engine_queue (struct thread_data *td, struct io_u *io_u)
   fio_ro_check (td, io_u);
   if (++e->next_conn == e->nconns)
     e->next_conn = 0;
-  io_u->engine_data = e;
   if (issue (e, e->conn[c], io_u) == -1) {
     io_u->error = nbdaio_get_errno () ? nbdaio_get_errno () : EIO;
     if (!td->error)
@@ -397,6 +427,11 @@ engine_queue (struct thread_data *td, struct io_u *io_u)
   }
   e->dirty[c] = true;
   e->pending[e->npending++] = io_u;
+  if (((struct engine_options *) td->eo)->cmd_timeout) {
+    struct io_slot *slot = io_u->engine_data;
+    slot->issued_ms = now_ms ();
+    slot->conn = c;
+  }
   return FIO_Q_QUEUED;
 }
 
@@ -437,15 +472,6 @@ engine_commit (struct thread_data *td)
       report_dead (e, c);       /* its commands completed with errors */
   }
   return 0;
-}
-
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Read whatever replies have arrived, without waiting. */
@@ -502,20 +528,29 @@ in_flight (struct engine *e)
   return n;
 }
 
-/* No reply for cmd_timeout ms: NBD cannot cancel a command, so end the
- * connections that have commands in flight; they complete with ETIMEDOUT. */
-static void
-time_out (struct engine *e, unsigned ms)
+/* A command older than cmd_timeout: NBD cannot cancel a command, so its
+ * connection is ended; everything in flight on it completes with
+ * ETIMEDOUT.  Returns the time of the next check. */
+static int64_t
+check_timeouts (struct engine *e, unsigned timeout_ms, int64_t now)
 {
-  char why[128];
+  char why[160];
 
-  snprintf (why, sizeof why, "no reply from the server for %u ms "
-            "(cmd_timeout): commands failed with ETIMEDOUT", ms);
-  for (unsigned c = 0; c < e->nconns; c++)
+  for (unsigned i = 0; i < e->nslots; i++) {
+    struct io_slot *slot = e->slots[i];
+    unsigned c = slot->conn;
+    if (!slot->issued_ms || now - slot->issued_ms < timeout_ms)
+      continue;
+    snprintf (why, sizeof why, "a command got no reply within %u ms "
+              "(cmd_timeout): commands in flight failed with ETIMEDOUT",
+              timeout_ms);
+    slot->issued_ms = 0;
     if (nbdaio_aio_in_flight (e->conn[c]) > 0) {
       nbdaio_abort (e->conn[c], ETIMEDOUT, why);
       report_dead (e, c);
     }
+  }
+  return now + (timeout_ms >= 40 ? timeout_ms / 4 : 10);
 }
 
 static int
@@ -524,42 +559,38 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
 {
   struct engine *e = td->io_ops_data;
   struct engine_options *o = td->eo;
-  int64_t start = now_ms (), deadline = -1, last_progress = start;
+  int64_t deadline = -1;
   unsigned avail, n;
 
   e->ring_head += e->reported;  /* fio consumed the last batch */
   e->reported = 0;
   if (t)
-    deadline = start + t->tv_sec * 1000 + t->tv_nsec / 1000000;
+    deadline = now_ms () + t->tv_sec * 1000 + t->tv_nsec / 1000000;
 
   drain_ready (e);
   for (;;) {
     int64_t now, ms = -1;
-    unsigned before = e->ring_tail;
     avail = e->ring_tail - e->ring_head;
     if (avail >= min || in_flight (e) == 0)
       break;
-    now = now_ms ();
-    if (deadline >= 0) {
-      if (now >= deadline)
-        break;
-      ms = deadline - now;
-    }
-    if (o->cmd_timeout) {
-      int64_t left = last_progress + o->cmd_timeout - now;
-      if (left <= 0) {
-        time_out (e, o->cmd_timeout);
-        continue;
+    if (deadline >= 0 || o->cmd_timeout) {
+      now = now_ms ();
+      if (deadline >= 0) {
+        if (now >= deadline)
+          break;
+        ms = deadline - now;
       }
-      if (ms < 0 || left < ms)
-        ms = left;
+      if (o->cmd_timeout) {
+        if (now >= e->next_scan)
+          e->next_scan = check_timeouts (e, o->cmd_timeout, now);
+        if (ms < 0 || e->next_scan - now < ms)
+          ms = e->next_scan - now;
+      }
     }
     if (wait_conns (e, (int) ms) < 0 && errno != EINTR) {
       log_err ("%s: poll: %s\n", ENGINE, strerror (errno));
       return -1;
     }
-    if (e->ring_tail != before)
-      last_progress = now_ms ();
   }
   n = avail < max ? avail : max;
   e->reported = n;
@@ -572,6 +603,27 @@ engine_event (struct thread_data *td, int event)
   struct engine *e = td->io_ops_data;
 
   return e->ring[(e->ring_head + (unsigned) event) & e->ring_mask];
+}
+
+/* Each io_u gets a slot once, before any I/O (engine init ran already). */
+static int
+engine_io_u_init (struct thread_data *td, struct io_u *io_u)
+{
+  struct engine *e = td->io_ops_data;
+  struct io_slot *slot = calloc (1, sizeof *slot);
+  struct io_slot **slots = realloc (e->slots, (e->nslots + 1) * sizeof *slots);
+
+  if (!slot || !slots) {
+    free (slot);
+    log_err ("%s: out of memory\n", ENGINE);
+    return 1;
+  }
+  e->slots = slots;
+  slot->e = e;
+  slot->io_u = io_u;
+  e->slots[e->nslots++] = slot;
+  io_u->engine_data = slot;
+  return 0;
 }
 
 static int
@@ -604,6 +656,7 @@ struct ioengine_ops ioengine = {
   .commit = engine_commit,
   .getevents = engine_getevents,
   .event = engine_event,
+  .io_u_init = engine_io_u_init,
   .open_file = engine_open_file,
   .invalidate = engine_invalidate,
   .options = options,
