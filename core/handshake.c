@@ -154,26 +154,29 @@ opt_structured_reply (struct hs *hs)
   return 0;
 }
 
+/* Store a 32-bit length and the bytes of s at p; returns bytes written. */
+static uint32_t
+put_string (uint8_t *p, const char *s, uint32_t len)
+{
+  wire_put32 (p, len);
+  memcpy (p + 4, s, len);
+  return 4 + len;
+}
+
 static int
 opt_set_meta_context (struct hs *hs)
 {
   const char *exp = hs->o->export_name, *ctx = hs->o->meta_context;
-  uint32_t elen = strlen (exp), clen = strlen (ctx);
-  uint32_t len = 4 + elen + 4 + 4 + clen;
-  uint8_t *buf = malloc (len);
+  uint8_t buf[3 * 4 + 2 * NBD_MAX_STRING];
+  uint32_t clen = strlen (ctx), len;
   struct opt_reply r;
   int ret;
 
-  if (!buf)
-    return set_error (ENOMEM, "out of memory");
-  wire_put32 (buf, elen);
-  memcpy (buf + 4, exp, elen);
-  wire_put32 (buf + 4 + elen, 1);
-  wire_put32 (buf + 8 + elen, clen);
-  memcpy (buf + 12 + elen, ctx, clen);
-  ret = send_option (hs, NBD_OPT_SET_META_CONTEXT, buf, len);
-  free (buf);
-  if (ret == -1)
+  len = put_string (buf, exp, strlen (exp));
+  wire_put32 (buf + len, 1);                 /* one query */
+  len += 4;
+  len += put_string (buf + len, ctx, clen);
+  if (send_option (hs, NBD_OPT_SET_META_CONTEXT, buf, len) == -1)
     return -1;
 
   for (;;) {
@@ -266,23 +269,19 @@ opt_go (struct hs *hs)
     NBD_INFO_NAME, NBD_INFO_DESCRIPTION, NBD_INFO_BLOCK_SIZE
   };
   const char *exp = hs->o->export_name;
-  uint32_t elen = strlen (exp), n = sizeof wanted / sizeof wanted[0];
-  uint32_t len = 4 + elen + 2 + 2 * n;
-  uint8_t *buf = malloc (len);
+  uint32_t n = sizeof wanted / sizeof wanted[0];
+  uint8_t buf[4 + NBD_MAX_STRING + 2 + sizeof wanted];
   bool have_export = false;
   struct opt_reply r;
+  uint32_t len;
   int ret;
 
-  if (!buf)
-    return set_error (ENOMEM, "out of memory");
-  wire_put32 (buf, elen);
-  memcpy (buf + 4, exp, elen);
-  wire_put16 (buf + 4 + elen, n);
-  for (uint32_t i = 0; i < n; i++)
-    wire_put16 (buf + 6 + elen + 2 * i, wanted[i]);
-  ret = send_option (hs, NBD_OPT_GO, buf, len);
-  free (buf);
-  if (ret == -1)
+  len = put_string (buf, exp, strlen (exp));
+  wire_put16 (buf + len, n);
+  len += 2;
+  for (uint32_t i = 0; i < n; i++, len += 2)
+    wire_put16 (buf + len, wanted[i]);
+  if (send_option (hs, NBD_OPT_GO, buf, len) == -1)
     return -1;
 
   for (;;) {
