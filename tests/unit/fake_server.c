@@ -1,5 +1,5 @@
 /* fake_server.c - the scripted in-process NBD server of the unit tests
- * (see fake_server.h) and the client-side helpers the tests share. */
+ * (see fake_server.h).  The client-side helpers live in test_common.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,8 +19,8 @@
 /* ---------------------------------------------------------------------- */
 /* time */
 
-static int64_t
-now_ms (void)
+int64_t
+fs_now_ms (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -64,11 +64,11 @@ fs_new (void)
 static void
 fs_drain (struct fs *s)
 {
-  int64_t deadline = now_ms () + FS_TIMEOUT_MS;
+  int64_t deadline = fs_now_ms () + FS_TIMEOUT_MS;
   char buf[4096];
 
   for (;;) {
-    int64_t left = deadline - now_ms ();
+    int64_t left = deadline - fs_now_ms ();
     if (left <= 0)
       return;
     struct pollfd p = { .fd = s->fd, .events = POLLIN };
@@ -181,10 +181,10 @@ fs_read_exact_eof (struct fs *s, void *buf, size_t n)
 {
   uint8_t *p = buf;
   size_t got = 0;
-  int64_t deadline = now_ms () + FS_TIMEOUT_MS;
+  int64_t deadline = fs_now_ms () + FS_TIMEOUT_MS;
 
   while (got < n) {
-    int64_t left = deadline - now_ms ();
+    int64_t left = deadline - fs_now_ms ();
     if (left <= 0)
       return fs_fail (s, "timeout reading %zu bytes (got %zu)", n, got);
     struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
@@ -266,10 +266,10 @@ fs_wait_signal (struct fs *s)
 static void
 fs_wait_consumed (struct fs *s)
 {
-  int64_t deadline = now_ms () + 1000;
+  int64_t deadline = fs_now_ms () + 1000;
   int outq = 0;
 
-  while (now_ms () < deadline) {
+  while (fs_now_ms () < deadline) {
     if (ioctl (s->fd, SIOCOUTQ, &outq) == -1 || outq == 0)
       return;
     usleep (50);
@@ -281,7 +281,7 @@ static int
 fs_write_some (struct fs *s, const uint8_t *p, size_t n)
 {
   size_t done = 0;
-  int64_t deadline = now_ms () + FS_TIMEOUT_MS;
+  int64_t deadline = fs_now_ms () + FS_TIMEOUT_MS;
 
   while (done < n) {
     ssize_t k = send (s->fd, p + done, n - done, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -292,7 +292,7 @@ fs_write_some (struct fs *s, const uint8_t *p, size_t n)
     if (k < 0 && errno == EINTR)
       continue;
     if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int64_t left = deadline - now_ms ();
+      int64_t left = deadline - fs_now_ms ();
       if (left <= 0)
         return fs_fail (s, "timeout writing %zu bytes", n);
       struct pollfd pfd = { .fd = s->fd, .events = POLLOUT };
@@ -317,6 +317,18 @@ fs_write (struct fs *s, const void *buf, size_t n)
     if (s->trickle)
       fs_wait_consumed (s);
   }
+  return 0;
+}
+
+/* A header, then len bytes of payload (if any). */
+static int
+fs_write_msg (struct fs *s, const void *hdr, size_t hlen, const void *payload,
+              uint32_t len)
+{
+  if (fs_write (s, hdr, hlen) == -1)
+    return -1;
+  if (len && fs_write (s, payload, len) == -1)
+    return -1;
   return 0;
 }
 
@@ -392,11 +404,7 @@ fs_send_opt_reply_magic (struct fs *s, uint64_t magic, uint32_t opt,
   wire_put32 (h + 8, opt);
   wire_put32 (h + 12, type);
   wire_put32 (h + 16, len);
-  if (fs_write (s, h, sizeof h) == -1)
-    return -1;
-  if (len && fs_write (s, payload, len) == -1)
-    return -1;
-  return 0;
+  return fs_write_msg (s, h, sizeof h, payload, len);
 }
 
 int
@@ -703,6 +711,14 @@ fs_read_request (struct fs *s, struct fs_req *req)
 }
 
 int
+fs_handshake_and_read (struct fs *s, struct fs_req *req)
+{
+  if (fs_default_handshake (s) != 0)
+    return -1;
+  return fs_read_request (s, req);
+}
+
+int
 fs_read_requests (struct fs *s, int n)
 {
   for (int i = 0; i < n; i++) {
@@ -722,11 +738,7 @@ fs_send_simple_magic (struct fs *s, uint32_t magic, uint32_t error,
   wire_put32 (h, magic);
   wire_put32 (h + 4, error);
   wire_put64 (h + 8, cookie);
-  if (fs_write (s, h, sizeof h) == -1)
-    return -1;
-  if (len && fs_write (s, data, len) == -1)
-    return -1;
-  return 0;
+  return fs_write_msg (s, h, sizeof h, data, len);
 }
 
 int
@@ -747,11 +759,7 @@ fs_send_chunk (struct fs *s, uint16_t flags, uint16_t type, uint64_t cookie,
   wire_put16 (h + 6, type);
   wire_put64 (h + 8, cookie);
   wire_put32 (h + 16, len);
-  if (fs_write (s, h, sizeof h) == -1)
-    return -1;
-  if (len && fs_write (s, payload, len) == -1)
-    return -1;
-  return 0;
+  return fs_write_msg (s, h, sizeof h, payload, len);
 }
 
 int
@@ -926,151 +934,4 @@ fs_serve_memory (struct fs *s, int allow_eof)
     if (r == -1)
       return -1;
   }
-}
-
-/* ---------------------------------------------------------------------- */
-/* client side */
-
-static int
-cbc_cb (void *ud, int *error)
-{
-  struct cbc *c = ud;
-  c->calls++;
-  c->error = *error;
-  return c->ret;
-}
-
-static void
-cbc_free (void *ud)
-{
-  struct cbc *c = ud;
-  c->frees++;
-}
-
-nbdaio_completion_callback
-cbc_completion (struct cbc *c)
-{
-  return (nbdaio_completion_callback) {
-    .callback = cbc_cb, .user_data = c, .free = cbc_free };
-}
-
-static int
-chunk_rec_cb (void *ud, const void *subbuf, size_t count, uint64_t offset,
-              unsigned status, int *error)
-{
-  struct chunk_rec *r = ud;
-  (void) error;
-  if (r->nr < (int) (sizeof r->ch / sizeof r->ch[0])) {
-    r->ch[r->nr].status = status;
-    r->ch[r->nr].count = count;
-    r->ch[r->nr].offset = offset;
-    r->ch[r->nr].buf_pos = r->base
-      ? (const uint8_t *) subbuf - r->base : -1;
-  }
-  r->nr++;
-  r->calls++;
-  return 0;
-}
-
-static void
-chunk_rec_free (void *ud)
-{
-  struct chunk_rec *r = ud;
-  r->frees++;
-}
-
-nbdaio_chunk_callback
-chunk_rec_callback (struct chunk_rec *r)
-{
-  return (nbdaio_chunk_callback) {
-    .callback = chunk_rec_cb, .user_data = r, .free = chunk_rec_free };
-}
-
-static int
-extent_rec_cb (void *ud, const char *metacontext, uint64_t offset,
-               uint32_t *entries, size_t nr_entries, int *error)
-{
-  struct extent_rec *r = ud;
-  (void) error;
-  r->calls++;
-  snprintf (r->ctx, sizeof r->ctx, "%s", metacontext ? metacontext : "");
-  r->offset = offset;
-  r->nr_entries = nr_entries;
-  for (size_t i = 0; i < nr_entries && i < 64; i++)
-    r->entries[i] = entries[i];
-  return 0;
-}
-
-static void
-extent_rec_free (void *ud)
-{
-  struct extent_rec *r = ud;
-  r->frees++;
-}
-
-nbdaio_extent_callback
-extent_rec_callback (struct extent_rec *r)
-{
-  return (nbdaio_extent_callback) {
-    .callback = extent_rec_cb, .user_data = r, .free = extent_rec_free };
-}
-
-int
-drive (struct nbdaio_handle *h, struct cbc **cs, int n, int ms)
-{
-  int64_t deadline = now_ms () + ms;
-  int r = 0;
-
-  for (;;) {
-    int all = 1;
-    for (int i = 0; i < n; i++)
-      if (cs[i]->calls == 0)
-        all = 0;
-    if (all)
-      return r;
-    if (now_ms () >= deadline)
-      return -2;
-    r = nbdaio_poll (h, 100);
-    if (r == -1)
-      return -1;
-  }
-}
-
-int
-drive_until_dead (struct nbdaio_handle *h, int ms)
-{
-  int64_t deadline = now_ms () + ms;
-
-  while (now_ms () < deadline) {
-    if (nbdaio_poll (h, 100) == -1)
-      return 1;
-  }
-  return 0;
-}
-
-int
-contains (const char *hay, const char *needle)
-{
-  return hay && needle && strcasestr (hay, needle) != NULL;
-}
-
-struct nbdaio_handle *
-test_handle (void)
-{
-  struct nbdaio_handle *h = nbdaio_create ();
-  if (!h)
-    return NULL;
-  nbdaio_set_connect_timeout (h, 5000);
-  const char *d = getenv ("NBDAIO_TEST_DEBUG");
-  if (d && *d == '1')
-    nbdaio_set_debug (h, 1);
-  return h;
-}
-
-int
-test_connect (struct nbdaio_handle *h, struct fs *s)
-{
-  int fd = s->client_fd;
-  s->client_fd = -1;
-  return nbdaio_connect_socket (h, fd);
 }

@@ -1,6 +1,5 @@
-/* fake_server.h - a scripted in-process NBD server for the unit tests, plus
- * the small client-side helpers (counting callbacks, bounded poll loops)
- * that the test programs share.
+/* fake_server.h - a scripted in-process NBD server for the unit tests (the
+ * client-side helpers the test programs share are in test_common.h).
  *
  * A test calls fs_start() with a script function: it gets back the client
  * end of a socketpair and hands it to nbdaio_connect_socket(); the script
@@ -102,6 +101,8 @@ int fs_join (struct fs *s);
 /* Join (if needed), close anything still open and free. */
 void fs_free (struct fs *s);
 void fs_hs_default (struct fs_hs *hs);
+/* Monotonic clock in milliseconds (for bounded waits). */
+int64_t fs_now_ms (void);
 
 /* ---- script helpers (server thread); all return 0 or -1 ---- */
 int fs_fail (struct fs *s, const char *fmt, ...)
@@ -161,6 +162,8 @@ int fs_opt_export_name (const uint8_t *data, uint32_t len, char *name,
 
 /* Transmission phase. */
 int fs_read_request (struct fs *s, struct fs_req *req);
+/* fs_default_handshake, then fs_read_request. */
+int fs_handshake_and_read (struct fs *s, struct fs_req *req);
 /* Read n requests into s->reqs (payloads freed). */
 int fs_read_requests (struct fs *s, int n);
 int fs_send_simple (struct fs *s, uint32_t error, uint64_t cookie,
@@ -189,47 +192,5 @@ int fs_serve_memory (struct fs *s, int allow_eof);
 /* Fill buf with the test pattern of the bytes at offset..offset+n. */
 void fs_pattern (void *buf, size_t n, uint64_t offset);
 uint8_t fs_pattern_byte (uint64_t offset);
-
-/* ---- client-side helpers (test thread) ---- */
-struct cbc {
-  int calls;                  /* completion callback runs */
-  int frees;                  /* free runs */
-  int error;                  /* *error seen by the last callback */
-  int ret;                    /* what the callback returns */
-};
-nbdaio_completion_callback cbc_completion (struct cbc *c);
-
-struct chunk_rec {
-  int calls, frees;
-  const uint8_t *base;        /* the read buffer */
-  uint64_t base_offset;       /* the read's offset */
-  int nr;
-  struct { unsigned status; size_t count; uint64_t offset;
-           ptrdiff_t buf_pos; } ch[32];
-};
-nbdaio_chunk_callback chunk_rec_callback (struct chunk_rec *r);
-
-struct extent_rec {
-  int calls, frees;
-  char ctx[64];
-  uint64_t offset;
-  size_t nr_entries;
-  uint32_t entries[64];
-};
-nbdaio_extent_callback extent_rec_callback (struct extent_rec *r);
-
-/* Poll h (bounded by ms) until every counter in cs[0..n) has run or
- * nbdaio_poll returns -1.  Returns the last nbdaio_poll result (-1 if the
- * connection died), or -2 on timeout. */
-int drive (struct nbdaio_handle *h, struct cbc **cs, int n, int ms);
-/* Poll until nbdaio_poll returns -1 or ms pass; returns 1 if it did. */
-int drive_until_dead (struct nbdaio_handle *h, int ms);
-/* Case-insensitive substring test, NULL-safe. */
-int contains (const char *hay, const char *needle);
-/* Create a handle with a short connect timeout. */
-struct nbdaio_handle *test_handle (void);
-/* Connect h to s over the socketpair; returns nbdaio_connect_socket's
- * result. */
-int test_connect (struct nbdaio_handle *h, struct fs *s);
 
 #endif /* NBDAIO_TEST_FAKE_SERVER_H */

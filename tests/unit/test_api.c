@@ -5,81 +5,12 @@
  * peek_command_completed, in_flight), max in flight, strictness, the
  * synchronous wrappers and graceful disconnect. */
 #include <errno.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
-#include "fake_server.h"
-
-#define KiB 1024u
-#define MiB (1024u * 1024u)
-
-struct ctx {
-  struct fs *s;
-  struct nbdaio_handle *h;
-};
-
-static int
-setup (void **state)
-{
-  struct ctx *c = calloc (1, sizeof *c);
-  if (!c)
-    return -1;
-  c->s = fs_new ();
-  c->h = test_handle ();
-  if (!c->s || !c->h)
-    return -1;
-  *state = c;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  struct ctx *c = *state;
-  nbdaio_close (c->h);
-  fs_free (c->s);
-  free (c);
-  return 0;
-}
-
-static void
-start (struct ctx *c, fs_script_fn fn)
-{
-  assert_true (fs_start (c->s, fn, NULL) >= 0);
-  assert_int_equal (test_connect (c->h, c->s), 0);
-}
-
-static void
-finish (struct ctx *c)
-{
-  nbdaio_close (c->h);
-  c->h = NULL;
-  assert_int_equal (fs_join (c->s), 0);
-}
-
-static int
-script_serve (struct fs *s)
-{
-  if (fs_default_handshake (s) != 0)
-    return -1;
-  return fs_serve_memory (s, 1);
-}
-
-/* Poll until the command is no longer in flight (bounded). */
-static void
-wait_idle (struct nbdaio_handle *h)
-{
-  for (int i = 0; i < 40 && nbdaio_aio_in_flight (h) > 0; i++)
-    assert_true (nbdaio_poll (h, 100) >= 0);
-  assert_int_equal (nbdaio_aio_in_flight (h), 0);
-}
+#include "test_common.h"
 
 /* ---------------------------------------------------------------------- */
 
@@ -92,7 +23,7 @@ test_cookies_unique (void **state)
   struct cbc *cs[16];
   int64_t ck[16];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   for (int round = 0; round < 2; round++) {
     for (int i = round * 8; i < round * 8 + 8; i++) {
       cs[i] = &cb[i];
@@ -124,7 +55,7 @@ test_cookies_unique (void **state)
     assert_int_equal (cb[i].error, 0);
     assert_int_equal (cb[i].frees, 1);   /* auto-retired: freed already */
   }
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -182,7 +113,7 @@ static int
 script_eio_first (struct fs *s)
 {
   struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   free (r.data);
   if (fs_send_error_reply (s, &r, NBD_EIO) == -1)
@@ -195,22 +126,21 @@ test_free_success_and_server_error (void **state)
 {
   struct ctx *c = *state;
   struct cbc bad = { 0 }, good = { 0 };
-  struct cbc *cs1[] = { &bad }, *cs2[] = { &good };
 
   bad.ret = 1;
   good.ret = 1;
-  start (c, script_eio_first);
+  ctx_start (c, script_eio_first);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&bad), 0) >= 1);
-  assert_true (drive (c->h, cs1, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &bad, 4000) >= 0);
   assert_int_equal (bad.calls, 1);
   assert_int_equal (bad.error, EIO);
   assert_int_equal (bad.frees, 1);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&good), 0) >= 1);
-  assert_true (drive (c->h, cs2, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &good, 4000) >= 0);
   assert_int_equal (good.calls, 1);
   assert_int_equal (good.error, 0);
   assert_int_equal (good.frees, 1);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (bad.calls, 1);
   assert_int_equal (bad.frees, 1);
   assert_int_equal (good.calls, 1);
@@ -248,7 +178,7 @@ test_issue_errors (void **state)
   hs->bs_max = 64 * KiB;
   hs->tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_TRIM
     | NBD_FLAG_SEND_WRITE_ZEROES;
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_MINIMUM), 512);
   assert_int_equal (nbdaio_can_fua (c->h), 0);
 
@@ -321,7 +251,7 @@ test_issue_errors (void **state)
   assert_memory_equal (buf, want, sizeof want);
   /* exactly the maximum is fine */
   assert_int_equal (nbdaio_pread (c->h, buf, 64 * KiB, 0, 0), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -333,14 +263,14 @@ test_read_only_eperm (void **state)
 
   c->s->hs.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY
     | NBD_FLAG_SEND_FLUSH;
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   EXPECT_ISSUE_FAIL (nbdaio_aio_pwrite (c->h, buf, 512, 0,
                                         cbc_completion (&cb), 0),
                      &cb, EPERM);
   assert_int_equal (nbdaio_pwrite (c->h, buf, 512, 0, 0), -1);
   assert_int_equal (nbdaio_get_errno (), EPERM);
   assert_int_equal (nbdaio_pread (c->h, buf, 512, 0, 0), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -352,7 +282,7 @@ test_max_in_flight (void **state)
 
   assert_int_equal (nbdaio_set_max_in_flight (c->h, 0), -1);
   assert_int_equal (nbdaio_set_max_in_flight (c->h, 2), 0);
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   int64_t a = nbdaio_aio_pread (c->h, buf[0], 512, 0, cbc_completion (&cb[0]),
                                 0);
   int64_t b = nbdaio_aio_pread (c->h, buf[1], 512, 512,
@@ -370,12 +300,11 @@ test_max_in_flight (void **state)
   int64_t d = nbdaio_aio_pread (c->h, buf[2], 512, 1024,
                                 cbc_completion (&cb[2]), 0);
   assert_true (d >= 1);
-  struct cbc *cs2[] = { &cb[2] };
-  assert_true (drive (c->h, cs2, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb[2], 4000) >= 0);
   assert_int_equal (cb[2].error, 0);
   assert_int_equal (nbdaio_aio_command_completed (c->h, b), 1);
   assert_int_equal (nbdaio_aio_command_completed (c->h, d), 1);
-  finish (c);
+  ctx_finish (c);
   for (int i = 0; i < 3; i++) {
     assert_int_equal (cb[i].calls, 1);
     assert_int_equal (cb[i].frees, 1);
@@ -400,7 +329,7 @@ test_close_in_flight (void **state)
   struct extent_rec ex = { 0 };
   uint8_t buf[512];
 
-  start (c, script_read3_hang);
+  ctx_start (c, script_read3_hang);
   assert_true (nbdaio_aio_pread_structured (c->h, buf, 512, 0,
                                             chunk_rec_callback (&ch),
                                             cbc_completion (&cb[0]), 0) >= 1);
@@ -411,7 +340,7 @@ test_close_in_flight (void **state)
   assert_int_equal (nbdaio_aio_submit (c->h), 3);
   assert_int_equal (nbdaio_aio_in_flight (c->h), 3);
   assert_true (nbdaio_aio_get_direction (c->h) & NBDAIO_DIRECTION_READ);
-  finish (c);                   /* nbdaio_close with 3 in flight */
+  ctx_finish (c);                   /* nbdaio_close with 3 in flight */
   for (int i = 0; i < 3; i++) {
     assert_int_equal (cb[i].calls, 1);
     assert_int_equal (cb[i].error, ENOTCONN);
@@ -432,7 +361,7 @@ test_close_queued_not_sent (void **state)
   struct cbc cb = { 0 };
   uint8_t buf[512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_true (nbdaio_aio_pread (c->h, buf, 512, 0, cbc_completion (&cb), 0)
                >= 1);
   nbdaio_close (c->h);          /* never submitted */
@@ -451,14 +380,13 @@ test_retirement (void **state)
 
   keep.ret = 0;
   auto_.ret = 1;
-  start (c, script_serve);
+  ctx_start (c, script_serve);
 
   /* callback returns 1: retired at once, cookie forgotten */
   int64_t a = nbdaio_aio_pread (c->h, buf[0], 512, 0,
                                 cbc_completion (&auto_), 0);
   assert_true (a >= 1);
-  struct cbc *cs[] = { &auto_ };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &auto_, 4000) >= 0);
   assert_int_equal (auto_.error, 0);
   assert_int_equal (nbdaio_aio_command_completed (c->h, a), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
@@ -469,8 +397,7 @@ test_retirement (void **state)
                                 cbc_completion (&keep), 0);
   assert_true (b >= 1);
   assert_int_equal (nbdaio_aio_command_completed (c->h, b), 0);
-  struct cbc *cs2[] = { &keep };
-  assert_true (drive (c->h, cs2, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &keep, 4000) >= 0);
   assert_int_equal (keep.calls, 1);
   assert_int_equal (nbdaio_aio_in_flight (c->h), 0);
   assert_int_equal (nbdaio_aio_peek_command_completed (c->h), b);
@@ -498,7 +425,7 @@ test_retirement (void **state)
   /* never issued */
   assert_int_equal (nbdaio_aio_command_completed (c->h, 123456789), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -508,18 +435,17 @@ test_failed_command_retirement (void **state)
   struct cbc keep = { 0 };
   uint8_t buf[512];
 
-  start (c, script_eio_first);
+  ctx_start (c, script_eio_first);
   int64_t a = nbdaio_aio_pread (c->h, buf, 512, 0, cbc_completion (&keep),
                                 0);
   assert_true (a >= 1);
-  struct cbc *cs[] = { &keep };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &keep, 4000) >= 0);
   assert_int_equal (keep.error, EIO);
   assert_int_equal (nbdaio_aio_command_completed (c->h, a), -1);
   assert_int_equal (nbdaio_get_errno (), EIO);
   assert_int_equal (nbdaio_aio_command_completed (c->h, a), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (keep.calls, 1);
   assert_int_equal (keep.frees, 1);
 }
@@ -540,7 +466,7 @@ test_callback_changes_error (void **state)
   int seen = -1;
   uint8_t buf[512];
 
-  start (c, script_eio_first);
+  ctx_start (c, script_eio_first);
   nbdaio_completion_callback cb = { .callback = error_to_zero_cb,
                                     .user_data = &seen };
   int64_t a = nbdaio_aio_pread (c->h, buf, 512, 0, cb, 0);
@@ -549,7 +475,7 @@ test_callback_changes_error (void **state)
   assert_int_equal (seen, EIO);
   /* the callback cleared the error: the command counts as successful */
   assert_int_equal (nbdaio_aio_command_completed (c->h, a), 1);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -558,7 +484,7 @@ test_peek_and_in_flight (void **state)
   struct ctx *c = *state;
   uint8_t buf[3][512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_int_equal (nbdaio_aio_peek_command_completed (c->h), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   assert_int_equal (nbdaio_aio_in_flight (c->h), 0);
@@ -590,7 +516,7 @@ test_peek_and_in_flight (void **state)
   }
   assert_int_equal (nbdaio_aio_peek_command_completed (c->h), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -600,7 +526,7 @@ test_strict_off (void **state)
   struct cbc cb = { 0 }, cb2;
   uint8_t buf[512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_int_equal (nbdaio_get_strict (c->h), NBDAIO_STRICT_ALL);
   EXPECT_ISSUE_FAIL (nbdaio_aio_pread (c->h, buf, 512, MiB,
                                        cbc_completion (&cb2), 0),
@@ -610,12 +536,11 @@ test_strict_off (void **state)
   int64_t a = nbdaio_aio_pread (c->h, buf, 512, MiB, cbc_completion (&cb),
                                 0);
   assert_true (a >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.error, EINVAL);          /* the server's refusal */
   assert_int_equal (nbdaio_is_connected (c->h), 1);
   assert_int_equal (nbdaio_set_strict (c->h, NBDAIO_STRICT_ALL), 0);
-  finish (c);
+  ctx_finish (c);
   struct fs *s = c->s;
   int found = 0;
   for (int i = 0; i < s->nr_reqs && i < FS_MAX_REQS; i++)
@@ -643,7 +568,7 @@ test_sync_wrappers (void **state)
   struct extent_rec ex = { 0 };
   int nchunks = 0;
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   for (size_t i = 0; i < sizeof w; i++)
     w[i] = (uint8_t) (i * 31 + 5);
   assert_int_equal (nbdaio_pwrite (c->h, w, sizeof w, 65536, 0), 0);
@@ -676,7 +601,7 @@ test_sync_wrappers (void **state)
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   assert_int_equal (nbdaio_is_connected (c->h), 1);
   assert_int_equal (nbdaio_aio_in_flight (c->h), 0);
-  finish (c);
+  ctx_finish (c);
   assert_memory_equal (c->s->disk + 65536 + 4096, w + 4096, 4096);
   assert_memory_equal (c->s->disk, w, 512);
 }
@@ -689,7 +614,7 @@ test_aio_disconnect (void **state)
   struct cbc cb[2] = { { 0 } }, late;
   uint8_t buf[2][512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_true (nbdaio_aio_pread (c->h, buf[0], 512, 0,
                                  cbc_completion (&cb[0]), 0) >= 1);
   assert_true (nbdaio_aio_pread (c->h, buf[1], 512, 512,
@@ -709,7 +634,7 @@ test_aio_disconnect (void **state)
     if (nbdaio_poll (c->h, 50) == -1)
       break;
   assert_null (nbdaio_get_connection_error (c->h));
-  finish (c);
+  ctx_finish (c);
   struct fs *s = c->s;
   assert_int_equal (s->disc_seen, 1);
   assert_int_equal (s->nr_reqs, 3);
@@ -724,9 +649,9 @@ test_close_idle_sends_disc (void **state)
   struct ctx *c = *state;
   uint8_t buf[512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_int_equal (nbdaio_pread (c->h, buf, 512, 0, 0), 0);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (c->s->disc_seen, 1);
 }
 
@@ -737,7 +662,7 @@ test_shutdown (void **state)
   uint8_t buf[512];
   struct cbc cb = { 0 };
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_true (nbdaio_aio_pread (c->h, buf, 512, 0, cbc_completion (&cb), 0)
                >= 1);
   assert_int_equal (nbdaio_shutdown (c->h), 0);
@@ -745,7 +670,7 @@ test_shutdown (void **state)
   assert_int_equal (cb.error, 0);
   assert_int_equal (nbdaio_is_connected (c->h), 0);
   assert_int_equal (nbdaio_pread (c->h, buf, 512, 0, 0), -1);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (c->s->disc_seen, 1);
   assert_int_equal (cb.frees, 1);
 }
@@ -761,7 +686,7 @@ test_manual_event_loop (void **state)
   struct cbc cb[2] = { { 0 } };
 
   c->s->hs.size = 4 * MiB;
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   int fd = nbdaio_get_fd (c->h);
   assert_true (fd >= 0);
   fs_pattern (w, sizeof w, 99);
@@ -790,7 +715,7 @@ test_manual_event_loop (void **state)
   assert_int_equal (cb[1].error, 0);
   assert_memory_equal (r, w, sizeof w);
   assert_int_equal (nbdaio_aio_get_direction (c->h), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* A completion callback may issue the next command. */
@@ -825,7 +750,7 @@ test_issue_from_callback (void **state)
   struct ctx *c = *state;
   struct chain ch = { .h = c->h };
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   nbdaio_completion_callback first = { .callback = chain_cb,
                                        .user_data = &ch };
   assert_true (nbdaio_aio_flush (c->h, first, 0) >= 1);
@@ -837,7 +762,7 @@ test_issue_from_callback (void **state)
   uint8_t want[512];
   fs_pattern (want, 512, 9 * 512);
   assert_memory_equal (ch.buf, want, 512);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* Big writes that cannot leave in one system call, many at once, then read
@@ -857,7 +782,7 @@ test_large_writes (void **state)
   assert_non_null (cb);
   assert_non_null (cs);
   c->s->hs.size = 16 * MiB;
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   for (int i = 0; i < n; i++)
     fs_pattern (w + (size_t) i * chunk, chunk, (uint64_t) i * 777);
   for (int i = 0; i < n; i++) {
@@ -879,7 +804,7 @@ test_large_writes (void **state)
   for (int i = 0; i < n; i++)
     assert_int_equal (cb[i].error, 0);
   assert_memory_equal (r, w, (size_t) chunk * n);
-  finish (c);
+  ctx_finish (c);
   assert_memory_equal (c->s->disk, w, (size_t) chunk * n);
   free (w);
   free (r);
@@ -896,7 +821,7 @@ test_cookies_never_reused (void **state)
   static int64_t seen[N];
   uint8_t buf[512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   for (int i = 0; i < N; i++) {
     int64_t ck = nbdaio_aio_pread (c->h, buf, 512, 0, NBDAIO_NULL_COMPLETION,
                                    0);
@@ -914,7 +839,7 @@ test_cookies_never_reused (void **state)
   for (int i = 0; i < N; i++)
     for (int j = i + 1; j < N; j++)
       assert_true (seen[i] != seen[j]);
-  finish (c);
+  ctx_finish (c);
 }
 
 
@@ -945,7 +870,7 @@ test_command_completed_inside_callback (void **state)
   struct selfcheck sc = { .h = c->h, .inner_rc = -2 };
   uint8_t buf[512];
 
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   nbdaio_completion_callback cb = { .callback = selfcheck_cb,
                                     .user_data = &sc };
   sc.cookie = nbdaio_aio_pread (c->h, buf, 512, 0, cb, 0);
@@ -971,7 +896,7 @@ test_command_completed_inside_callback (void **state)
     assert_int_equal (nbdaio_aio_command_completed (c->h, ck), 1);
   }
   assert_int_equal (nbdaio_aio_peek_command_completed (c->h), -1);
-  finish (c);
+  ctx_finish (c);
 }
 
 
@@ -981,7 +906,7 @@ static int
 script_eof_after_one (struct fs *s)
 {
   struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   free (r.data);
   return 0;                     /* half-close: EOF with the read pending */
@@ -993,7 +918,7 @@ test_sync_connection_dies (void **state)
   struct ctx *c = *state;
   uint8_t buf[512];
 
-  start (c, script_eof_after_one);
+  ctx_start (c, script_eof_after_one);
   assert_int_equal (nbdaio_pread (c->h, buf, sizeof buf, 0, 0), -1);
   assert_int_equal (nbdaio_get_errno (), ENOTCONN);
   assert_non_null (nbdaio_get_connection_error (c->h));
@@ -1001,7 +926,7 @@ test_sync_connection_dies (void **state)
   assert_int_equal (nbdaio_get_errno (), ENOTCONN);
   assert_int_equal (nbdaio_aio_in_flight (c->h), 0);
   assert_int_equal (nbdaio_aio_peek_command_completed (c->h), -1);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -1014,7 +939,7 @@ test_settings_rules (void **state)
   assert_int_equal (nbdaio_set_max_in_flight (c->h, 65537), -1);
   assert_int_equal (nbdaio_set_max_in_flight (c->h, 65536), 0);
   assert_int_equal (nbdaio_set_max_in_flight (c->h, 300), 0);
-  start (c, script_serve);
+  ctx_start (c, script_serve);
   assert_int_equal (nbdaio_set_max_in_flight (c->h, 4), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   assert_int_equal (nbdaio_set_connect_timeout (c->h, 10), -1);
@@ -1022,13 +947,13 @@ test_settings_rules (void **state)
   /* strictness may change at any time */
   assert_int_equal (nbdaio_set_strict (c->h, NBDAIO_STRICT_FLAGS), 0);
   assert_int_equal (nbdaio_get_strict (c->h), NBDAIO_STRICT_FLAGS);
-  finish (c);
+  ctx_finish (c);
 }
 
 int
 main (void)
 {
-#define T(f) cmocka_unit_test_setup_teardown (f, setup, teardown)
+#define T(f) CTX_TEST (f)
   const struct CMUnitTest tests[] = {
     T (test_cookies_unique),
     T (test_unconnected),

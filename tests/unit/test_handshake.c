@@ -4,80 +4,15 @@
  * into clear messages, and each handshake protocol rule a strict client
  * enforces (the error names the rule as "[tag]"). */
 #include <errno.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <cmocka.h>
 
-#include "fake_server.h"
+#include "test_common.h"
 
 /* ---------------------------------------------------------------------- */
-/* fixtures */
-
-struct ctx {
-  struct fs *s;
-  struct nbdaio_handle *h;
-};
-
-static int
-setup (void **state)
-{
-  struct ctx *c = calloc (1, sizeof *c);
-  if (!c)
-    return -1;
-  c->s = fs_new ();
-  c->h = test_handle ();
-  if (!c->s || !c->h)
-    return -1;
-  *state = c;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  struct ctx *c = *state;
-  nbdaio_close (c->h);          /* the server sees EOF and finishes */
-  fs_free (c->s);
-  free (c);
-  return 0;
-}
-
-/* Close the client and wait for the server: its script must have passed. */
-static void
-finish (struct ctx *c)
-{
-  nbdaio_close (c->h);
-  c->h = NULL;
-  assert_int_equal (fs_join (c->s), 0);
-}
-
-static int
-start_and_connect (struct ctx *c, fs_script_fn fn)
-{
-  assert_true (fs_start (c->s, fn, NULL) >= 0);
-  return test_connect (c->h, c->s);
-}
-
 /* scripts */
-static int
-script_default (struct fs *s)
-{
-  return fs_default_handshake (s) == 0 ? 0 : -1;
-}
-
-static int
-script_serve (struct fs *s)
-{
-  if (fs_default_handshake (s) != 0)
-    return -1;
-  return fs_serve_memory (s, 1);
-}
 
 static int
 script_oldstyle_serve (struct fs *s)
@@ -85,6 +20,21 @@ script_oldstyle_serve (struct fs *s)
   if (fs_send_oldstyle (s, s->hs.size, s->hs.tflags) == -1)
     return -1;
   return fs_serve_memory (s, 1);
+}
+
+/* Every capability getter: each says on (1) or off (0) as one, and
+ * is_read_only says the opposite of can_write. */
+static void
+check_capabilities (struct nbdaio_handle *h, int on)
+{
+  static int (*const getters[]) (struct nbdaio_handle *) = {
+    nbdaio_can_write, nbdaio_can_flush, nbdaio_can_fua, nbdaio_can_trim,
+    nbdaio_can_zero, nbdaio_can_fast_zero, nbdaio_can_cache, nbdaio_can_df,
+    nbdaio_can_multi_conn, nbdaio_is_rotational, nbdaio_can_block_status,
+  };
+  assert_int_equal (nbdaio_is_read_only (h), !on);
+  for (size_t i = 0; i < sizeof getters / sizeof getters[0]; i++)
+    assert_int_equal (getters[i] (h), on);
 }
 
 /* One read checked against the server's pattern: proves the client's view
@@ -122,7 +72,7 @@ test_fixed_newstyle_no_zeroes (void **state)
   struct ctx *c = *state;
   struct nbdaio_handle *h = c->h;
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_int_equal (nbdaio_is_connected (h), 1);
   assert_string_equal (nbdaio_get_protocol (h), "newstyle-fixed");
   assert_int_equal (nbdaio_get_handshake_flags (h),
@@ -138,7 +88,7 @@ test_fixed_newstyle_no_zeroes (void **state)
   assert_string_equal (nbdaio_get_export_name (h), "");
   assert_true (nbdaio_get_fd (h) >= 0);
   check_one_read (h, 4096);
-  finish (c);
+  ctx_finish (c);
 
   struct fs *s = c->s;
   assert_int_equal (s->client_flags,
@@ -157,13 +107,13 @@ test_fixed_newstyle_with_zeroes (void **state)
   struct ctx *c = *state;
   c->s->hs.hflags = NBD_FLAG_FIXED_NEWSTYLE;
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_string_equal (nbdaio_get_protocol (c->h), "newstyle-fixed");
   assert_int_equal (nbdaio_get_handshake_flags (c->h),
                     NBD_FLAG_FIXED_NEWSTYLE);
   assert_int_equal (nbdaio_get_size (c->h), 1024 * 1024);
   check_one_read (c->h, 0);
-  finish (c);
+  ctx_finish (c);
   /* the client must not claim NO_ZEROES when the server did not offer it */
   assert_int_equal (c->s->client_flags, NBD_FLAG_FIXED_NEWSTYLE);
 }
@@ -179,7 +129,7 @@ go_unsup_case (struct ctx *c, uint16_t hflags)
   c->s->hs.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH;
   assert_int_equal (nbdaio_set_export_name (c->h, "disk1"), 0);
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_string_equal (nbdaio_get_protocol (c->h), "newstyle-fixed");
   assert_int_equal (nbdaio_get_size (c->h), 3 * 1024 * 1024);
   assert_int_equal (nbdaio_get_transmission_flags (c->h),
@@ -189,7 +139,7 @@ go_unsup_case (struct ctx *c, uint16_t hflags)
   assert_string_equal (nbdaio_get_export_name (c->h), "disk1");
   check_one_read (c->h, 2 * 1024 * 1024 + 512);
   assert_int_equal (nbdaio_flush (c->h, 0), 0);
-  finish (c);
+  ctx_finish (c);
 
   struct fs *s = c->s;
   assert_true (saw_option (s, NBD_OPT_GO));
@@ -216,14 +166,14 @@ test_structured_reply_unsup (void **state)
   c->s->hs.sr = 0;
   c->s->hs.tflags &= ~NBD_FLAG_SEND_DF;  /* DF needs structured replies */
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 0);
   assert_null (nbdaio_get_meta_context (c->h));
   assert_int_equal (nbdaio_can_block_status (c->h), 0);
   assert_int_equal (nbdaio_can_df (c->h), 0);
   /* reads now come back as simple replies */
   check_one_read (c->h, 8192);
-  finish (c);
+  ctx_finish (c);
   assert_true (saw_option (c->s, NBD_OPT_STRUCTURED_REPLY));
   assert_int_equal (c->s->sr_negotiated, 0);
 }
@@ -235,11 +185,11 @@ test_structured_reply_not_requested (void **state)
   assert_int_equal (nbdaio_set_request_structured_replies (c->h, 0), 0);
   c->s->hs.tflags &= ~NBD_FLAG_SEND_DF;
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 0);
   assert_int_equal (nbdaio_can_block_status (c->h), 0);
   check_one_read (c->h, 0);
-  finish (c);
+  ctx_finish (c);
   assert_false (saw_option (c->s, NBD_OPT_STRUCTURED_REPLY));
   assert_false (saw_option (c->s, NBD_OPT_SET_META_CONTEXT));
 }
@@ -257,7 +207,7 @@ test_go_infos (void **state)
   hs->size = 64 * 1024 * 1024;
   assert_int_equal (nbdaio_set_export_name (c->h, "wanted"), 0);
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_string_equal (nbdaio_get_export_name (c->h), "served-name");
   assert_non_null (nbdaio_get_export_description (c->h));
   assert_string_equal (nbdaio_get_export_description (c->h),
@@ -270,7 +220,7 @@ test_go_infos (void **state)
   assert_int_equal (nbdaio_get_max_payload (c->h), 1024 * 1024);
   assert_int_equal (nbdaio_get_size (c->h), 64 * 1024 * 1024);
   check_one_read (c->h, 512);
-  finish (c);
+  ctx_finish (c);
   assert_string_equal (c->s->export_name, "wanted");
 }
 
@@ -280,13 +230,13 @@ test_no_block_size (void **state)
   struct ctx *c = *state;
   c->s->hs.size = 64 * 1024 * 1024;
 
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_MINIMUM), 0);
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_PREFERRED), 0);
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_MAXIMUM), 0);
   /* no advertised maximum: 32 MiB */
   assert_int_equal (nbdaio_get_max_payload (c->h), 32 * 1024 * 1024);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -297,9 +247,9 @@ test_max_payload_not_export_size (void **state)
 
   /* the payload limit is the protocol's, not the export's: requests past
    * the end are refused by the bounds check instead */
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_get_max_payload (c->h), 32 * 1024 * 1024);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -310,7 +260,7 @@ test_oldstyle (void **state)
   c->s->hs.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH
     | NBD_FLAG_SEND_TRIM;
 
-  assert_int_equal (start_and_connect (c, script_oldstyle_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_oldstyle_serve), 0);
   assert_string_equal (nbdaio_get_protocol (c->h), "oldstyle");
   assert_int_equal (nbdaio_get_size (c->h), 2 * 1024 * 1024);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 0);
@@ -319,7 +269,7 @@ test_oldstyle (void **state)
   assert_int_equal (nbdaio_can_trim (c->h), 1);
   assert_int_equal (nbdaio_can_zero (c->h), 0);
   check_one_read (c->h, 1024 * 1024);
-  finish (c);
+  ctx_finish (c);
 }
 
 static void
@@ -330,12 +280,12 @@ test_nonfixed_newstyle (void **state)
   c->s->hs.tflags &= ~NBD_FLAG_SEND_DF;
   assert_int_equal (nbdaio_set_export_name (c->h, "plain"), 0);
 
-  assert_int_equal (start_and_connect (c, script_serve), 0);
+  assert_int_equal (ctx_start_connect (c, script_serve), 0);
   assert_string_equal (nbdaio_get_protocol (c->h), "newstyle");
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 0);
   assert_int_equal (nbdaio_get_size (c->h), 1024 * 1024);
   check_one_read (c->h, 0);
-  finish (c);
+  ctx_finish (c);
   /* only NBD_OPT_EXPORT_NAME may be sent to such a server */
   assert_int_equal (c->s->nr_options, 1);
   assert_int_equal (c->s->options[0], NBD_OPT_EXPORT_NAME);
@@ -349,11 +299,11 @@ test_meta_context_none_requested (void **state)
   struct ctx *c = *state;
   assert_int_equal (nbdaio_set_meta_context (c->h, NULL), 0);
 
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 1);
   assert_null (nbdaio_get_meta_context (c->h));
   assert_int_equal (nbdaio_can_block_status (c->h), 0);
-  finish (c);
+  ctx_finish (c);
   assert_false (saw_option (c->s, NBD_OPT_SET_META_CONTEXT));
 }
 
@@ -363,10 +313,10 @@ test_meta_context_refused (void **state)
   struct ctx *c = *state;
   c->s->hs.meta = NULL;         /* bare ACK: no context selected */
 
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_null (nbdaio_get_meta_context (c->h));
   assert_int_equal (nbdaio_can_block_status (c->h), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -384,22 +334,11 @@ test_getters_all_flags (void **state)
   c->s->hs.tflags = all;
   c->s->hs.size = UINT64_C (5) * 1024 * 1024 * 1024;
 
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_get_transmission_flags (h), all);
   assert_true (nbdaio_get_size (h) == INT64_C (5) * 1024 * 1024 * 1024);
-  assert_int_equal (nbdaio_is_read_only (h), 0);
-  assert_int_equal (nbdaio_can_write (h), 1);
-  assert_int_equal (nbdaio_can_flush (h), 1);
-  assert_int_equal (nbdaio_can_fua (h), 1);
-  assert_int_equal (nbdaio_can_trim (h), 1);
-  assert_int_equal (nbdaio_can_zero (h), 1);
-  assert_int_equal (nbdaio_can_fast_zero (h), 1);
-  assert_int_equal (nbdaio_can_cache (h), 1);
-  assert_int_equal (nbdaio_can_df (h), 1);
-  assert_int_equal (nbdaio_can_multi_conn (h), 1);
-  assert_int_equal (nbdaio_is_rotational (h), 1);
-  assert_int_equal (nbdaio_can_block_status (h), 1);
-  finish (c);
+  check_capabilities (h, 1);
+  ctx_finish (c);
 }
 
 static void
@@ -410,22 +349,11 @@ test_getters_read_only_minimal (void **state)
   c->s->hs.tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY;
   c->s->hs.meta = NULL;
 
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_get_transmission_flags (h),
                     NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY);
-  assert_int_equal (nbdaio_is_read_only (h), 1);
-  assert_int_equal (nbdaio_can_write (h), 0);
-  assert_int_equal (nbdaio_can_flush (h), 0);
-  assert_int_equal (nbdaio_can_fua (h), 0);
-  assert_int_equal (nbdaio_can_trim (h), 0);
-  assert_int_equal (nbdaio_can_zero (h), 0);
-  assert_int_equal (nbdaio_can_fast_zero (h), 0);
-  assert_int_equal (nbdaio_can_cache (h), 0);
-  assert_int_equal (nbdaio_can_df (h), 0);
-  assert_int_equal (nbdaio_can_multi_conn (h), 0);
-  assert_int_equal (nbdaio_is_rotational (h), 0);
-  assert_int_equal (nbdaio_can_block_status (h), 0);
-  finish (c);
+  check_capabilities (h, 0);
+  ctx_finish (c);
 }
 
 static void
@@ -452,7 +380,7 @@ test_settings_after_connect (void **state)
 {
   struct ctx *c = *state;
 
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_set_export_name (c->h, "late"), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   assert_int_equal (nbdaio_set_request_structured_replies (c->h, 0), -1);
@@ -462,7 +390,7 @@ test_settings_after_connect (void **state)
   /* a handle connects once */
   assert_int_equal (nbdaio_connect_socket (c->h, -1), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -904,10 +832,10 @@ test_block_size_valid_edges (void **state)
   c->s->hs.bs_min = 1;
   c->s->hs.bs_pref = 512;
   c->s->hs.bs_max = 512 * 3;
-  assert_int_equal (start_and_connect (c, script_default), 0);
+  assert_int_equal (ctx_start_connect (c, script_handshake_only), 0);
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_MINIMUM), 1);
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_MAXIMUM), 1536);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* meta context violations */
@@ -955,14 +883,14 @@ test_trickled_handshake (void **state)
   c->s->hs.bs_pref = 4096;
   c->s->hs.bs_max = 65536;
 
-  assert_int_equal (start_and_connect (c, script_trickle_hs), 0);
+  assert_int_equal (ctx_start_connect (c, script_trickle_hs), 0);
   assert_string_equal (nbdaio_get_export_name (c->h), "slow");
   assert_string_equal (nbdaio_get_export_description (c->h),
                        "one byte at a time");
   assert_string_equal (nbdaio_get_meta_context (c->h), "base:allocation");
   assert_int_equal (nbdaio_get_block_size (c->h, NBDAIO_SIZE_MAXIMUM), 65536);
   check_one_read (c->h, 4096);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* Unknown information types are ignored (the spec reserves them). */
@@ -996,10 +924,10 @@ static void
 test_unknown_info_ignored (void **state)
 {
   struct ctx *c = *state;
-  assert_int_equal (start_and_connect (c, script_unknown_info), 0);
+  assert_int_equal (ctx_start_connect (c, script_unknown_info), 0);
   assert_int_equal (nbdaio_get_size (c->h), 1024 * 1024);
   check_one_read (c->h, 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* SET_META_CONTEXT refused: go on without block status. */
@@ -1022,11 +950,11 @@ static void
 test_meta_context_unsup (void **state)
 {
   struct ctx *c = *state;
-  assert_int_equal (start_and_connect (c, script_meta_unsup), 0);
+  assert_int_equal (ctx_start_connect (c, script_meta_unsup), 0);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 1);
   assert_null (nbdaio_get_meta_context (c->h));
   assert_int_equal (nbdaio_can_block_status (c->h), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* The server hangs up instead of answering NBD_OPT_EXPORT_NAME (how old
@@ -1069,7 +997,7 @@ test_eof_during_handshake (void **state)
 int
 main (void)
 {
-#define T(f) cmocka_unit_test_setup_teardown (f, setup, teardown)
+#define T(f) CTX_TEST (f)
   const struct CMUnitTest tests[] = {
     T (test_fixed_newstyle_no_zeroes),
     T (test_fixed_newstyle_with_zeroes),

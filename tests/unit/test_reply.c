@@ -6,18 +6,11 @@
  * error chunks, odd error values, ESHUTDOWN, EOF, byte-at-a-time delivery,
  * holes, block status and out-of-order replies. */
 #include <errno.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
-#include "fake_server.h"
-
-#define KiB 1024u
+#include "test_common.h"
 
 /* ---------------------------------------------------------------------- */
 /* commands the client issues */
@@ -224,6 +217,39 @@ static const struct cmdspec BS64K_ONE = { K_BS, 0, 64 * KiB,
 
 static uint8_t zero_buf[64 * KiB];
 
+/* A chunk with the DONE flag and a hand-made payload, answering the first
+ * request of type cmd. */
+static int
+done_chunk (struct fs *s, uint16_t type, uint16_t cmd, const void *payload,
+            uint32_t len)
+{
+  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, type, cookie_of (s, cmd),
+                        payload, len);
+}
+
+/* An error chunk payload: error, a claimed message length, the message. */
+static void
+put_error_payload (uint8_t *b, uint32_t err, uint16_t msglen,
+                   const char *msg)
+{
+  wire_put32 (b, err);
+  wire_put16 (b + 4, msglen);
+  memcpy (b + 6, msg, strlen (msg));
+}
+
+/* A BLOCK_STATUS chunk of len (8 or 16) bytes: the context id, then
+ * extents of 4096 bytes with flags 0, cut off at len. */
+static int
+bs_raw (struct fs *s, uint32_t len)
+{
+  uint8_t b[16] = { 0 };
+  wire_put32 (b, s->hs.meta_id);
+  for (uint32_t o = 4; o + 4 <= len; o += 8)
+    wire_put32 (b + o, 4096);
+  return done_chunk (s, NBD_REPLY_TYPE_BLOCK_STATUS, NBD_CMD_BLOCK_STATUS, b,
+                     len);
+}
+
 static int
 r_bad_magic (struct fs *s)
 {
@@ -332,8 +358,7 @@ static int
 r_none_with_length (struct fs *s)
 {
   uint8_t b[4] = { 0 };
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE,
-                        cookie_of (s, NBD_CMD_FLUSH), b, sizeof b);
+  return done_chunk (s, NBD_REPLY_TYPE_NONE, NBD_CMD_FLUSH, b, sizeof b);
 }
 
 static int
@@ -354,11 +379,8 @@ static int
 r_error_msg_too_long (struct fs *s)
 {
   uint8_t b[6 + 10];
-  wire_put32 (b, NBD_EIO);
-  wire_put16 (b + 4, 100);
-  memcpy (b + 6, "0123456789", 10);
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
-                        cookie_of (s, NBD_CMD_READ), b, sizeof b);
+  put_error_payload (b, NBD_EIO, 100, "0123456789");
+  return done_chunk (s, NBD_REPLY_TYPE_ERROR, NBD_CMD_READ, b, sizeof b);
 }
 
 static int
@@ -367,19 +389,16 @@ r_error_offset_short (struct fs *s)
   /* ERROR_OFFSET: error, msglen, message, then an 8 byte offset; here the
    * message eats the offset's room */
   uint8_t b[6 + 4 + 8];
-  wire_put32 (b, NBD_EIO);
-  wire_put16 (b + 4, 8);
-  memcpy (b + 6, "abcdefgh", 8);
+  put_error_payload (b, NBD_EIO, 8, "abcdefgh");
   wire_put32 (b + 14, 0);
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR_OFFSET,
-                        cookie_of (s, NBD_CMD_READ), b, sizeof b);
+  return done_chunk (s, NBD_REPLY_TYPE_ERROR_OFFSET, NBD_CMD_READ, b,
+                     sizeof b);
 }
 
 static int
 r_unknown_type (struct fs *s)
 {
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, 77,
-                        cookie_of (s, NBD_CMD_FLUSH), NULL, 0);
+  return done_chunk (s, 77, NBD_CMD_FLUSH, NULL, 0);
 }
 
 static int
@@ -388,38 +407,28 @@ r_hole_len16 (struct fs *s)
   uint8_t b[16] = { 0 };
   wire_put64 (b, 0);
   wire_put32 (b + 8, 512);
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_HOLE,
-                        cookie_of (s, NBD_CMD_READ), b, sizeof b);
+  return done_chunk (s, NBD_REPLY_TYPE_OFFSET_HOLE, NBD_CMD_READ, b,
+                     sizeof b);
 }
 
 static int
 r_data_len8 (struct fs *s)
 {
   uint8_t b[8] = { 0 };
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
-                        cookie_of (s, NBD_CMD_READ), b, sizeof b);
+  return done_chunk (s, NBD_REPLY_TYPE_OFFSET_DATA, NBD_CMD_READ, b,
+                     sizeof b);
 }
 
 static int
 r_bs_len8 (struct fs *s)
 {
-  uint8_t b[8] = { 0 };
-  wire_put32 (b, s->hs.meta_id);
-  wire_put32 (b + 4, 4096);
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
-                        cookie_of (s, NBD_CMD_BLOCK_STATUS), b, sizeof b);
+  return bs_raw (s, 8);
 }
 
 static int
 r_bs_len16 (struct fs *s)
 {
-  uint8_t b[16] = { 0 };
-  wire_put32 (b, s->hs.meta_id);
-  wire_put32 (b + 4, 4096);
-  wire_put32 (b + 8, 0);
-  wire_put32 (b + 12, 4096);
-  return fs_send_chunk (s, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
-                        cookie_of (s, NBD_CMD_BLOCK_STATUS), b, sizeof b);
+  return bs_raw (s, 16);
 }
 
 static int
@@ -563,56 +572,17 @@ VTEST (test_bs_extent, "bs-extent")
 /* ---------------------------------------------------------------------- */
 /* non-fatal cases, with a fixture */
 
-struct ctx {
-  struct fs *s;
-  struct nbdaio_handle *h;
-};
-
+/* Answer the first request with a simple reply carrying err, then serve
+ * (allow_eof as for fs_serve_memory). */
 static int
-setup (void **state)
+simple_error_then_serve (struct fs *s, uint32_t err, int allow_eof)
 {
-  struct ctx *c = calloc (1, sizeof *c);
-  if (!c)
+  struct fs_req r;
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
-  c->s = fs_new ();
-  c->h = test_handle ();
-  if (!c->s || !c->h)
+  if (fs_send_simple (s, err, r.cookie, NULL, 0) == -1)
     return -1;
-  *state = c;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  struct ctx *c = *state;
-  nbdaio_close (c->h);
-  fs_free (c->s);
-  free (c);
-  return 0;
-}
-
-static void
-start (struct ctx *c, fs_script_fn fn)
-{
-  assert_true (fs_start (c->s, fn, NULL) >= 0);
-  assert_int_equal (test_connect (c->h, c->s), 0);
-}
-
-static void
-finish (struct ctx *c)
-{
-  nbdaio_close (c->h);
-  c->h = NULL;
-  assert_int_equal (fs_join (c->s), 0);
-}
-
-static int
-script_serve_only (struct fs *s)
-{
-  if (fs_default_handshake (s) != 0)
-    return -1;
-  return fs_serve_memory (s, 1);
+  return fs_serve_memory (s, allow_eof);
 }
 
 /* An unknown error-type chunk fails that command only. */
@@ -620,12 +590,10 @@ static int
 script_unknown_error_chunk (struct fs *s)
 {
   struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   uint8_t b[6 + 3];
-  wire_put32 (b, NBD_EIO);
-  wire_put16 (b + 4, 3);
-  memcpy (b + 6, "odd", 3);
+  put_error_payload (b, NBD_EIO, 3, "odd");
   if (fs_send_chunk (s, NBD_REPLY_FLAG_DONE,
                      NBD_REPLY_TYPE_ERROR_BIT | 0x33, r.cookie, b,
                      sizeof b) == -1)
@@ -640,12 +608,11 @@ test_unknown_error_chunk (void **state)
   struct cbc cb = { 0 };
   uint8_t buf[512];
 
-  start (c, script_unknown_error_chunk);
+  ctx_start (c, script_unknown_error_chunk);
   int64_t ck = nbdaio_aio_pread (c->h, buf, sizeof buf, 0,
                                  cbc_completion (&cb), 0);
   assert_true (ck >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.calls, 1);
   assert_true (cb.error != 0);
   fprintf (stderr, "  unknown error chunk -> error %d\n", cb.error);
@@ -656,7 +623,7 @@ test_unknown_error_chunk (void **state)
   assert_int_equal (nbdaio_pread (c->h, buf, sizeof buf, 512, 0), 0);
   fs_pattern (want, sizeof want, 512);
   assert_memory_equal (buf, want, sizeof buf);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (cb.frees, 1);
 }
 
@@ -703,7 +670,7 @@ test_error_values (void **state)
   struct cbc *cs[5];
   int64_t ck[5];
 
-  start (c, script_error_values);
+  ctx_start (c, script_error_values);
   ck[0] = nbdaio_aio_flush (c->h, cbc_completion (&cb[0]), 0);
   ck[1] = nbdaio_aio_pread (c->h, rbuf[0], 512, 0, cbc_completion (&cb[1]),
                             0);
@@ -725,7 +692,7 @@ test_error_values (void **state)
     assert_int_equal (cb[i].calls, 1);
   assert_int_equal (nbdaio_is_connected (c->h), 1);
   assert_int_equal (nbdaio_flush (c->h, 0), 0);
-  finish (c);
+  ctx_finish (c);
   for (int i = 0; i < 5; i++)
     assert_int_equal (cb[i].frees, 1);
 }
@@ -734,12 +701,7 @@ test_error_values (void **state)
 static int
 script_simple_only (struct fs *s)
 {
-  struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
-    return -1;
-  if (fs_send_simple (s, NBD_EIO, r.cookie, NULL, 0) == -1)
-    return -1;
-  return fs_serve_memory (s, 1);
+  return simple_error_then_serve (s, NBD_EIO, 1);
 }
 
 static void
@@ -751,18 +713,17 @@ test_simple_replies (void **state)
   c->s->hs.sr = 0;
   c->s->hs.tflags &= ~NBD_FLAG_SEND_DF;
 
-  start (c, script_simple_only);
+  ctx_start (c, script_simple_only);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 0);
   /* a failed READ is a bare header: no data follows it */
   assert_true (nbdaio_aio_pread (c->h, buf, 512, 0, cbc_completion (&cb), 0)
                >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.error, EIO);
   assert_int_equal (nbdaio_pread (c->h, buf, sizeof buf, 8192, 0), 0);
   fs_pattern (want, sizeof want, 8192);
   assert_memory_equal (buf, want, sizeof buf);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* ESHUTDOWN: the command fails with it, no new command is accepted, and
@@ -795,12 +756,11 @@ test_eshutdown (void **state)
   struct cbc cb = { 0 }, rd = { 0 }, late = { 0 };
   uint8_t buf[512], late_buf[512], want[512];
 
-  start (c, script_eshutdown);
+  ctx_start (c, script_eshutdown);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&cb), 0) >= 1);
   assert_true (nbdaio_aio_pread (c->h, buf, sizeof buf, 4096,
                                  cbc_completion (&rd), 0) >= 1);
-  struct cbc *cs[] = { &cb };
-  drive (c->h, cs, 1, 4000);
+  drive_one (c->h, &cb, 4000);
   assert_int_equal (cb.calls, 1);
   assert_int_equal (cb.error, ESHUTDOWN);
   int64_t r = nbdaio_aio_pread (c->h, late_buf, sizeof late_buf, 0,
@@ -812,8 +772,7 @@ test_eshutdown (void **state)
   assert_int_equal (late.calls, 0);
   assert_int_equal (late.frees, 1);
   /* the READ still completes normally */
-  struct cbc *cs2[] = { &rd };
-  assert_true (drive (c->h, cs2, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &rd, 4000) >= 0);
   assert_int_equal (rd.error, 0);
   fs_pattern (want, sizeof want, 4096);
   assert_memory_equal (buf, want, sizeof want);
@@ -825,7 +784,7 @@ test_eshutdown (void **state)
   late = (struct cbc) { 0 };
   assert_int_equal (nbdaio_aio_flush (c->h, cbc_completion (&late), 0), -1);
   assert_int_equal (late.frees, 1);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (c->s->disc_seen, 1);
   assert_int_equal (cb.frees, 1);
   assert_int_equal (rd.frees, 1);
@@ -835,12 +794,7 @@ test_eshutdown (void **state)
 static int
 script_eshutdown_idle (struct fs *s)
 {
-  struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
-    return -1;
-  if (fs_send_simple (s, NBD_ESHUTDOWN, r.cookie, NULL, 0) == -1)
-    return -1;
-  return fs_serve_memory (s, 0);
+  return simple_error_then_serve (s, NBD_ESHUTDOWN, 0);
 }
 
 static void
@@ -850,10 +804,9 @@ test_eshutdown_idle (void **state)
   struct cbc cb = { 0 }, late = { 0 };
   uint8_t buf[512];
 
-  start (c, script_eshutdown_idle);
+  ctx_start (c, script_eshutdown_idle);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&cb), 0) >= 1);
-  struct cbc *cs[] = { &cb };
-  drive (c->h, cs, 1, 4000);
+  drive_one (c->h, &cb, 4000);
   assert_int_equal (cb.calls, 1);
   assert_int_equal (cb.error, ESHUTDOWN);
   int64_t r = nbdaio_aio_pread (c->h, buf, sizeof buf, 0,
@@ -866,7 +819,7 @@ test_eshutdown_idle (void **state)
   assert_true (err == ESHUTDOWN || err == ENOTCONN);
   assert_int_equal (late.calls, 0);
   assert_int_equal (late.frees, 1);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (c->s->disc_seen, 1);
   assert_int_equal (cb.frees, 1);
 }
@@ -887,7 +840,7 @@ test_eof (void **state)
   struct cbc cb[3] = { { 0 } };
   uint8_t rbuf[512], wbuf[512] = { 0 };
 
-  start (c, script_eof);
+  ctx_start (c, script_eof);
   assert_true (nbdaio_aio_pread (c->h, rbuf, 512, 0, cbc_completion (&cb[0]),
                                  0) >= 1);
   assert_true (nbdaio_aio_pwrite (c->h, wbuf, 512, 0,
@@ -902,7 +855,7 @@ test_eof (void **state)
     assert_int_equal (cb[i].error, ENOTCONN);
   }
   assert_int_equal (nbdaio_poll (c->h, 0), -1);
-  finish (c);
+  ctx_finish (c);
   for (int i = 0; i < 3; i++) {
     assert_int_equal (cb[i].calls, 1);
     assert_int_equal (cb[i].frees, 1);
@@ -932,7 +885,7 @@ test_eof_mid_reply (void **state)
   struct cbc cb[2] = { { 0 } };
   uint8_t rbuf[512];
 
-  start (c, script_eof_mid_reply);
+  ctx_start (c, script_eof_mid_reply);
   assert_true (nbdaio_aio_pread (c->h, rbuf, 512, 0, cbc_completion (&cb[0]),
                                  0) >= 1);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&cb[1]), 0) >= 1);
@@ -941,7 +894,7 @@ test_eof_mid_reply (void **state)
     assert_int_equal (cb[i].calls, 1);
     assert_true (cb[i].error == ENOTCONN || cb[i].error == EPROTO);
   }
-  finish (c);
+  ctx_finish (c);
   for (int i = 0; i < 2; i++)
     assert_int_equal (cb[i].frees, 1);
 }
@@ -953,7 +906,7 @@ script_hole (struct fs *s)
 {
   struct fs_req r;
   uint8_t data[512];
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   if (r.type != NBD_CMD_READ || r.offset != 4096 || r.count != 1024)
     return fs_fail (s, "unexpected request");
@@ -981,13 +934,12 @@ test_structured_hole (void **state)
 
   memset (buf, 0xaa, sizeof buf);
   ch.base = buf;
-  start (c, script_hole);
+  ctx_start (c, script_hole);
   int64_t ck = nbdaio_aio_pread_structured (c->h, buf, sizeof buf, 4096,
                                             chunk_rec_callback (&ch),
                                             cbc_completion (&cb), 0);
   assert_true (ck >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.calls, 1);
   assert_int_equal (cb.error, 0);
   fs_pattern (want, sizeof want, 4096);
@@ -1006,12 +958,11 @@ test_structured_hole (void **state)
   memset (buf, 0xaa, sizeof buf);
   assert_true (nbdaio_aio_pread (c->h, buf, 512, 8192,
                                  cbc_completion (&cb2), 0) >= 1);
-  struct cbc *cs2[] = { &cb2 };
-  assert_true (drive (c->h, cs2, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb2, 4000) >= 0);
   assert_int_equal (cb2.error, 0);
   assert_memory_equal (buf, zero, 512);
   assert_int_equal (buf[512], 0xaa);   /* nothing past the request */
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (ch.frees, 1);
   assert_int_equal (cb.frees, 1);
 }
@@ -1021,7 +972,7 @@ static int
 script_block_status (struct fs *s)
 {
   struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   if (r.type != NBD_CMD_BLOCK_STATUS)
     return fs_fail (s, "expected BLOCK_STATUS, got %u", r.type);
@@ -1040,12 +991,11 @@ test_block_status (void **state)
   struct cbc cb = { 0 };
   struct extent_rec ex = { 0 };
 
-  start (c, script_block_status);
+  ctx_start (c, script_block_status);
   assert_true (nbdaio_aio_block_status (c->h, 64 * KiB, 0,
                                         extent_rec_callback (&ex),
                                         cbc_completion (&cb), 0) >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.error, 0);
   assert_int_equal (ex.calls, 1);
   assert_string_equal (ex.ctx, "base:allocation");
@@ -1055,7 +1005,7 @@ test_block_status (void **state)
   assert_int_equal (ex.entries[1], NBDAIO_STATE_HOLE | NBDAIO_STATE_ZERO);
   assert_int_equal (ex.entries[2], 61440);
   assert_int_equal (ex.entries[3], 0);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (ex.frees, 1);
   assert_int_equal (cb.frees, 1);
 }
@@ -1115,7 +1065,7 @@ test_byte_at_a_time (void **state)
 
   memset (a, 0xaa, sizeof a);
   memset (b, 0xaa, sizeof b);
-  start (c, script_trickle);
+  ctx_start (c, script_trickle);
   assert_true (nbdaio_aio_pread (c->h, a, sizeof a, 4096,
                                  cbc_completion (&cb[0]), 0) >= 1);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&cb[1]), 0) >= 1);
@@ -1140,7 +1090,7 @@ test_byte_at_a_time (void **state)
   assert_int_equal (ex.entries[0], 8192);
   assert_int_equal (ex.entries[1], NBDAIO_STATE_HOLE);
   assert_int_equal (nbdaio_is_connected (c->h), 1);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* Replies out of order, chunks of different commands interleaved. */
@@ -1198,7 +1148,7 @@ test_out_of_order (void **state)
   static const uint32_t lens[4] = { 2048, 512, 1000, 1536 };
   int64_t ck[5];
 
-  start (c, script_out_of_order);
+  ctx_start (c, script_out_of_order);
   for (int i = 0; i < 4; i++)
     ck[i] = nbdaio_aio_pread (c->h, bufs[i], lens[i], offs[i],
                               cbc_completion (&cb[i]), 0);
@@ -1218,7 +1168,7 @@ test_out_of_order (void **state)
     fs_pattern (want, lens[i], offs[i]);
     assert_memory_equal (bufs[i], want, lens[i]);
   }
-  finish (c);
+  ctx_finish (c);
 }
 
 
@@ -1229,7 +1179,7 @@ script_two_chunks (struct fs *s)
 {
   struct fs_req r;
   uint8_t d[1024];
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   fs_pattern (d, sizeof d, r.offset);
   if (fs_send_chunk_data (s, 0, r.cookie, r.offset, d, 512) == -1
@@ -1258,19 +1208,18 @@ test_chunk_callback_error (void **state)
   int n = 0;
   uint8_t buf[1024];
 
-  start (c, script_two_chunks);
+  ctx_start (c, script_two_chunks);
   nbdaio_chunk_callback chunk = { .callback = failing_chunk_cb,
                                   .user_data = &n };
   assert_true (nbdaio_aio_pread_structured (c->h, buf, sizeof buf, 0, chunk,
                                             cbc_completion (&cb), 0) >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.calls, 1);
   assert_int_equal (cb.error, EBADMSG);
   assert_true (n >= 1);
   assert_int_equal (nbdaio_is_connected (c->h), 1);
   assert_int_equal (nbdaio_pread (c->h, buf, 512, 0, 0), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* ERROR_OFFSET inside a read: the chunk callback sees NBDAIO_READ_ERROR at
@@ -1281,7 +1230,7 @@ script_error_offset (struct fs *s)
 {
   struct fs_req r;
   uint8_t d[512];
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   fs_pattern (d, sizeof d, r.offset);
   uint8_t e[6 + 3 + 8];
@@ -1310,23 +1259,21 @@ test_error_offset_chunk (void **state)
   uint8_t buf[1024];
 
   ch.base = buf;
-  start (c, script_error_offset);
+  ctx_start (c, script_error_offset);
   assert_true (nbdaio_aio_pread_structured (c->h, buf, sizeof buf, 8192,
                                             chunk_rec_callback (&ch),
                                             cbc_completion (&cb), 0) >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.error, EIO);
   assert_int_equal (ch.nr, 2);
   assert_int_equal (ch.ch[0].status, NBDAIO_READ_DATA);
   assert_int_equal (ch.ch[1].status, NBDAIO_READ_ERROR);
   assert_int_equal (ch.ch[1].offset, 8192 + 512);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&fl), 0) >= 1);
-  struct cbc *cs2[] = { &fl };
-  assert_true (drive (c->h, cs2, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &fl, 4000) >= 0);
   assert_int_equal (fl.error, ENOSPC);
   assert_int_equal (nbdaio_is_connected (c->h), 1);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (ch.frees, 1);
 }
 
@@ -1335,7 +1282,7 @@ static int
 script_bs_chunks (struct fs *s)
 {
   struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   uint32_t e1[2] = { 4096, NBDAIO_STATE_HOLE };
   if (fs_send_chunk_bs (s, 0, r.cookie, s->hs.meta_id, e1, 1) == -1
@@ -1351,17 +1298,16 @@ test_block_status_chunks (void **state)
   struct cbc cb = { 0 };
   struct extent_rec ex = { 0 };
 
-  start (c, script_bs_chunks);
+  ctx_start (c, script_bs_chunks);
   assert_true (nbdaio_aio_block_status (c->h, 8192, 0,
                                         extent_rec_callback (&ex),
                                         cbc_completion (&cb), 0) >= 1);
-  struct cbc *cs[] = { &cb };
-  assert_true (drive (c->h, cs, 1, 4000) >= 0);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
   assert_int_equal (cb.error, 0);
   assert_int_equal (ex.calls, 1);
   assert_int_equal (ex.nr_entries, 2);
   assert_int_equal (ex.entries[0], 4096);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* Many commands in flight, answered in a scrambled order. */
@@ -1398,7 +1344,7 @@ test_many_in_flight (void **state)
   struct cbc *cs[NMANY];
 
   memset (cb, 0, sizeof cb);
-  start (c, script_many);
+  ctx_start (c, script_many);
   for (int i = 0; i < NMANY; i++) {
     cs[i] = &cb[i];
     cb[i].ret = 1;
@@ -1418,7 +1364,7 @@ test_many_in_flight (void **state)
     assert_memory_equal (bufs[i], want, len);
   }
   assert_int_equal (nbdaio_aio_in_flight (c->h), 0);
-  finish (c);
+  ctx_finish (c);
 }
 
 /* nbdaio_poll on an idle connection times out with 0. */
@@ -1426,11 +1372,11 @@ static void
 test_poll_idle (void **state)
 {
   struct ctx *c = *state;
-  start (c, script_serve_only);
+  ctx_start (c, script_serve);
   assert_int_equal (nbdaio_poll (c->h, 20), 0);
   assert_int_equal (nbdaio_aio_notify_read (c->h), 0);
   assert_int_equal (nbdaio_is_connected (c->h), 1);
-  finish (c);
+  ctx_finish (c);
 }
 
 
@@ -1440,7 +1386,7 @@ static int
 script_abort (struct fs *s)
 {
   struct fs_req r;
-  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+  if (fs_handshake_and_read (s, &r) == -1)
     return -1;
   fs_abort (s);
   return 0;
@@ -1457,7 +1403,7 @@ test_server_vanishes (void **state)
 
   assert_non_null (w);
   c->s->hs.size = 64 * 1024 * 1024;
-  start (c, script_abort);
+  ctx_start (c, script_abort);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&cb[0]), 0) >= 1);
   assert_true (nbdaio_aio_pwrite (c->h, w, big, 0, cbc_completion (&cb[1]),
                                   0) >= 1);
@@ -1469,7 +1415,7 @@ test_server_vanishes (void **state)
     assert_int_equal (cb[i].calls, 1);
     assert_int_equal (cb[i].error, ENOTCONN);
   }
-  finish (c);
+  ctx_finish (c);
   for (int i = 0; i < 3; i++) {
     assert_int_equal (cb[i].calls, 1);
     assert_int_equal (cb[i].frees, 1);
@@ -1505,7 +1451,7 @@ test_issue_during_death (void **state)
   struct reissue r = { .h = c->h };
   struct cbc other = { 0 };
 
-  start (c, script_eof);
+  ctx_start (c, script_eof);
   nbdaio_completion_callback cb = { .callback = reissue_cb, .user_data = &r };
   assert_true (nbdaio_aio_flush (c->h, cb, 0) >= 1);
   assert_true (nbdaio_aio_flush (c->h, cbc_completion (&other), 0) >= 1);
@@ -1520,7 +1466,7 @@ test_issue_during_death (void **state)
   assert_int_equal (r.inner.frees, 1);
   assert_int_equal (other.calls, 1);
   assert_int_equal (third.calls, 1);
-  finish (c);
+  ctx_finish (c);
   assert_int_equal (r.inner.calls, 0);
   assert_int_equal (r.inner.frees, 1);
 }
@@ -1528,7 +1474,7 @@ test_issue_during_death (void **state)
 int
 main (void)
 {
-#define T(f) cmocka_unit_test_setup_teardown (f, setup, teardown)
+#define T(f) CTX_TEST (f)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_reply_magic),
     cmocka_unit_test (test_reply_cookie),
