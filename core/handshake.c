@@ -120,9 +120,11 @@ read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
   return 0;
 }
 
-/* Turn an error reply into the last error. */
+/* Turn an error reply into the last error, and tell the server we are
+ * leaving (NBD_OPT_ABORT, best effort: its reply is not awaited). */
 static int
-option_refused (const char *what, uint32_t opt, const struct opt_reply *r)
+option_refused (struct hs *hs, const char *what, uint32_t opt,
+                const struct opt_reply *r)
 {
   int err = r->type == NBD_REP_ERR_TLS_REQD ? ENOTSUP :
             r->type == NBD_REP_ERR_UNKNOWN ? ENOENT :
@@ -131,6 +133,13 @@ option_refused (const char *what, uint32_t opt, const struct opt_reply *r)
   const char *hint = r->type == NBD_REP_ERR_TLS_REQD ?
     " (connect with TLS: an nbds:// URI)" : "";
 
+  uint8_t abort_hdr[NBD_OPT_HDR_LEN];
+
+  wire_put64 (abort_hdr, NBD_MAGIC_OPT);
+  wire_put32 (abort_hdr + 8, NBD_OPT_ABORT);
+  wire_put32 (abort_hdr + 12, 0);
+  (void) transport_write_full (hs->t, abort_hdr, sizeof abort_hdr,
+                               transport_now_ms () + 100);
   return set_error (err, "server refused %s%s: %s%s%s%s", proto_option_name (opt),
                     what, proto_reply_name (r->type), hint,
                     r->len ? ": " : "", r->len ? (char *) r->data : "");
@@ -148,7 +157,7 @@ opt_structured_reply (struct hs *hs)
   if (r.type == NBD_REP_ACK)
     hs->info->structured = true;
   else if (r.type == NBD_REP_ERR_TLS_REQD)
-    return option_refused ("", NBD_OPT_STRUCTURED_REPLY, &r);
+    return option_refused (hs, "", NBD_OPT_STRUCTURED_REPLY, &r);
   else
     debug (hs->o->debug, "structured replies refused, using simple replies");
   return 0;
@@ -187,7 +196,7 @@ opt_set_meta_context (struct hs *hs)
     if (r.type & NBD_REP_FLAG_ERROR) {
       ret = 0;
       if (r.type == NBD_REP_ERR_TLS_REQD)
-        ret = option_refused ("", NBD_OPT_SET_META_CONTEXT, &r);
+        ret = option_refused (hs, "", NBD_OPT_SET_META_CONTEXT, &r);
       else
         debug (hs->o->debug, "meta context refused: %s",
                proto_reply_name (r.type));
@@ -302,7 +311,7 @@ opt_go (struct hs *hs)
         return 1;
       }
       snprintf (what, sizeof what, " for export '%s'", exp);
-      ret = option_refused (what, NBD_OPT_GO, &r);
+      ret = option_refused (hs, what, NBD_OPT_GO, &r);
       free (r.data);
       return ret;
     }

@@ -54,11 +54,10 @@ conn_maybe_disconnect (struct nbdaio_handle *h)
     return;
   }
   /* The server closes after NBD_CMD_DISC; nothing more is expected. */
+  /* A clean close (also the soft disconnect a server's ESHUTDOWN asks
+   * for): no connection error. */
   transport_close (&h->t);
   h->state = H_DEAD;
-  if (h->server_shutdown && !h->conn_error)
-    h->conn_error = strdup ("server asked for a shutdown (ESHUTDOWN); "
-                            "disconnected");
 }
 
 int

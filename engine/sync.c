@@ -97,6 +97,8 @@ nbdaio_block_status (struct nbdaio_handle *h, uint64_t count, uint64_t offset,
 int
 nbdaio_shutdown (struct nbdaio_handle *h)
 {
+  if (h && h->state == H_DEAD && h->disc_sent)
+    return 0;                   /* already disconnected cleanly */
   if (nbdaio_aio_disconnect (h) == -1)
     return -1;
   while (h->state == H_CONNECTED)

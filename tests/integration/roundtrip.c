@@ -39,6 +39,7 @@ static struct {
   int data_only;                /* only reads and plain writes */
   int server_bounds_error;      /* server refuses out-of-range reads */
   int kill_pid;                 /* kill this server mid-flight */
+  const char *shutdown_file;    /* reads answer ESHUTDOWN while it exists */
   int request_sr;
   const char *meta_context;     /* NULL: library default */
   int no_meta;
@@ -460,6 +461,31 @@ test_refusals (void)
                     nbdaio_aio_pwrite (h, scratch, a, size,
                                        completion (ctx_new ("w", 0, 0)), 0));
   }
+  /* lengths that do not fit the 32-bit wire field are refused even with
+   * every local check off (never truncated) */
+  uint64_t huge = (1ull << 32) + a;
+  unsigned saved = nbdaio_get_strict (h);
+  nbdaio_set_strict (h, 0);
+  if (!read_only && nbdaio_can_zero (h) == 1) {
+    unsigned long fb = frees_run;
+    int64_t r = nbdaio_aio_zero (h, huge, 0,
+                                 completion (ctx_new ("z", 0, 0)), 0);
+    CHECK (r == -1, "a zero of 2^32 + %" PRIu64 " bytes was issued", a);
+    CHECK (frees_run == fb + 1, "huge zero: free not run once");
+  }
+  if (!read_only && nbdaio_can_trim (h) == 1) {
+    int64_t r = nbdaio_aio_trim (h, huge, 0,
+                                 completion (ctx_new ("t", 0, 0)), 0);
+    CHECK (r == -1, "a trim of 2^32 + %" PRIu64 " bytes was issued", a);
+  }
+  if (nbdaio_can_cache (h) == 1) {
+    int64_t r = nbdaio_aio_cache (h, huge, 0,
+                                  completion (ctx_new ("c", 0, 0)), 0);
+    CHECK (r == -1, "a cache of 2^32 + %" PRIu64 " bytes was issued", a);
+  }
+  nbdaio_set_strict (h, saved);
+  drain ();
+
   CHECK (nbdaio_is_connected (h) == 1, "refusals broke the connection");
 }
 
@@ -1148,6 +1174,40 @@ test_server_dies (void)
   nbdaio_close (h);
 }
 
+/* The server answers a read with ESHUTDOWN (nbdkit error filter): the
+ * command fails with it, and the handle accepts no new command after. */
+static void
+test_server_eshutdown (void)
+{
+  unsigned char b[512];
+  FILE *fp = fopen (opt.shutdown_file, "w");
+  if (!fp)
+    die ("creating %s: %m", opt.shutdown_file);
+  fclose (fp);
+  struct ctx *c = ctx_new ("read answered ESHUTDOWN", 0, sizeof b);
+  int e = run_cmd (c->what, nbdaio_aio_pread (h, b, sizeof b, 0,
+                                              completion_kept (c), 0), c);
+  CHECK (e == ESHUTDOWN, "%s: %s, expected ESHUTDOWN", c->what, strerror (e));
+  free (c);
+  unlink (opt.shutdown_file);
+  unsigned long fb = frees_run;
+  int64_t r = nbdaio_aio_pread (h, b, sizeof b, 0,
+                                completion (ctx_new ("after", 0, 0)), 0);
+  int err = nbdaio_get_errno ();
+  CHECK (r == -1 && (err == ESHUTDOWN || err == ENOTCONN),
+         "a read issued after ESHUTDOWN: r=%" PRId64 " errno %s", r,
+         strerror (err));
+  CHECK (frees_run == fb + 1, "read after ESHUTDOWN: free not run once");
+  time_t end = time (NULL) + 30;
+  while (nbdaio_is_connected (h) == 1 && time (NULL) < end)
+    if (nbdaio_poll (h, 1000) == -1)
+      break;
+  CHECK (nbdaio_is_connected (h) == 0, "still connected 30 s after "
+         "ESHUTDOWN");
+  CHECK (nbdaio_aio_in_flight (h) == 0, "commands left in flight");
+  nbdaio_close (h);
+}
+
 /* Graceful aio_disconnect with reads in flight: they still complete, new
  * commands are refused, the connection then ends. */
 static void
@@ -1274,6 +1334,8 @@ usage (void)
           "  --length=N --chunk=N --depth=N --seed=N   data path shape\n"
           "  --server-bounds-error    with local bounds checks off, the\n"
           "                           server refuses a read past the end\n"
+          "  --eshutdown-file=FILE    only: reads answer ESHUTDOWN while\n"
+          "                           FILE exists; expect a soft disconnect\n"
           "  --kill-server=PID        only: issue reads (the server must\n"
           "                           delay them), kill PID, expect ENOTCONN\n"
           "  -v                       verbose\n");
@@ -1295,7 +1357,7 @@ parse_args (int argc, char *argv[])
 {
   enum { O_RO = 256, O_RW, O_SR, O_MINB, O_SIZE, O_PROTO, O_HOLE, O_SALIGN,
          O_ERRF, O_CMPF, O_WPAT, O_NOW, O_RSR, O_META, O_LEN, O_CHUNK,
-         O_DEPTH, O_SEED, O_HELP, O_NOFUA, O_SBOUNDS, O_KILL };
+         O_DEPTH, O_SEED, O_HELP, O_NOFUA, O_SBOUNDS, O_KILL, O_ESHUT };
   static const struct option lo[] = {
     { "expect-readonly", no_argument, 0, O_RO },
     { "expect-writable", no_argument, 0, O_RW },
@@ -1312,6 +1374,7 @@ parse_args (int argc, char *argv[])
     { "data-only", no_argument, 0, O_NOFUA },
     { "server-bounds-error", no_argument, 0, O_SBOUNDS },
     { "kill-server", required_argument, 0, O_KILL },
+    { "eshutdown-file", required_argument, 0, O_ESHUT },
     { "request-sr", required_argument, 0, O_RSR },
     { "meta-context", required_argument, 0, O_META },
     { "length", required_argument, 0, O_LEN },
@@ -1340,6 +1403,7 @@ parse_args (int argc, char *argv[])
     case O_NOFUA: opt.data_only = 1; break;
     case O_SBOUNDS: opt.server_bounds_error = 1; break;
     case O_KILL: opt.kill_pid = num (optarg, "--kill-server"); break;
+    case O_ESHUT: opt.shutdown_file = optarg; break;
     case O_RSR: opt.request_sr = num (optarg, "--request-sr") != 0; break;
     case O_META:
       if (strcmp (optarg, "none") == 0)
@@ -1489,8 +1553,11 @@ main (int argc, char *argv[])
   scratch = calloc (1, align * 2 > 65536 ? align * 2 : 65536);
   if (!model || !scratch)
     die ("out of memory");
-  if (opt.kill_pid) {
-    test_server_dies ();
+  if (opt.kill_pid || opt.shutdown_file) {
+    if (opt.kill_pid)
+      test_server_dies ();
+    else
+      test_server_eshutdown ();
     printf ("roundtrip: %s: %u checks, %u failed\n", opt.uri, checks,
             failures);
     return failures ? 1 : 0;

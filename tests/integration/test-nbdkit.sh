@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # tests/integration/test-nbdkit.sh - libnbdaio against nbdkit: memory export
-# over unix and TCP, oldstyle, plain newstyle, no NO_ZEROES, no structured
-# replies, read-only, block-size policy, nozero, injected EIO, a small odd
-# size, a quoted description.  Data written through libnbdaio is checked with
-# nbdcopy (libnbd) and data written by nbdcopy is checked through libnbdaio.
+# over unix, TCP (by name) and ::1; oldstyle; plain newstyle; no NO_ZEROES;
+# no structured replies (server or client side); read-only; block-size
+# minimum and maximum; nozero; injected EIO and ESHUTDOWN; a small odd size;
+# a quoted description; command flags as nbdkit's log filter saw them; the
+# server killed with reads in flight; nbdaio-info's error paths.  Data
+# written through libnbdaio is checked with nbdcopy (libnbd) and data
+# written by nbdcopy is checked through libnbdaio.
 # usage: test-nbdkit.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO
 source "$(dirname "$0")/lib.sh"
 init "$@"
@@ -205,6 +208,14 @@ case_server_dies () {
   rt --kill-server="$(cat "$T/dies.pid")" -v "$URI"
 }
 
+case_eshutdown () {
+  # reads answer ESHUTDOWN while the trigger file exists (simple replies too)
+  start_nbdkit shut --filter=error memory $M \
+    error=ESHUTDOWN error-pread-rate=100% error-pread-file="$T/shut"
+  rt --eshutdown-file="$T/shut" -v "$URI"
+  rt --request-sr=0 --eshutdown-file="$T/shut" -v "$URI"
+}
+
 case_bad_uri () {
   # connect failures: exit status 1 and a message naming the cause
   local out
@@ -244,5 +255,6 @@ run_case "nbdkit small odd-sized export" case_small_export
 run_case "nbdkit export description" case_description
 run_case "nbdkit log filter: command flags on the wire" case_wire_flags
 run_case "server killed with reads in flight" case_server_dies
+run_case "server answers ESHUTDOWN" case_eshutdown
 run_case "nbdaio-info error paths" case_bad_uri
 finish

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/test-qemu-nbd.sh - libnbdaio against qemu-nbd on raw
 # files: sparse export (OFFSET_HOLE replies), its advertised block sizes,
-# read-only, named export with a description over TCP, multi-conn.  What
-# libnbdaio wrote is compared with the backing file itself and with
-# qemu-img / nbdcopy.
+# read-only, named export with a description over TCP, an unknown export,
+# the qemu:allocation-depth meta context, multi-conn.  What libnbdaio wrote
+# is compared with the backing file itself and with qemu-img / nbdcopy.
 # usage: test-qemu-nbd.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO
 source "$(dirname "$0")/lib.sh"
 init "$@"
