@@ -107,26 +107,18 @@ start_nbdkit () {
 }
 
 # start_nbdkit_tcp NAME [nbdkit args...]: 127.0.0.1 on a free port; sets URI.
-start_nbdkit_tcp () {
-  local name=$1 port; shift
-  port=$(free_port)
-  rm -f "$T/$name.pid"
-  nbdkit -f --exit-with-parent -i 127.0.0.1 -p "$port" -P "$T/$name.pid" \
-    "$@" &
-  track $!
-  wait_started $! test -s "$T/$name.pid"
-  URI="nbd://127.0.0.1:$port/"
-}
+# start_nbdkit_tcp6 NAME [nbdkit args...]: the same on ::1.
+start_nbdkit_tcp () { start_nbdkit_ip 127.0.0.1 "$(free_port)" 127.0.0.1 "$@"; }
+start_nbdkit_tcp6 () { start_nbdkit_ip ::1 "$(free_port6)" '[::1]' "$@"; }
 
-# start_nbdkit_tcp6 NAME [nbdkit args...]: ::1 on a free port; sets URI.
-start_nbdkit_tcp6 () {
-  local name=$1 port; shift
-  port=$(free_port6)
+# start_nbdkit_ip ADDR PORT URIHOST NAME [nbdkit args...]
+start_nbdkit_ip () {
+  local addr=$1 port=$2 urihost=$3 name=$4; shift 4
   rm -f "$T/$name.pid"
-  nbdkit -f --exit-with-parent -i ::1 -p "$port" -P "$T/$name.pid" "$@" &
+  nbdkit -f --exit-with-parent -i "$addr" -p "$port" -P "$T/$name.pid" "$@" &
   track $!
   wait_started $! test -s "$T/$name.pid"
-  URI="nbd://[::1]:$port/"
+  URI="nbd://$urihost:$port/"
 }
 
 # Run one of our programs with a time limit, showing its command line.
