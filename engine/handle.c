@@ -39,7 +39,7 @@ nbdaio_create (void)
   return h;
 }
 
-void
+static void
 handle_teardown (struct nbdaio_handle *h)
 {
   cmd_slots_free (h);
@@ -181,6 +181,18 @@ nbdaio_set_debug (struct nbdaio_handle *h, int debug)
   return 0;
 }
 
+/* The connect or handshake failed: the handle is dead, the last error (which
+ * stays the caller's) is kept as the reason. */
+static int
+connect_failed (struct nbdaio_handle *h)
+{
+  const char *msg = nbdaio_get_error ();
+
+  h->conn_error = strdup (msg ? msg : "connect failed");
+  h->state = H_DEAD;
+  return -1;
+}
+
 /* Handshake on the connected transport, then set up the engine. */
 static int
 finish_connect (struct nbdaio_handle *h)
@@ -205,25 +217,9 @@ finish_connect (struct nbdaio_handle *h)
   return 0;
 
  fail:
-  {
-    const char *msg = nbdaio_get_error ();
-    int err = nbdaio_get_errno ();
-    h->conn_error = strdup (msg ? msg : "handshake failed");
-    transport_close (&h->t);
-    handle_teardown (h);
-    h->state = H_DEAD;
-    return set_error (err, "%s", h->conn_error ? h->conn_error : "handshake failed");
-  }
-}
-
-static int
-connect_failed (struct nbdaio_handle *h)
-{
-  const char *msg = nbdaio_get_error ();
-
-  h->conn_error = strdup (msg ? msg : "connect failed");
-  h->state = H_DEAD;
-  return -1;
+  transport_close (&h->t);
+  handle_teardown (h);
+  return connect_failed (h);
 }
 
 int

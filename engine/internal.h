@@ -151,7 +151,5 @@ void conn_maybe_disconnect (struct nbdaio_handle *h);
 /* -1 with ENOTCONN and a message unless h can issue commands. */
 int conn_check_connected (struct nbdaio_handle *h);
 
-/* handle.c */
-void handle_teardown (struct nbdaio_handle *h);
 
 #endif

@@ -461,11 +461,6 @@ reply_read (struct nbdaio_handle *h)
 
     r = h->t.readv (&h->t, iov, n);
     if (r == 0) {
-      if (h->disc_sent && h->in_flight == 0) {
-        transport_close (&h->t);
-        h->state = H_DEAD;
-        return 0;
-      }
       set_error (ENOTCONN, "server closed the connection%s",
                  h->in_flight ? " with commands in flight" : "");
       return conn_die (h, ENOTCONN);

@@ -130,7 +130,6 @@ struct engine {
 
   enum trim_op trim_op;
   uint32_t write_flags;
-  int64_t export_size;
 
   struct io_u **pending;        /* queued since the last commit */
   unsigned npending;
@@ -341,7 +340,6 @@ engine_init (struct thread_data *td)
       return 1;
     e->nconns++;
   }
-  e->export_size = nbdaio_get_size (e->conn[0]);
   return 0;
 }
 

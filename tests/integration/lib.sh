@@ -52,24 +52,17 @@ stop_servers () {
 }
 
 # wait_until SECONDS CMD...: poll CMD every 0.1 s.
-wait_until () {
-  local n=$(( $1 * 10 )); shift
-  while ! "$@" 2>/dev/null; do
-    n=$((n - 1))
-    if [ "$n" -le 0 ]; then
-      echo "timed out waiting for: $*" >&2
-      return 1
-    fi
-    sleep 0.1
-  done
-}
+wait_until () { wait_poll "$1" "" "${@:2}"; }
 
 # wait_started PID CMD...: like wait_until 20 CMD, but give up at once if
 # the server process PID has exited.
-wait_started () {
-  local pid=$1 n=200; shift
+wait_started () { wait_poll 20 "$1" "${@:2}"; }
+
+# wait_poll SECONDS PID CMD...: the loop behind both (PID may be empty).
+wait_poll () {
+  local n=$(( $1 * 10 )) pid=$2; shift 2
   while ! "$@" 2>/dev/null; do
-    if ! alive "$pid"; then
+    if [ -n "$pid" ] && ! alive "$pid"; then
       echo "server (pid $pid) exited while starting: $*" >&2
       return 1
     fi
