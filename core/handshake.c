@@ -1,7 +1,8 @@
 /* handshake.c - the client side of NBD option haggling.
  *
  * Order: greeting (oldstyle, newstyle or fixed newstyle), client flags,
- * NBD_OPT_STRUCTURED_REPLY, NBD_OPT_SET_META_CONTEXT, NBD_OPT_GO with
+ * NBD_OPT_STARTTLS and the TLS handshake when TLS is wanted (every later
+ * option then travels inside TLS), NBD_OPT_STRUCTURED_REPLY, NBD_OPT_SET_META_CONTEXT, NBD_OPT_GO with
  * NAME/DESCRIPTION/BLOCK_SIZE info requests, falling back to
  * NBD_OPT_EXPORT_NAME.  Every server message is checked against the rules
  * of design.md section 6; a violation fails with "[rule]" in the message. */
@@ -13,6 +14,7 @@
 #include "debug.h"
 #include "error.h"
 #include "handshake.h"
+#include "nbdaio.h"
 #include "proto.h"
 
 #define OPT_REPLY_MAX (64 * 1024)    /* no option reply we ask for is longer */
@@ -60,6 +62,7 @@ reply_type_legal (uint32_t opt, uint32_t type)
   if (type & NBD_REP_FLAG_ERROR)
     return true;
   switch (opt) {
+  case NBD_OPT_STARTTLS:
   case NBD_OPT_STRUCTURED_REPLY: return type == NBD_REP_ACK;
   case NBD_OPT_SET_META_CONTEXT:
     return type == NBD_REP_ACK || type == NBD_REP_META_CONTEXT;
@@ -120,6 +123,19 @@ read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
   return 0;
 }
 
+/* Tell the server we are leaving (best effort: no reply is awaited). */
+static void
+send_abort (struct hs *hs)
+{
+  uint8_t hdr[NBD_OPT_HDR_LEN];
+
+  wire_put64 (hdr, NBD_MAGIC_OPT);
+  wire_put32 (hdr + 8, NBD_OPT_ABORT);
+  wire_put32 (hdr + 12, 0);
+  (void) transport_write_full (hs->t, hdr, sizeof hdr,
+                               transport_now_ms () + 100);
+}
+
 /* Turn an error reply into the last error, and tell the server we are
  * leaving (NBD_OPT_ABORT, best effort: its reply is not awaited). */
 static int
@@ -131,18 +147,50 @@ option_refused (struct hs *hs, const char *what, uint32_t opt,
             r->type == NBD_REP_ERR_POLICY ? EPERM :
             r->type == NBD_REP_ERR_SHUTDOWN ? ESHUTDOWN : EINVAL;
   const char *hint = r->type == NBD_REP_ERR_TLS_REQD ?
-    " (connect with TLS: an nbds:// URI)" : "";
+    " (connect with TLS: an nbds:// URI or tls=require)" : "";
 
-  uint8_t abort_hdr[NBD_OPT_HDR_LEN];
-
-  wire_put64 (abort_hdr, NBD_MAGIC_OPT);
-  wire_put32 (abort_hdr + 8, NBD_OPT_ABORT);
-  wire_put32 (abort_hdr + 12, 0);
-  (void) transport_write_full (hs->t, abort_hdr, sizeof abort_hdr,
-                               transport_now_ms () + 100);
+  send_abort (hs);
   return set_error (err, "server refused %s%s: %s%s%s%s", proto_option_name (opt),
                     what, proto_reply_name (r->type), hint,
                     r->len ? ": " : "", r->len ? (char *) r->data : "");
+}
+
+/* NBD_OPT_STARTTLS, then the TLS handshake.  With tls=allow a refusal
+ * leaves the connection in plaintext; with tls=require it ends it. */
+static int
+opt_starttls (struct hs *hs)
+{
+  const struct handshake_opts *o = hs->o;
+  struct tls_session *ts = tls_prepare (o->tls, o->host);
+  struct opt_reply r;
+
+  if (!ts)
+    return -1;
+  if (send_option (hs, NBD_OPT_STARTTLS, NULL, 0) == -1 ||
+      read_option_reply (hs, NBD_OPT_STARTTLS, &r) == -1) {
+    tls_session_free (ts);
+    return -1;
+  }
+  if (r.type != NBD_REP_ACK) {
+    tls_session_free (ts);
+    int ret = 0;
+    if (o->tls->mode == NBDAIO_TLS_REQUIRE) {
+      send_abort (hs);
+      ret = set_error (ENOTSUP, "TLS required, but the server does not offer "
+                       "TLS: it answered NBD_OPT_STARTTLS with %s%s%s",
+                       proto_reply_name (r.type), r.len ? ": " : "",
+                       r.len ? (char *) r.data : "");
+    }
+    else
+      debug (o->debug, "server refused TLS (%s), continuing in plaintext",
+             proto_reply_name (r.type));
+    free (r.data);
+    return ret;
+  }
+  if (tls_start (hs->t, ts, o->deadline, o->debug) == -1)
+    return -1;
+  hs->info->tls = true;
+  return 0;
 }
 
 static int
@@ -392,6 +440,9 @@ oldstyle (struct hs *hs)
 {
   uint8_t buf[NBD_OLDSTYLE_REST_LEN];
 
+  if (hs->o->tls->mode == NBDAIO_TLS_REQUIRE)
+    return set_error (ENOTSUP, "TLS required, but the server speaks the "
+                      "oldstyle protocol, which has no TLS");
   if (hs_read (hs, buf, sizeof buf) == -1)
     return -1;
   hs->info->protocol = PROTO_OLDSTYLE;
@@ -424,6 +475,15 @@ newstyle (struct hs *hs)
   if (transport_write_full (hs->t, buf, 4, o->deadline) == -1)
     return -1;
 
+  if (o->tls->mode != NBDAIO_TLS_DISABLE) {
+    if (info->protocol != PROTO_NEWSTYLE_FIXED) {
+      if (o->tls->mode == NBDAIO_TLS_REQUIRE)
+        return set_error (ENOTSUP, "TLS required, but the server does not "
+                          "speak fixed newstyle, so it cannot start TLS");
+    }
+    else if (opt_starttls (hs) == -1)
+      return -1;
+  }
   if (info->protocol == PROTO_NEWSTYLE_FIXED) {
     if (o->structured && opt_structured_reply (hs) == -1)
       return -1;

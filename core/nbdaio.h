@@ -152,6 +152,61 @@ NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
 /* Protocol tracing to stderr (default: NBDAIO_DEBUG=1 in the environment). */
 NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 
+/* TLS modes for nbdaio_set_tls(). */
+#define NBDAIO_TLS_DISABLE 0   /* never TLS (default) */
+#define NBDAIO_TLS_ALLOW   1   /* TLS when the server offers it */
+#define NBDAIO_TLS_REQUIRE 2   /* TLS or fail; never falls back to plaintext */
+
+/* TLS mode (NBDAIO_TLS_*; an nbds:// URI sets REQUIRE).  -1 (EINVAL) for
+ * another value. */
+NBDAIO_API int nbdaio_set_tls (struct nbdaio_handle *h, int mode);
+NBDAIO_API int nbdaio_get_tls (struct nbdaio_handle *h);
+/* x509: a directory holding ca-cert.pem (trusted CAs) and optionally
+ * client-cert.pem + client-key.pem, laid out as nbdkit and qemu do.  NULL
+ * (the default) trusts the system store and sends no client certificate. */
+NBDAIO_API int nbdaio_set_tls_certificates (struct nbdaio_handle *h,
+                                            const char *dir);
+/* PSK: a key file in psktool's format (lines "user:hexkey").  Setting one
+ * selects PSK instead of x509. */
+NBDAIO_API int nbdaio_set_tls_psk_file (struct nbdaio_handle *h,
+                                        const char *path);
+/* The PSK user name (default: the URI's user@, else the login name). */
+NBDAIO_API int nbdaio_set_tls_username (struct nbdaio_handle *h,
+                                        const char *name);
+/* The name the server certificate must carry (default: the TCP host name;
+ * "localhost" for unix sockets). */
+NBDAIO_API int nbdaio_set_tls_hostname (struct nbdaio_handle *h,
+                                        const char *name);
+/* Verify the server certificate (default 1).  0 still encrypts but accepts
+ * any certificate: for tests only. */
+NBDAIO_API int nbdaio_set_tls_verify_peer (struct nbdaio_handle *h,
+                                           int verify);
+/* After connecting: 1 if the connection runs over TLS, 0 if not, -1 if the
+ * handle is not connected. */
+NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
+
+/* Set one setting by its name, from a string, as profiles and the fio
+ * plugin do.  Names and values:
+ *   export            export name
+ *   tls               off | allow | require
+ *   tls-certificates  directory (see nbdaio_set_tls_certificates)
+ *   tls-psk-file      file
+ *   tls-username      PSK user name
+ *   tls-hostname      name the server certificate must carry
+ *   tls-verify-peer   boolean
+ *   structured        boolean: ask for structured replies
+ *   meta-context      context name, or "none"
+ *   connect-timeout   duration (bare number = milliseconds; units ms, s, m)
+ *   max-in-flight     1..65536
+ *   strict            all | none | a comma list of commands, flags,
+ *                     bounds, align, payload
+ *   debug             boolean
+ * Booleans are yes/no, true/false, on/off or 1/0.  Returns 0, or -1 with
+ * EINVAL and a message naming the setting and the bad value (ENOENT for an
+ * unknown name). */
+NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
+                                  const char *value);
+
 /* ---- connecting ------------------------------------------------------ */
 
 /* Each connects and runs the whole handshake, blocking up to the connect
@@ -159,9 +214,11 @@ NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
  * connection refused, unknown export, TLS required, protocol violation...).
  * A handle connects once: a second call fails with EINVAL. */
 
-/* nbd://host[:port][/export], nbd+unix:///export?socket=PATH.  The export
- * in the URI overrides nbdaio_set_export_name.  nbds:// forms fail with
- * ENOTSUP (TLS is not built in yet). */
+/* nbd[s]://[user@]host[:port][/export][?query],
+ * nbd[s]+unix://[user@]/[export]?socket=PATH[&query].  The export in the URI
+ * overrides nbdaio_set_export_name; nbds sets TLS to REQUIRE and user@ is
+ * the PSK user name.  Query parameters: socket, tls-certificates,
+ * tls-psk-file, tls-hostname, tls-verify-peer (as nbdaio_set_option). */
 NBDAIO_API int nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri);
 NBDAIO_API int nbdaio_connect_unix (struct nbdaio_handle *h,
                                     const char *path);

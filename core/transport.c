@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "tls.h"
 #include "transport.h"
 
 int64_t
@@ -48,6 +49,8 @@ transport_adopt (struct transport *t, int fd)
   int fl = fcntl (fd, F_GETFL);
 
   t->fd = fd;
+  t->tls = NULL;
+  t->error = NULL;
   t->readv = sock_readv;
   t->writev = sock_writev;
   if (fl == -1 || fcntl (fd, F_SETFL, fl | O_NONBLOCK) == -1)
@@ -59,9 +62,25 @@ transport_adopt (struct transport *t, int fd)
 void
 transport_close (struct transport *t)
 {
+  if (t->tls)
+    tls_end (t);
   if (t->fd >= 0)
     close (t->fd);
   t->fd = -1;
+}
+
+void
+transport_shutdown_write (struct transport *t)
+{
+  tls_bye (t);
+  if (t->fd >= 0)
+    shutdown (t->fd, SHUT_WR);
+}
+
+const char *
+transport_strerror (const struct transport *t, int err)
+{
+  return t->error ? t->error : strerror (err);
 }
 
 /* Wait for a non-blocking connect on fd to finish. */
@@ -200,7 +219,8 @@ transport_read_full (struct transport *t, void *buf, size_t len,
         return -1;
     }
     else if (errno != EINTR)
-      return set_error (errno, "reading from server: %s", strerror (errno));
+      return set_error (errno, "reading from server: %s",
+                        transport_strerror (t, errno));
   }
   return 0;
 }
@@ -223,7 +243,8 @@ transport_write_full (struct transport *t, const void *buf, size_t len,
     else if (errno == EPIPE || errno == ECONNRESET)
       return set_error (ENOTCONN, "server closed the connection");
     else if (errno != EINTR)
-      return set_error (errno, "writing to server: %s", strerror (errno));
+      return set_error (errno, "writing to server: %s",
+                        transport_strerror (t, errno));
   }
   return 0;
 }

@@ -8,8 +8,12 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+struct tls_session;
+
 struct transport {
   int fd;                      /* -1 when closed */
+  struct tls_session *tls;     /* set once TLS is running (tls.c) */
+  const char *error;           /* TLS: what the last failing call saw */
   /* Each returns bytes moved, 0 on EOF (receive only), or -1 with errno
    * (EAGAIN when the socket is not ready). */
   ssize_t (*readv) (struct transport *t, const struct iovec *iov, int n);
@@ -27,7 +31,12 @@ int transport_connect_tcp (struct transport *t, const char *host,
                            const char *port, unsigned timeout_ms);
 /* Adopt an already connected socket (made non-blocking). */
 int transport_adopt (struct transport *t, int fd);
+/* Close t (ending TLS first if it runs). */
 void transport_close (struct transport *t);
+/* Stop sending: TLS close_notify, then shutdown(SHUT_WR). */
+void transport_shutdown_write (struct transport *t);
+/* The text for a failed readv/writev that returned -1 with errno err. */
+const char *transport_strerror (const struct transport *t, int err);
 
 /* Blocking helpers for the handshake: move exactly len bytes before the
  * deadline (a transport_now_ms value, or 0 for none).  Return 0, or -1 with

@@ -57,8 +57,10 @@ uri_free (struct nbdaio_uri *u)
   free (u->port);
   free (u->socket);
   free (u->export_name);
-  free (u->tls_certificates);
-  free (u->tls_psk_file);
+  for (size_t i = 0; i < u->nparams; i++) {
+    free (u->params[i].name);
+    free (u->params[i].value);
+  }
   memset (u, 0, sizeof *u);
 }
 
@@ -157,13 +159,28 @@ parse_authority (const char *s, size_t len, struct nbdaio_uri *u)
   return parse_port (colon + 1, end - colon - 1, u);
 }
 
+/* A tls-* parameter, kept by name for nbdaio_set_option. */
 static int
-set_param (char **slot, const char *key, const char *val, size_t vlen)
+add_param (struct nbdaio_uri *u, const char *key, const char *val,
+           size_t vlen)
 {
-  if (*slot)
-    return set_error (EINVAL, "URI query parameter '%s' given twice", key);
-  *slot = decode (val, vlen, key);
-  return *slot ? 0 : -1;
+  struct uri_param *p;
+
+  for (size_t i = 0; i < u->nparams; i++)
+    if (strcmp (u->params[i].name, key) == 0)
+      return set_error (EINVAL, "URI query parameter '%s' given twice", key);
+  if (u->nparams == URI_MAX_PARAMS)
+    return set_error (EINVAL, "more than %d URI query parameters",
+                      URI_MAX_PARAMS);
+  p = &u->params[u->nparams];
+  if (!(p->name = strdup (key)))
+    return set_error (ENOMEM, "out of memory");
+  if (!(p->value = decode (val, vlen, key))) {
+    free (p->name);
+    return -1;
+  }
+  u->nparams++;
+  return 0;
 }
 
 static int
@@ -177,7 +194,6 @@ parse_query (const char *s, struct nbdaio_uri *u)
     const char *val = eq ? eq + 1 : s + len;
     size_t vlen = s + len - val;
     char key[64];
-    char **slot;
 
     if (len == 0)
       goto next;
@@ -186,18 +202,18 @@ parse_query (const char *s, struct nbdaio_uri *u)
                         (int) klen, s);
     memcpy (key, s, klen);
     key[klen] = '\0';
-    if (strcmp (key, "socket") == 0)
-      slot = &u->socket;
-    else if (strcmp (key, "tls-certificates") == 0)
-      slot = &u->tls_certificates;
-    else if (strcmp (key, "tls-psk-file") == 0)
-      slot = &u->tls_psk_file;
-    else
+    if (strcmp (key, "socket") != 0 && strncmp (key, "tls-", 4) != 0)
       return set_error (EINVAL, "unknown URI query parameter '%s' (known: "
-                        "socket, tls-certificates, tls-psk-file)", key);
+                        "socket and the tls-* settings)", key);
     if (!eq || vlen == 0)
       return set_error (EINVAL, "URI query parameter '%s' needs a value", key);
-    if (set_param (slot, key, val, vlen) == -1)
+    if (strcmp (key, "socket") == 0) {
+      if (u->socket)
+        return set_error (EINVAL, "URI query parameter 'socket' given twice");
+      if (!(u->socket = decode (val, vlen, key)))
+        return -1;
+    }
+    else if (add_param (u, key, val, vlen) == -1)
       return -1;
   next:
     if (!amp)
@@ -239,12 +255,9 @@ uri_parse_parts (const char *uri, struct nbdaio_uri *u)
                       "URIs: '%s'", uri);
   if (!u->unix_socket && !u->port && !(u->port = strdup (NBD_DEFAULT_PORT)))
     return set_error (ENOMEM, "out of memory");
-  if (!u->tls && (u->tls_certificates || u->tls_psk_file || u->user))
-    return set_error (EINVAL, "TLS parameters (user@, tls-certificates, "
-                      "tls-psk-file) need an nbds:// URI: '%s'", uri);
-  if (u->tls)
-    return set_error (ENOTSUP, "TLS is not built in yet: cannot connect to "
-                      "'%s' (use an nbd:// or nbd+unix:// URI)", uri);
+  if (!u->tls && (u->nparams || u->user))
+    return set_error (EINVAL, "TLS parameters (user@, tls-*) need an "
+                      "nbds:// or nbds+unix:// URI: '%s'", uri);
   return 0;
 }
 

@@ -4,6 +4,9 @@
 #define NBDAIO_URI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#define URI_MAX_PARAMS 8
 
 struct nbdaio_uri {
   bool tls;                 /* nbds:// */
@@ -13,13 +16,15 @@ struct nbdaio_uri {
   char *port;               /* TCP port (default 10809) */
   char *socket;             /* unix socket path */
   char *export_name;        /* never NULL after a successful parse */
-  char *tls_certificates;   /* query parameters kept for TLS */
-  char *tls_psk_file;
+  /* tls-* query parameters, names as nbdaio_set_option knows them */
+  struct uri_param { char *name, *value; } params[URI_MAX_PARAMS];
+  size_t nparams;
 };
 
-/* Parse uri into *out (zeroed first).  Returns 0, or -1 with an error
- * naming what is wrong (EINVAL; ENOTSUP for TLS forms while TLS is not
- * built in).  On error *out holds nothing to free. */
+/* Parse uri into *out (zeroed first).  Query parameters: socket, and the
+ * tls-* settings (their values are checked when applied).  Returns 0, or -1
+ * with EINVAL and an error naming what is wrong.  On error *out holds
+ * nothing to free. */
 int uri_parse (const char *uri, struct nbdaio_uri *out);
 
 void uri_free (struct nbdaio_uri *u);

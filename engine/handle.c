@@ -28,6 +28,7 @@ nbdaio_create (void)
   h->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
   h->max_in_flight = DEFAULT_MAX_IN_FLIGHT;
   h->strict = NBDAIO_STRICT_ALL;
+  h->tls.verify_peer = true;
   h->debug = debug_from_env ();
   h->export_name = strdup ("");
   h->meta_context_wanted = strdup (DEFAULT_META_CONTEXT);
@@ -73,112 +74,9 @@ nbdaio_close (struct nbdaio_handle *h)
   export_info_free (&h->info);
   free (h->export_name);
   free (h->meta_context_wanted);
+  tls_config_free (&h->tls);
   free (h->conn_error);
   free (h);
-}
-
-static int
-check_new (struct nbdaio_handle *h)
-{
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (h->state != H_NEW)
-    return set_error (EINVAL, "this setting must be made before connecting");
-  return 0;
-}
-
-static int
-replace_string (char **dst, const char *src, const char *what)
-{
-  char *s = NULL;
-
-  if (src) {
-    if (strlen (src) > NBD_MAX_STRING)
-      return set_error (EINVAL, "%s is longer than %d bytes", what,
-                        NBD_MAX_STRING);
-    if (!(s = strdup (src)))
-      return set_error (ENOMEM, "out of memory");
-  }
-  free (*dst);
-  *dst = s;
-  return 0;
-}
-
-int
-nbdaio_set_export_name (struct nbdaio_handle *h, const char *name)
-{
-  if (check_new (h) == -1)
-    return -1;
-  if (!name)
-    return set_error (EINVAL, "export name is NULL");
-  return replace_string (&h->export_name, name, "export name");
-}
-
-int
-nbdaio_set_request_structured_replies (struct nbdaio_handle *h, int request)
-{
-  if (check_new (h) == -1)
-    return -1;
-  h->request_structured = request != 0;
-  return 0;
-}
-
-int
-nbdaio_set_meta_context (struct nbdaio_handle *h, const char *name)
-{
-  if (check_new (h) == -1)
-    return -1;
-  if (name && !*name)
-    return set_error (EINVAL, "meta context name is empty");
-  return replace_string (&h->meta_context_wanted, name, "meta context name");
-}
-
-int
-nbdaio_set_connect_timeout (struct nbdaio_handle *h, unsigned ms)
-{
-  if (check_new (h) == -1)
-    return -1;
-  h->connect_timeout_ms = ms;
-  return 0;
-}
-
-int
-nbdaio_set_max_in_flight (struct nbdaio_handle *h, unsigned n)
-{
-  if (check_new (h) == -1)
-    return -1;
-  if (n < 1 || n > CMD_MAX_SLOTS)
-    return set_error (EINVAL, "max in flight %u is out of range (1 to %u)",
-                      n, CMD_MAX_SLOTS);
-  h->max_in_flight = n;
-  return 0;
-}
-
-int
-nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags)
-{
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (flags & ~NBDAIO_STRICT_ALL)
-    return set_error (EINVAL, "unknown strict flags 0x%x",
-                      flags & ~NBDAIO_STRICT_ALL);
-  h->strict = flags;
-  return 0;
-}
-
-unsigned
-nbdaio_get_strict (struct nbdaio_handle *h)
-{
-  return h ? h->strict : 0;
-}
-
-int
-nbdaio_set_debug (struct nbdaio_handle *h, int debug)
-{
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  h->debug = debug != 0;
-  return 0;
 }
 
 /* The connect or handshake failed: the handle is dead, the last error (which
@@ -193,9 +91,10 @@ connect_failed (struct nbdaio_handle *h)
   return -1;
 }
 
-/* Handshake on the connected transport, then set up the engine. */
+/* Handshake on the connected transport, then set up the engine.  host is
+ * the TCP host name (what a TLS certificate must name), NULL for others. */
 static int
-finish_connect (struct nbdaio_handle *h)
+finish_connect (struct nbdaio_handle *h, const char *host)
 {
   struct handshake_opts o = {
     .export_name = h->export_name,
@@ -204,6 +103,8 @@ finish_connect (struct nbdaio_handle *h)
     .debug = h->debug,
     .deadline = h->connect_timeout_ms ?
       transport_now_ms () + h->connect_timeout_ms : 0,
+    .tls = &h->tls,
+    .host = host,
   };
 
   if (handshake_run (&h->t, &o, &h->info) == -1 ||
@@ -225,28 +126,28 @@ finish_connect (struct nbdaio_handle *h)
 int
 nbdaio_connect_unix (struct nbdaio_handle *h, const char *path)
 {
-  if (check_new (h) == -1)
+  if (settings_check_new (h) == -1)
     return -1;
   if (transport_connect_unix (&h->t, path, h->connect_timeout_ms) == -1)
     return connect_failed (h);
-  return finish_connect (h);
+  return finish_connect (h, NULL);
 }
 
 int
 nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
                     const char *port)
 {
-  if (check_new (h) == -1)
+  if (settings_check_new (h) == -1)
     return -1;
   if (transport_connect_tcp (&h->t, host, port, h->connect_timeout_ms) == -1)
     return connect_failed (h);
-  return finish_connect (h);
+  return finish_connect (h, host);
 }
 
 int
 nbdaio_connect_socket (struct nbdaio_handle *h, int fd)
 {
-  if (check_new (h) == -1)
+  if (settings_check_new (h) == -1)
     return -1;
   if (fd < 0)
     return set_error (EBADF, "socket %d is not a valid descriptor", fd);
@@ -254,7 +155,7 @@ nbdaio_connect_socket (struct nbdaio_handle *h, int fd)
     transport_close (&h->t);
     return connect_failed (h);
   }
-  return finish_connect (h);
+  return finish_connect (h, NULL);
 }
 
 int
@@ -263,9 +164,19 @@ nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri)
   struct nbdaio_uri u;
   int r;
 
-  if (check_new (h) == -1 || uri_parse (uri, &u) == -1)
+  if (settings_check_new (h) == -1 || uri_parse (uri, &u) == -1)
     return -1;
-  r = replace_string (&h->export_name, u.export_name, "export name");
+  r = settings_replace_string (&h->export_name, u.export_name,
+                               "export name");
+  if (r == 0 && u.tls)
+    r = nbdaio_set_tls (h, NBDAIO_TLS_REQUIRE);
+  for (size_t i = 0; r == 0 && i < u.nparams; i++) {
+    r = nbdaio_set_option (h, u.params[i].name, u.params[i].value);
+    if (r == -1)
+      error_prefix ("URI query parameter");
+  }
+  if (r == 0 && u.user)
+    r = nbdaio_set_tls_username (h, u.user);
   if (r == 0)
     r = u.unix_socket ? nbdaio_connect_unix (h, u.socket)
                       : nbdaio_connect_tcp (h, u.host, u.port);

@@ -105,6 +105,12 @@ nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h)
   return check_info (h) == -1 ? -1 : h->info.structured;
 }
 
+int
+nbdaio_get_tls_negotiated (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : h->info.tls;
+}
+
 const char *
 nbdaio_get_meta_context (struct nbdaio_handle *h)
 {

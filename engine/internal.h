@@ -82,6 +82,7 @@ struct nbdaio_handle {
   unsigned connect_timeout_ms;
   unsigned max_in_flight;
   unsigned strict;
+  struct tls_config tls;
 
   struct transport t;
   struct export_info info;
@@ -116,6 +117,13 @@ struct nbdaio_handle {
 
   char *conn_error;             /* why the connection ended */
 };
+
+/* settings.c */
+/* -1 (EINVAL) unless h exists and has not connected yet. */
+int settings_check_new (struct nbdaio_handle *h);
+/* Replace *dst with a copy of src (NULL allowed); what names it in errors
+ * (longer than NBD_MAX_STRING is EINVAL). */
+int settings_replace_string (char **dst, const char *src, const char *what);
 
 /* cmd.c */
 int cmd_slots_init (struct nbdaio_handle *h);

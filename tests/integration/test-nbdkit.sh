@@ -224,11 +224,12 @@ case_bad_uri () {
   fi
   echo "  nbdaio-info said: $out"
   [ -n "$out" ]
-  # TLS is not built in yet: nbds:// must be refused, not tried in clear
-  if timeout 30 "$INFO" "nbds+unix:///?socket=$T/nonexistent.sock" 2>"$T/err"; then
-    echo "nbdaio-info accepted an nbds:// URI" >&2; return 1
+  # a TLS parameter on a plaintext URI is a mistake, not something to ignore
+  if timeout 30 "$INFO" "nbd+unix:///?socket=$T/x.sock&tls-psk-file=/k" \
+       2>"$T/err"; then
+    echo "nbdaio-info accepted tls-psk-file on an nbd:// URI" >&2; return 1
   fi
-  cat "$T/err"
+  grep -q "need an nbds://" "$T/err"
   if timeout 30 "$INFO" "not-a-uri" 2>/dev/null; then
     echo "nbdaio-info accepted a bad URI" >&2; return 1
   fi

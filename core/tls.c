@@ -1,0 +1,496 @@
+/* tls.c - TLS for the NBD connection, with gnutls.
+ *
+ * Credentials: x509 (ca-cert.pem, optional client-cert.pem + client-key.pem
+ * from a directory laid out as nbdkit and qemu expect, or the system trust
+ * store) or PSK (a psktool key file).  The server certificate is verified
+ * against the host name during the handshake.
+ *
+ * Batching: writev packs the caller's iovecs into records of up to the
+ * maximum record size (a batch of small requests is one record, one
+ * system call); readv returns short only once gnutls and the socket are
+ * both drained, so the engine's "short read means empty" rule holds and
+ * no decrypted byte is ever left behind a poll. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "debug.h"
+#include "error.h"
+#include "tls.h"
+
+#define TLS_RECORD_MAX 16384        /* plaintext bytes per record */
+#define PSK_PRIORITY "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK"
+
+struct tls_session {
+  gnutls_session_t s;
+  gnutls_certificate_credentials_t x509;
+  gnutls_psk_client_credentials_t psk;
+  const char *psk_user;             /* as configured (NULL: login name) */
+  const char *verify_host;          /* name the certificate must carry */
+  size_t send_pending;              /* bytes of a record cut short by EAGAIN */
+  bool bye_sent;
+  uint8_t stage[TLS_RECORD_MAX];    /* small iovecs packed into one record */
+};
+
+void
+tls_config_free (struct tls_config *c)
+{
+  free (c->certificates);
+  free (c->psk_file);
+  free (c->username);
+  free (c->hostname);
+  memset (c, 0, sizeof *c);
+}
+
+void
+tls_session_free (struct tls_session *ts)
+{
+  if (!ts)
+    return;
+  if (ts->s)
+    gnutls_deinit (ts->s);
+  if (ts->x509)
+    gnutls_certificate_free_credentials (ts->x509);
+  if (ts->psk)
+    gnutls_psk_free_client_credentials (ts->psk);
+  free (ts);
+}
+
+void
+tls_bye (struct transport *t)
+{
+  if (t->tls && t->fd >= 0 && !t->tls->bye_sent) {
+    t->tls->bye_sent = true;
+    (void) gnutls_bye (t->tls->s, GNUTLS_SHUT_WR);  /* non-blocking */
+  }
+}
+
+void
+tls_end (struct transport *t)
+{
+  if (!t->tls)
+    return;
+  tls_bye (t);
+  tls_session_free (t->tls);
+  t->tls = NULL;
+}
+
+/* ---- record I/O ------------------------------------------------------ */
+
+/* A gnutls error during transmission: errno for the engine, text for its
+ * message. */
+static ssize_t
+record_error (struct transport *t, ssize_t r)
+{
+  t->error = gnutls_strerror ((int) r);
+  errno = r == GNUTLS_E_PUSH_ERROR ? EPIPE : ECONNABORTED;
+  return -1;
+}
+
+static ssize_t
+tls_readv (struct transport *t, const struct iovec *iov, int n)
+{
+  gnutls_session_t s = t->tls->s;
+  ssize_t total = 0;
+
+  for (int i = 0; i < n; i++) {
+    size_t off = 0;
+
+    while (off < iov[i].iov_len) {
+      ssize_t r = gnutls_record_recv (s, (char *) iov[i].iov_base + off,
+                                      iov[i].iov_len - off);
+      if (r > 0) {
+        off += (size_t) r;
+        total += r;
+      }
+      else if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION)
+        return total;           /* EOF, with or without close_notify */
+      else if (r == GNUTLS_E_AGAIN) {
+        if (total)
+          return total;
+        errno = EAGAIN;
+        return -1;
+      }
+      else if (r != GNUTLS_E_INTERRUPTED)
+        return total ? total : record_error (t, r);
+    }
+  }
+  return total;
+}
+
+/* The next at most TLS_RECORD_MAX bytes after skipping `skip` bytes of iov:
+ * pointed to in place when one iovec holds them all, else packed into the
+ * stage buffer.  Returns the length (0 when iov is exhausted). */
+static size_t
+next_record (struct tls_session *ts, const struct iovec *iov, int n,
+             size_t skip, const void **data)
+{
+  size_t len = 0;
+  int i = 0;
+
+  while (i < n && skip >= iov[i].iov_len)
+    skip -= iov[i++].iov_len;
+  if (i == n)
+    return 0;
+  if (iov[i].iov_len - skip >= TLS_RECORD_MAX || i == n - 1) {
+    *data = (const char *) iov[i].iov_base + skip;
+    len = iov[i].iov_len - skip;
+    return len < TLS_RECORD_MAX ? len : TLS_RECORD_MAX;
+  }
+  for (; i < n && len < TLS_RECORD_MAX; i++, skip = 0) {
+    size_t k = iov[i].iov_len - skip;
+    if (k > TLS_RECORD_MAX - len)
+      k = TLS_RECORD_MAX - len;
+    memcpy (ts->stage + len, (const char *) iov[i].iov_base + skip, k);
+    len += k;
+  }
+  *data = ts->stage;
+  return len;
+}
+
+static ssize_t
+tls_writev (struct transport *t, const struct iovec *iov, int n)
+{
+  struct tls_session *ts = t->tls;
+  ssize_t total = 0;
+
+  for (;;) {
+    const void *data = NULL;
+    size_t len;
+    ssize_t r;
+
+    if (ts->send_pending) {
+      /* gnutls holds the encrypted record: flush it; the caller passed the
+       * same bytes again */
+      len = ts->send_pending;
+      r = gnutls_record_send (ts->s, NULL, 0);
+    }
+    else {
+      len = next_record (ts, iov, n, (size_t) total, &data);
+      if (len == 0)
+        return total;
+      r = gnutls_record_send (ts->s, data, len);
+    }
+    if (r >= 0) {
+      ts->send_pending = 0;
+      total += r;
+    }
+    else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+      ts->send_pending = len;
+      if (total)
+        return total;
+      errno = EAGAIN;
+      return -1;
+    }
+    else
+      return total ? total : record_error (t, r);
+  }
+}
+
+/* ---- credentials ----------------------------------------------------- */
+
+static bool
+file_exists (const char *path)
+{
+  return access (path, F_OK) == 0;
+}
+
+/* A file gnutls is about to load must be readable: say which one is not. */
+static int
+check_readable (const char *path, const char *what)
+{
+  if (access (path, R_OK) == 0)
+    return 0;
+  return set_error (errno, "cannot read %s %s: %s", what, path,
+                    strerror (errno));
+}
+
+static int
+load_x509 (struct tls_session *ts, const struct tls_config *c)
+{
+  char ca[4096], cert[4096], key[4096];
+  int r;
+
+  if ((r = gnutls_certificate_allocate_credentials (&ts->x509)) < 0)
+    return set_error (ENOMEM, "TLS: %s", gnutls_strerror (r));
+  if (!c->certificates) {
+    r = gnutls_certificate_set_x509_system_trust (ts->x509);
+    if (r <= 0)
+      return set_error (ENOENT, "TLS: the system trust store has no CA "
+                        "certificates%s%s (set tls-certificates to a "
+                        "directory with ca-cert.pem)", r < 0 ? ": " : "",
+                        r < 0 ? gnutls_strerror (r) : "");
+    return 0;
+  }
+  snprintf (ca, sizeof ca, "%s/ca-cert.pem", c->certificates);
+  snprintf (cert, sizeof cert, "%s/client-cert.pem", c->certificates);
+  snprintf (key, sizeof key, "%s/client-key.pem", c->certificates);
+  if (check_readable (ca, "TLS CA certificate") == -1)
+    return -1;
+  r = gnutls_certificate_set_x509_trust_file (ts->x509, ca,
+                                              GNUTLS_X509_FMT_PEM);
+  if (r <= 0)
+    return set_error (EINVAL, "TLS CA certificate %s holds no usable "
+                      "certificate%s%s", ca, r < 0 ? ": " : "",
+                      r < 0 ? gnutls_strerror (r) : "");
+  if (!file_exists (cert) && !file_exists (key))
+    return 0;                   /* no client certificate */
+  if (check_readable (cert, "TLS client certificate") == -1 ||
+      check_readable (key, "TLS client key") == -1)
+    return -1;
+  r = gnutls_certificate_set_x509_key_file (ts->x509, cert, key,
+                                            GNUTLS_X509_FMT_PEM);
+  if (r < 0)
+    return set_error (EINVAL, "TLS client certificate %s / key %s: %s",
+                      cert, key, gnutls_strerror (r));
+  return 0;
+}
+
+/* The login name, for PSK when no user name was given. */
+static const char *
+login_name (char *buf, size_t len)
+{
+  struct passwd pw, *res = NULL;
+
+  if (getpwuid_r (geteuid (), &pw, buf, len, &res) != 0 || !res)
+    return NULL;
+  return res->pw_name;
+}
+
+static bool
+is_hex_key (const char *s)
+{
+  size_t n = strspn (s, "0123456789abcdefABCDEF");
+
+  return n > 0 && n % 2 == 0 && s[n] == '\0';
+}
+
+/* Find user's key in a psktool file ("user:hexkey" lines). */
+static int
+load_psk (struct tls_session *ts, const struct tls_config *c)
+{
+  char pwbuf[1024], line[1024];
+  const char *user = c->username ? c->username :
+    login_name (pwbuf, sizeof pwbuf);
+  size_t ulen;
+  unsigned lineno = 0;
+  FILE *f;
+  int r;
+
+  if (!user)
+    return set_error (EINVAL, "TLS PSK: no user name given and the login "
+                      "name is unknown (set tls-username)");
+  ulen = strlen (user);
+  if (!(f = fopen (c->psk_file, "r")))
+    return set_error (errno, "cannot read TLS PSK file %s: %s", c->psk_file,
+                      strerror (errno));
+  while (fgets (line, sizeof line, f)) {
+    gnutls_datum_t key;
+    char *k;
+
+    lineno++;
+    line[strcspn (line, "\r\n")] = '\0';
+    if (strncmp (line, user, ulen) != 0 || line[ulen] != ':')
+      continue;
+    fclose (f);
+    k = line + ulen + 1;
+    if (!is_hex_key (k))
+      return set_error (EINVAL, "TLS PSK file %s line %u: the key of user "
+                        "'%s' is not an even number of hex digits",
+                        c->psk_file, lineno, user);
+    key.data = (unsigned char *) k;
+    key.size = strlen (k);
+    if ((r = gnutls_psk_allocate_client_credentials (&ts->psk)) < 0 ||
+        (r = gnutls_psk_set_client_credentials (ts->psk, user, &key,
+                                                GNUTLS_PSK_KEY_HEX)) < 0)
+      return set_error (EINVAL, "TLS PSK for user '%s': %s", user,
+                        gnutls_strerror (r));
+    return 0;
+  }
+  fclose (f);
+  return set_error (ENOENT, "TLS PSK file %s has no key for user '%s'",
+                    c->psk_file, user);
+}
+
+/* ---- handshake ------------------------------------------------------- */
+
+static bool
+is_ip_address (const char *host)
+{
+  unsigned char buf[sizeof (struct in6_addr)];
+
+  return inet_pton (AF_INET, host, buf) == 1 ||
+         inet_pton (AF_INET6, host, buf) == 1;
+}
+
+/* Why the server certificate was rejected, in words. */
+static int
+verify_error (struct tls_session *ts)
+{
+  unsigned status = gnutls_session_get_verify_cert_status (ts->s);
+  gnutls_datum_t out = { NULL, 0 };
+  const char *why;
+  int ret;
+
+  if (status & GNUTLS_CERT_EXPIRED)
+    why = "has expired";
+  else if (status & GNUTLS_CERT_NOT_ACTIVATED)
+    why = "is not valid yet";
+  else if (status & GNUTLS_CERT_UNEXPECTED_OWNER)
+    why = "is for another host name";
+  else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA))
+    why = "is not trusted (its issuer is not in ca-cert.pem / the trust "
+          "store)";
+  else if (status & GNUTLS_CERT_REVOKED)
+    why = "has been revoked";
+  else
+    why = "was rejected";
+  gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509,
+                                                &out, 0);
+  ret = set_error (EACCES, "TLS: the server certificate %s (checked for "
+                   "host '%s'): %s", why, ts->verify_host,
+                   out.data ? (char *) out.data : "");
+  gnutls_free (out.data);
+  return ret;
+}
+
+static int
+handshake_error (struct tls_session *ts, int r)
+{
+  const char *user = ts->psk_user ? ts->psk_user : "(login name)";
+
+  if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
+    return verify_error (ts);
+  if (r == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+    const char *alert = gnutls_alert_get_name (gnutls_alert_get (ts->s));
+    if (ts->psk)
+      return set_error (EACCES, "TLS: the server rejected the pre-shared key "
+                        "of user '%s' (wrong key or unknown user; alert: "
+                        "%s)", user, alert ? alert : "unknown");
+    return set_error (EACCES, "TLS: the server refused the handshake (alert: "
+                      "%s)%s", alert ? alert : "unknown",
+                      "; does it want a client certificate? "
+                      "(client-cert.pem in tls-certificates)");
+  }
+  if (ts->psk && (r == GNUTLS_E_DECRYPTION_FAILED ||
+                      r == GNUTLS_E_PREMATURE_TERMINATION ||
+                      r == GNUTLS_E_PULL_ERROR))
+    return set_error (EACCES, "TLS: the PSK handshake failed for user '%s' "
+                      "(wrong key or unknown user?): %s", user,
+                      gnutls_strerror (r));
+  if (r == GNUTLS_E_PREMATURE_TERMINATION || r == GNUTLS_E_PULL_ERROR ||
+      r == GNUTLS_E_PUSH_ERROR)
+    return set_error (ECONNRESET, "TLS: the server closed the connection "
+                      "during the TLS handshake: %s", gnutls_strerror (r));
+  return set_error (EPROTO, "TLS handshake failed: %s", gnutls_strerror (r));
+}
+
+/* Drive the non-blocking handshake until done or the deadline. */
+static int
+run_handshake (struct tls_session *ts, int fd, int64_t deadline)
+{
+  int r;
+
+  while ((r = gnutls_handshake (ts->s)) < 0) {
+    struct pollfd pfd = { .fd = fd };
+    int ms = -1;
+
+    if (gnutls_error_is_fatal (r))
+      return r;
+    if (deadline) {
+      int64_t left = deadline - transport_now_ms ();
+      if (left <= 0)
+        return GNUTLS_E_TIMEDOUT;
+      ms = left > 1000000 ? 1000000 : (int) left;
+    }
+    pfd.events = gnutls_record_get_direction (ts->s) ? POLLOUT : POLLIN;
+    if (poll (&pfd, 1, ms) == 0)
+      return GNUTLS_E_TIMEDOUT;
+  }
+  return 0;
+}
+
+struct tls_session *
+tls_prepare (const struct tls_config *c, const char *host)
+{
+  struct tls_session *ts = calloc (1, sizeof *ts);
+  const char *err_pos = NULL;
+  int r;
+
+  if (!ts) {
+    set_error (ENOMEM, "out of memory");
+    return NULL;
+  }
+  ts->psk_user = c->username;
+  ts->verify_host = c->hostname ? c->hostname : host ? host : "localhost";
+  if ((r = gnutls_init (&ts->s, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+                        GNUTLS_NO_SIGNAL)) < 0) {
+    ts->s = NULL;
+    set_error (ENOMEM, "TLS: %s", gnutls_strerror (r));
+    goto fail;
+  }
+  if (c->psk_file) {
+    if (load_psk (ts, c) == -1)
+      goto fail;
+    r = gnutls_priority_set_direct (ts->s, PSK_PRIORITY, &err_pos);
+    if (r >= 0)
+      r = gnutls_credentials_set (ts->s, GNUTLS_CRD_PSK, ts->psk);
+  }
+  else {
+    if (load_x509 (ts, c) == -1)
+      goto fail;
+    r = gnutls_set_default_priority (ts->s);
+    if (r >= 0)
+      r = gnutls_credentials_set (ts->s, GNUTLS_CRD_CERTIFICATE, ts->x509);
+    if (r >= 0 && !is_ip_address (ts->verify_host))
+      r = gnutls_server_name_set (ts->s, GNUTLS_NAME_DNS, ts->verify_host,
+                                  strlen (ts->verify_host));
+    if (r >= 0 && c->verify_peer)
+      gnutls_session_set_verify_cert (ts->s, ts->verify_host, 0);
+  }
+  if (r < 0) {
+    set_error (EINVAL, "TLS setup: %s", gnutls_strerror (r));
+    goto fail;
+  }
+  return ts;
+
+ fail:
+  tls_session_free (ts);
+  return NULL;
+}
+
+int
+tls_start (struct transport *t, struct tls_session *ts, int64_t deadline,
+           bool debug)
+{
+  int r;
+
+  gnutls_transport_set_int (ts->s, t->fd);
+  r = run_handshake (ts, t->fd, deadline);
+  if (r == GNUTLS_E_TIMEDOUT) {
+    tls_session_free (ts);
+    return set_error (ETIMEDOUT, "TLS handshake timed out");
+  }
+  if (r < 0) {
+    handshake_error (ts, r);
+    tls_session_free (ts);
+    return -1;
+  }
+  if (debug) {
+    char *desc = gnutls_session_get_desc (ts->s);
+    debug (true, "TLS handshake done: %s%s", desc ? desc : "",
+           ts->psk ? " (PSK)" : " (x509)");
+    gnutls_free (desc);
+  }
+  t->tls = ts;
+  t->readv = tls_readv;
+  t->writev = tls_writev;
+  return 0;
+}

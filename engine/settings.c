@@ -1,0 +1,306 @@
+/* settings.c - the settings made on a handle before it connects: one
+ * setter per setting, and nbdaio_set_option, the table that names each
+ * setting for profiles, URI query parameters and the fio plugin. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "error.h"
+#include "internal.h"
+#include "parse.h"
+
+int
+settings_check_new (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  if (h->state != H_NEW)
+    return set_error (EINVAL, "this setting must be made before connecting");
+  return 0;
+}
+
+int
+settings_replace_string (char **dst, const char *src, const char *what)
+{
+  char *s = NULL;
+
+  if (src) {
+    if (strlen (src) > NBD_MAX_STRING)
+      return set_error (EINVAL, "%s is longer than %d bytes", what,
+                        NBD_MAX_STRING);
+    if (!(s = strdup (src)))
+      return set_error (ENOMEM, "out of memory");
+  }
+  free (*dst);
+  *dst = s;
+  return 0;
+}
+
+int
+nbdaio_set_export_name (struct nbdaio_handle *h, const char *name)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  if (!name)
+    return set_error (EINVAL, "export name is NULL");
+  return settings_replace_string (&h->export_name, name, "export name");
+}
+
+int
+nbdaio_set_request_structured_replies (struct nbdaio_handle *h, int request)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->request_structured = request != 0;
+  return 0;
+}
+
+int
+nbdaio_set_meta_context (struct nbdaio_handle *h, const char *name)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  if (name && !*name)
+    return set_error (EINVAL, "meta context name is empty");
+  return settings_replace_string (&h->meta_context_wanted, name, "meta context name");
+}
+
+int
+nbdaio_set_connect_timeout (struct nbdaio_handle *h, unsigned ms)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->connect_timeout_ms = ms;
+  return 0;
+}
+
+int
+nbdaio_set_max_in_flight (struct nbdaio_handle *h, unsigned n)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  if (n < 1 || n > CMD_MAX_SLOTS)
+    return set_error (EINVAL, "max in flight %u is out of range (1 to %u)",
+                      n, CMD_MAX_SLOTS);
+  h->max_in_flight = n;
+  return 0;
+}
+
+int
+nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  if (flags & ~NBDAIO_STRICT_ALL)
+    return set_error (EINVAL, "unknown strict flags 0x%x",
+                      flags & ~NBDAIO_STRICT_ALL);
+  h->strict = flags;
+  return 0;
+}
+
+unsigned
+nbdaio_get_strict (struct nbdaio_handle *h)
+{
+  return h ? h->strict : 0;
+}
+
+int
+nbdaio_set_debug (struct nbdaio_handle *h, int debug)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  h->debug = debug != 0;
+  return 0;
+}
+
+int
+nbdaio_set_tls (struct nbdaio_handle *h, int mode)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  if (mode != NBDAIO_TLS_DISABLE && mode != NBDAIO_TLS_ALLOW &&
+      mode != NBDAIO_TLS_REQUIRE)
+    return set_error (EINVAL, "TLS mode %d is not one of NBDAIO_TLS_DISABLE, "
+                      "NBDAIO_TLS_ALLOW, NBDAIO_TLS_REQUIRE", mode);
+  h->tls.mode = mode;
+  return 0;
+}
+
+int
+nbdaio_get_tls (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  return h->tls.mode;
+}
+
+/* A path or name setting: non-empty, or NULL to unset. */
+static int
+set_tls_string (struct nbdaio_handle *h, char **dst, const char *value,
+                const char *what)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  if (value && !*value)
+    return set_error (EINVAL, "%s is empty", what);
+  return settings_replace_string (dst, value, what);
+}
+
+int
+nbdaio_set_tls_certificates (struct nbdaio_handle *h, const char *dir)
+{
+  return set_tls_string (h, &h->tls.certificates, dir,
+                         "TLS certificates directory");
+}
+
+int
+nbdaio_set_tls_psk_file (struct nbdaio_handle *h, const char *path)
+{
+  return set_tls_string (h, &h->tls.psk_file, path, "TLS PSK file");
+}
+
+int
+nbdaio_set_tls_username (struct nbdaio_handle *h, const char *name)
+{
+  return set_tls_string (h, &h->tls.username, name, "TLS user name");
+}
+
+int
+nbdaio_set_tls_hostname (struct nbdaio_handle *h, const char *name)
+{
+  return set_tls_string (h, &h->tls.hostname, name, "TLS host name");
+}
+
+int
+nbdaio_set_tls_verify_peer (struct nbdaio_handle *h, int verify)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->tls.verify_peer = verify != 0;
+  return 0;
+}
+
+/* ---- nbdaio_set_option: settings by name ---------------------------- */
+
+static int
+opt_tls (struct nbdaio_handle *h, const char *name, const char *v)
+{
+  static const char *const modes[] = {
+    [NBDAIO_TLS_DISABLE] = "off", [NBDAIO_TLS_ALLOW] = "allow",
+    [NBDAIO_TLS_REQUIRE] = "require",
+  };
+
+  for (int m = 0; m < (int) (sizeof modes / sizeof modes[0]); m++)
+    if (strcasecmp (v, modes[m]) == 0)
+      return nbdaio_set_tls (h, m);
+  return set_error (EINVAL, "%s: bad value '%s' (expected off, allow or "
+                    "require)", name, v);
+}
+
+static int
+opt_meta_context (struct nbdaio_handle *h, const char *name, const char *v)
+{
+  (void) name;
+  return nbdaio_set_meta_context (h, strcmp (v, "none") == 0 ? NULL : v);
+}
+
+static int
+opt_connect_timeout (struct nbdaio_handle *h, const char *name,
+                     const char *v)
+{
+  uint64_t ms;
+
+  return parse_duration_ms (name, v, UINT32_MAX, &ms) == -1 ? -1 :
+    nbdaio_set_connect_timeout (h, (unsigned) ms);
+}
+
+static int
+opt_max_in_flight (struct nbdaio_handle *h, const char *name,
+                   const char *v)
+{
+  uint64_t n;
+
+  return parse_uint (name, v, 1, CMD_MAX_SLOTS, &n) == -1 ? -1 :
+    nbdaio_set_max_in_flight (h, (unsigned) n);
+}
+
+static int
+opt_strict (struct nbdaio_handle *h, const char *name, const char *v)
+{
+  static const struct { const char *word; unsigned bits; } words[] = {
+    { "all", NBDAIO_STRICT_ALL }, { "none", 0 },
+    { "commands", NBDAIO_STRICT_COMMANDS }, { "flags", NBDAIO_STRICT_FLAGS },
+    { "bounds", NBDAIO_STRICT_BOUNDS }, { "align", NBDAIO_STRICT_ALIGN },
+    { "payload", NBDAIO_STRICT_PAYLOAD },
+  };
+  unsigned bits = 0;
+  const char *p = v;
+
+  for (;;) {
+    size_t len = strcspn (p, ",");
+    size_t i;
+
+    for (i = 0; i < sizeof words / sizeof words[0]; i++)
+      if (strlen (words[i].word) == len &&
+          strncasecmp (p, words[i].word, len) == 0)
+        break;
+    if (i == sizeof words / sizeof words[0])
+      return set_error (EINVAL, "%s: bad value '%s' (expected all, none or "
+                        "a comma list of commands, flags, bounds, align, "
+                        "payload)", name, v);
+    bits |= words[i].bits;
+    if (!p[len])
+      break;
+    p += len + 1;
+  }
+  return nbdaio_set_strict (h, bits);
+}
+
+/* How a setting takes its string: as it is, as a boolean, or parsed by its
+ * own function. */
+static const struct {
+  const char *name;
+  int (*set_string) (struct nbdaio_handle *h, const char *value);
+  int (*set_bool) (struct nbdaio_handle *h, int value);
+  int (*set) (struct nbdaio_handle *h, const char *name, const char *value);
+} options[] = {
+  { "export",           .set_string = nbdaio_set_export_name },
+  { "tls",              .set = opt_tls },
+  { "tls-certificates", .set_string = nbdaio_set_tls_certificates },
+  { "tls-psk-file",     .set_string = nbdaio_set_tls_psk_file },
+  { "tls-username",     .set_string = nbdaio_set_tls_username },
+  { "tls-hostname",     .set_string = nbdaio_set_tls_hostname },
+  { "tls-verify-peer",  .set_bool = nbdaio_set_tls_verify_peer },
+  { "structured",       .set_bool = nbdaio_set_request_structured_replies },
+  { "meta-context",     .set = opt_meta_context },
+  { "connect-timeout",  .set = opt_connect_timeout },
+  { "max-in-flight",    .set = opt_max_in_flight },
+  { "strict",           .set = opt_strict },
+  { "debug",            .set_bool = nbdaio_set_debug },
+};
+
+int
+nbdaio_set_option (struct nbdaio_handle *h, const char *name,
+                   const char *value)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  if (!name)
+    return set_error (EINVAL, "setting name is NULL");
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    if (strcmp (name, options[i].name) != 0)
+      continue;
+    if (!value)
+      return set_error (EINVAL, "%s: value is NULL", name);
+    if (options[i].set_string)
+      return options[i].set_string (h, value);
+    if (options[i].set_bool) {
+      bool b;
+      return parse_bool (name, value, &b) == -1 ? -1 :
+        options[i].set_bool (h, b);
+    }
+    return options[i].set (h, name, value);
+  }
+  return set_error (ENOENT, "unknown setting '%s'", name);
+}
