@@ -36,6 +36,8 @@ struct tls_session {
   const char *verify_host;          /* name the certificate must carry */
   size_t send_pending;              /* bytes of a record cut short by EAGAIN */
   bool bye_sent;
+  bool client_cert;                 /* x509: we sent a certificate */
+  bool got_record;                  /* any data received since the handshake */
   uint8_t stage[TLS_RECORD_MAX];    /* small iovecs packed into one record */
 };
 
@@ -85,11 +87,18 @@ tls_end (struct transport *t)
 /* ---- record I/O ------------------------------------------------------ */
 
 /* A gnutls error during transmission: errno for the engine, text for its
- * message. */
+ * message.  A TLS 1.3 server checks the client certificate after the
+ * handshake has completed on our side, so a missing one shows up as the
+ * first read failing: say so. */
 static ssize_t
 record_error (struct transport *t, ssize_t r)
 {
-  t->error = gnutls_strerror ((int) r);
+  if (!t->tls->got_record && t->tls->x509 && !t->tls->client_cert)
+    t->error = "the server ended the TLS session right after the handshake: "
+               "does it require a client certificate? (client-cert.pem and "
+               "client-key.pem in the tls-certificates directory)";
+  else
+    t->error = gnutls_strerror ((int) r);
   errno = r == GNUTLS_E_PUSH_ERROR ? EPIPE : ECONNABORTED;
   return -1;
 }
@@ -109,6 +118,7 @@ tls_readv (struct transport *t, const struct iovec *iov, int n)
       if (r > 0) {
         off += (size_t) r;
         total += r;
+        t->tls->got_record = true;
       }
       else if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION)
         return total;           /* EOF, with or without close_notify */
@@ -250,6 +260,7 @@ load_x509 (struct tls_session *ts, const struct tls_config *c)
   if (r < 0)
     return set_error (EINVAL, "TLS client certificate %s / key %s: %s",
                       cert, key, gnutls_strerror (r));
+  ts->client_cert = true;
   return 0;
 }
 

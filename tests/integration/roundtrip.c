@@ -48,7 +48,11 @@ static struct {
   unsigned depth;
   unsigned seed;
   int verbose;
+  int expect_tls;               /* -1: don't care */
+  const char *settings[16];     /* NAME=VALUE for nbdaio_set_option */
+  int nsettings;
 } opt = {
+  .expect_tls = -1,
   .expect_readonly = -1, .expect_sr = -1, .expect_min_block = -1,
   .expect_size = -1, .request_sr = 1, .chunk = 65536, .depth = 32,
   .seed = 1,
@@ -330,6 +334,24 @@ compare_model (const char *what, const unsigned char *got, uint64_t offset,
   } while (0)
 
 static unsigned char *scratch;  /* a buffer for refused commands */
+
+/* A handle with the --set settings applied (every connection of the run
+ * uses them). */
+static struct nbdaio_handle *
+new_handle (void)
+{
+  struct nbdaio_handle *nh = nbdaio_create ();
+
+  for (int i = 0; nh && i < opt.nsettings; i++) {
+    char name[64];
+    const char *eq = strchr (opt.settings[i], '=');
+    snprintf (name, sizeof name, "%.*s", (int) (eq - opt.settings[i]),
+              opt.settings[i]);
+    if (nbdaio_set_option (nh, name, eq + 1) == -1)
+      die ("--set %s: %s", opt.settings[i], lib_error ());
+  }
+  return nh;
+}
 
 static void
 test_unconnected (void)
@@ -1213,7 +1235,7 @@ test_server_eshutdown (void)
 static void
 test_aio_disconnect (void)
 {
-  struct nbdaio_handle *h2 = nbdaio_create ();
+  struct nbdaio_handle *h2 = new_handle ();
   if (!h2 || nbdaio_connect_uri (h2, opt.uri) == -1) {
     CHECK (0, "third connection: %s", lib_error ());
     nbdaio_close (h2);
@@ -1262,7 +1284,7 @@ static void
 test_close_in_flight (void)
 {
   enum { N = 8 };
-  struct nbdaio_handle *h2 = nbdaio_create ();
+  struct nbdaio_handle *h2 = new_handle ();
   if (!h2 || nbdaio_set_max_in_flight (h2, N) == -1 ||
       nbdaio_connect_uri (h2, opt.uri) == -1) {
     CHECK (0, "second connection: %s", lib_error ());
@@ -1338,6 +1360,8 @@ usage (void)
           "                           FILE exists; expect a soft disconnect\n"
           "  --kill-server=PID        only: issue reads (the server must\n"
           "                           delay them), kill PID, expect ENOTCONN\n"
+          "  --set NAME=VALUE         nbdaio_set_option on every handle\n"
+          "  --expect-tls=0|1         TLS negotiated or not\n"
           "  -v                       verbose\n");
 }
 
@@ -1357,7 +1381,8 @@ parse_args (int argc, char *argv[])
 {
   enum { O_RO = 256, O_RW, O_SR, O_MINB, O_SIZE, O_PROTO, O_HOLE, O_SALIGN,
          O_ERRF, O_CMPF, O_WPAT, O_NOW, O_RSR, O_META, O_LEN, O_CHUNK,
-         O_DEPTH, O_SEED, O_HELP, O_NOFUA, O_SBOUNDS, O_KILL, O_ESHUT };
+         O_DEPTH, O_SEED, O_HELP, O_NOFUA, O_SBOUNDS, O_KILL, O_ESHUT,
+         O_SET, O_TLS };
   static const struct option lo[] = {
     { "expect-readonly", no_argument, 0, O_RO },
     { "expect-writable", no_argument, 0, O_RW },
@@ -1381,6 +1406,8 @@ parse_args (int argc, char *argv[])
     { "chunk", required_argument, 0, O_CHUNK },
     { "depth", required_argument, 0, O_DEPTH },
     { "seed", required_argument, 0, O_SEED },
+    { "set", required_argument, 0, O_SET },
+    { "expect-tls", required_argument, 0, O_TLS },
     { "help", no_argument, 0, O_HELP },
     { 0 }
   };
@@ -1416,6 +1443,12 @@ parse_args (int argc, char *argv[])
     case O_DEPTH: opt.depth = num (optarg, "--depth"); break;
     case O_SEED: opt.seed = num (optarg, "--seed"); break;
     case 'v': opt.verbose = 1; break;
+    case O_SET:
+      if (!strchr (optarg, '=') || opt.nsettings == 16)
+        die ("--set wants NAME=VALUE (at most 16): '%s'", optarg);
+      opt.settings[opt.nsettings++] = optarg;
+      break;
+    case O_TLS: opt.expect_tls = num (optarg, "--expect-tls") != 0; break;
     case O_HELP: usage (); exit (0);
     default: usage (); exit (2);
     }
@@ -1432,7 +1465,7 @@ parse_args (int argc, char *argv[])
 static void
 connect_and_check (void)
 {
-  h = nbdaio_create ();
+  h = new_handle ();
   if (!h)
     die ("nbdaio_create: %s", lib_error ());
   if (nbdaio_set_request_structured_replies (h, opt.request_sr) == -1 ||
@@ -1444,6 +1477,9 @@ connect_and_check (void)
     die ("connect %s: %s (errno %s)", opt.uri, lib_error (),
          strerror (nbdaio_get_errno ()));
   CHECK (nbdaio_is_connected (h) == 1, "not connected after connect");
+  CHECK (opt.expect_tls == -1 || nbdaio_get_tls_negotiated (h) ==
+         opt.expect_tls, "TLS negotiated: %d, expected %d",
+         nbdaio_get_tls_negotiated (h), opt.expect_tls);
   CHECK (nbdaio_connect_uri (h, opt.uri) == -1 &&
          nbdaio_get_errno () == EINVAL, "a second connect did not fail "
          "with EINVAL");

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# tests/tls/test-tls.sh - libnbdaio over TLS against real servers, with
+# credentials generated here (make-creds.sh): x509 and PSK against nbdkit
+# and qemu-nbd, x509 against nbd-server, each with a data round trip checked
+# against the backing file; tls=allow both ways; and every refusal, each
+# with its own message and without one NBD option sent in plaintext after
+# the refusal (nbdkit's debug log is the witness).
+# usage: test-tls.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO
+source "$(dirname "$0")/../integration/lib.sh"
+init "$@"
+
+M=16777216
+C=$T/creds
+bash "$(dirname "$0")/make-creds.sh" "$C"
+sed 's/^alice:/bob:/' "$C/psk/keys.psk" > "$C/bob.psk"
+
+# nbdkit NAME ARGS...: on $T/NAME.sock with its debug log in $T/NAME.log;
+# sets SOCK.
+nbdkit_logged () {
+  local name=$1; shift
+  rm -f "$T/$name.pid" "$T/$name.sock"
+  nbdkit -f -v --exit-with-parent -U "$T/$name.sock" -P "$T/$name.pid" \
+    "$@" 2> "$T/$name.log" &
+  track $!
+  wait_started $! test -s "$T/$name.pid"
+  SOCK=$T/$name.sock
+}
+
+# refused MESSAGE-REGEX URI [roundtrip args...]: the connection must fail
+# with that message.
+refused () {
+  local want=$1 uri=$2; shift 2
+  echo "  + expect refusal /$want/: $uri $*"
+  if timeout 60 "$ROUNDTRIP" "$@" "$uri" > "$T/refused.out" 2>&1; then
+    echo "connected, but expected a refusal ($want)" >&2; return 1
+  fi
+  cat "$T/refused.out"
+  grep -aEq "$want" "$T/refused.out" || {
+    echo "the error does not say /$want/" >&2; return 1; }
+}
+
+# no_plaintext_options LOG: the server answered STARTTLS (and perhaps
+# ABORT), and no option that carries an export name or asks for an export.
+no_plaintext_options () {
+  if grep -aE 'NBD_OPT_(GO|INFO|EXPORT_NAME|STRUCTURED_REPLY|SET_META|LIST)' "$1"; then
+    echo "$1: the client sent options after a TLS refusal" >&2; return 1
+  fi
+}
+
+case_nbdkit_x509_unix () {
+  truncate -s $M "$T/disk.img"
+  nbdkit_logged x --tls=require --tls-certificates="$C/pki" --tls-verify-peer \
+    file "$T/disk.img"
+  local uri="nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
+  info "$uri" "$T/info.json"
+  expect_json "$T/info.json" tls=true size=$M
+  rt --expect-tls=1 --write-pattern "$T/written.bin" "$uri"
+  same_data "$T/written.bin" "$T/disk.img"
+  # the server wants a client certificate: without one it refuses
+  refused "require a client certificate" \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client-nocert"
+}
+
+case_nbdkit_x509_tcp () {
+  start_nbdkit_tcp t --tls=require --tls-certificates="$C/pki" memory $M
+  local port=${URI##*:}; port=${port%/}
+  # the certificate names localhost and 127.0.0.1: both verify
+  rt --expect-tls=1 --length=4194304 \
+    "nbds://localhost:$port/?tls-certificates=$C/client"
+  rt --expect-tls=1 --length=4194304 \
+    "nbds://127.0.0.1:$port/?tls-certificates=$C/client-nocert"
+  refused 'another host name' \
+    "nbds://127.0.0.1:$port/?tls-certificates=$C/client&tls-hostname=disk.example"
+}
+
+case_nbdkit_psk () {
+  truncate -s $M "$T/disk.img"
+  nbdkit_logged p --tls=require --tls-psk="$C/psk/keys.psk" file "$T/disk.img"
+  local uri="nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/psk/keys.psk"
+  info "$uri" "$T/info.json"
+  expect_json "$T/info.json" tls=true
+  rt --expect-tls=1 --write-pattern "$T/written.bin" "$uri"
+  same_data "$T/written.bin" "$T/disk.img"
+  # the user name may also come from the settings
+  rt --expect-tls=1 --no-write --set tls-username=alice \
+    --compare-file "$T/written.bin" \
+    "nbds+unix:///?socket=$SOCK&tls-psk-file=$C/psk/keys.psk"
+}
+
+start_qemu_tls () {  # start_qemu_tls OBJECT: qemu-nbd with that tls-creds object
+  truncate -s $M "$T/disk.raw"
+  rm -f "$T/q.pid" "$T/q.sock"
+  qemu-nbd -t -k "$T/q.sock" --pid-file="$T/q.pid" --object "$1" \
+    --tls-creds tls0 -f raw "$T/disk.raw" &
+  track $!
+  wait_started $! test -S "$T/q.sock"
+  SOCK=$T/q.sock
+}
+
+case_qemu_nbd_x509 () {
+  start_qemu_tls "tls-creds-x509,id=tls0,dir=$C/pki,endpoint=server"
+  rt --expect-tls=1 --write-pattern "$T/written.bin" \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
+  same_data "$T/written.bin" "$T/disk.raw"
+  refused 'requires TLS' "nbd+unix:///?socket=$SOCK"
+}
+
+case_qemu_nbd_psk () {
+  start_qemu_tls "tls-creds-psk,id=tls0,dir=$C/psk,endpoint=server"
+  rt --expect-tls=1 --write-pattern "$T/written.bin" \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/psk/keys.psk"
+  same_data "$T/written.bin" "$T/disk.raw"
+  refused 'pre-shared key|PSK handshake failed' \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/psk-wrong/keys.psk"
+}
+
+case_nbd_server_x509 () {
+  local port
+  port=$(free_port)
+  truncate -s $M "$T/rw.img"
+  cat > "$T/nbd.conf" <<CONF
+[generic]
+port = $port
+listenaddr = 127.0.0.1
+certfile = $C/pki/server-cert.pem
+keyfile = $C/pki/server-key.pem
+cacertfile = $C/pki/ca-cert.pem
+force_tls = true
+[rw]
+exportname = $T/rw.img
+flush = true
+fua = true
+trim = true
+CONF
+  rm -f "$T/nbd.pid"
+  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
+  wait_until 20 test -s "$T/nbd.pid"
+  track "$(cat "$T/nbd.pid")"
+  wait_until 20 tcp_open "$port"
+  rt --expect-tls=1 --expect-sr=0 --write-pattern "$T/written.bin" \
+    "nbds://localhost:$port/rw?tls-certificates=$C/client"
+  same_data "$T/written.bin" "$T/rw.img"
+  refused 'requires TLS' "nbd://localhost:$port/rw"
+}
+
+case_allow () {
+  nbdkit_logged plain memory $M
+  rt --expect-tls=0 --length=1048576 --set tls=allow \
+    --set tls-certificates="$C/client" "nbd+unix:///?socket=$SOCK"
+  nbdkit_logged tls --tls=on --tls-certificates="$C/pki" memory $M
+  rt --expect-tls=1 --length=1048576 --set tls=allow \
+    --set tls-certificates="$C/client" "nbd+unix:///?socket=$SOCK"
+  # tls=off (the default for nbd://) stays in plaintext with a TLS-optional
+  # server
+  rt --expect-tls=0 --length=1048576 "nbd+unix:///?socket=$SOCK"
+}
+
+case_refusals () {
+  nbdkit_logged plain memory $M
+  refused 'does not offer TLS' \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
+  no_plaintext_options "$T/plain.log"
+
+  nbdkit_logged good --tls=require --tls-certificates="$C/pki" memory $M
+  refused 'requires TLS' "nbd+unix:///?socket=$SOCK"
+  refused 'is not trusted' \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/other-ca"
+  refused "another host name \\(checked for host 'wrong.example'\\)" \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client&tls-hostname=wrong.example"
+  refused "cannot read TLS CA certificate $C/nonexistent/ca-cert.pem" \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/nonexistent"
+  # plaintext options were answered with TLS_REQD; after the TLS
+  # failures nothing but the handshake happened
+  grep -aq 'NBD_REP_ERR_TLS_REQD' "$T/good.log"
+  if grep -aE 'NBD_OPT_GO: ' "$T/good.log" | grep -av TLS_REQD; then
+    echo "an export was served in a refusal case" >&2; return 1
+  fi
+
+  nbdkit_logged expired --tls=require --tls-certificates="$C/expired" memory $M
+  refused 'has expired' "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
+  no_plaintext_options "$T/expired.log"
+
+  nbdkit_logged wronghost --tls=require --tls-certificates="$C/wronghost" \
+    memory $M
+  refused "another host name \\(checked for host 'localhost'\\)" \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
+  no_plaintext_options "$T/wronghost.log"
+
+  nbdkit_logged psk --tls=require --tls-psk="$C/psk/keys.psk" memory $M
+  refused 'pre-shared key|PSK handshake failed' \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/psk-wrong/keys.psk"
+  refused "user 'bob'" \
+    "nbds+unix://bob@/?socket=$SOCK&tls-psk-file=$C/bob.psk"
+  refused "has no key for user 'carol'" \
+    "nbds+unix://carol@/?socket=$SOCK&tls-psk-file=$C/psk/keys.psk"
+  refused "cannot read TLS PSK file $C/missing.psk" \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/missing.psk"
+  no_plaintext_options "$T/psk.log"
+}
+
+run_case "nbdkit x509, unix socket, client certificate" case_nbdkit_x509_unix
+run_case "nbdkit x509, TCP, host name checks" case_nbdkit_x509_tcp
+run_case "nbdkit PSK" case_nbdkit_psk
+run_case "qemu-nbd x509" case_qemu_nbd_x509
+run_case "qemu-nbd PSK" case_qemu_nbd_psk
+run_case "nbd-server x509" case_nbd_server_x509
+run_case "tls=allow" case_allow
+run_case "refusals" case_refusals
+finish
