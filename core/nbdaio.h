@@ -198,8 +198,8 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *   meta-context      context name, or "none"
  *   connect-timeout   duration (bare number = milliseconds; units ms, s, m)
  *   max-in-flight     1..65536
- *   strict            all | none | a comma list of commands, flags,
- *                     bounds, align, payload
+ *   strict            all | none | a boolean (all / none) | a comma list
+ *                     of commands, flags, bounds, align, payload
  *   debug             boolean
  * Booleans are yes/no, true/false, on/off or 1/0.  Returns 0, or -1 with
  * EINVAL and a message naming the setting and the bad value (ENOENT for an
@@ -228,6 +228,75 @@ NBDAIO_API int nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
 /* Run the handshake over an already connected stream socket, which the
  * handle then owns (it is closed by nbdaio_close, also on failure). */
 NBDAIO_API int nbdaio_connect_socket (struct nbdaio_handle *h, int fd);
+
+/* ---- connection profiles ---------------------------------------------- */
+
+/* A profile is one [section] of an ini file; the section name is the
+ * profile name.  Keys ("key = value"; lines starting with ; or # are
+ * comments):
+ *   uri               an NBD URI (as nbdaio_connect_uri)
+ *   socket            a unix socket path
+ *   host, port        a TCP server (port 1..65535, default 10809)
+ *   conns             1..64: connections the caller should open
+ *   timeout           duration (as connect-timeout): the per-command
+ *                     timeout of the caller; it also bounds the connect
+ *                     unless connect-timeout is given
+ *   force-multi-conn  boolean: use several connections even when the
+ *                     server does not advertise multi-conn
+ *   and every setting nbdaio_set_option knows (export, tls,
+ *   tls-certificates, tls-psk-file, tls-username, ...), same syntax.
+ * A profile names its server by exactly one of: uri, socket, or host (with
+ * an optional port).  Each key at most once per profile, each section at
+ * most once per file, no keys before the first section. */
+struct nbdaio_profile;
+
+/* Read and check a profile file and return profile name from it.
+ * path NULL looks in order for: $NBDAIO_CONFIG; else
+ * $XDG_CONFIG_HOME/nbdaio/profiles.ini (when $XDG_CONFIG_HOME is absolute)
+ * or $HOME/.config/nbdaio/profiles.ini; else /etc/nbdaio/profiles.ini.
+ * The first that exists is used alone (files are not merged).  The whole
+ * file is checked, every key of every section, not only the profile asked
+ * for.  Returns a profile to free with nbdaio_profile_free, or NULL:
+ *   ENOENT  an explicit path or $NBDAIO_CONFIG does not exist ("profile
+ *           file F does not exist"); no file found ("no profile file found
+ *           (looked for ...)"); "F: no profile [name] (profiles in it: a,
+ *           b)"
+ *   EINVAL  a bad file, as "F:LINE: what": unknown key 'k' in [s]; a bad
+ *           value ("F:LINE: port: 0 is out of range (1 to 65535)"); empty
+ *           value; key outside any [section]; 'k' given twice in [s];
+ *           section [s] given twice; syntax error; line too long; "F:LINE:
+ *           [s]: 'host' cannot be combined with 'uri' (line N) ..."; "F:LINE:
+ *           [s]: no server given: set uri, socket or host"
+ *   other   the file cannot be opened or read (errno of the failure), or
+ *           ENOMEM. */
+NBDAIO_API struct nbdaio_profile *nbdaio_profile_load (const char *path,
+                                                       const char *name);
+/* Free a profile.  NULL is allowed. */
+NBDAIO_API void nbdaio_profile_free (struct nbdaio_profile *p);
+/* The file the profile was read from (valid until nbdaio_profile_free). */
+NBDAIO_API const char *nbdaio_profile_get_path (const struct nbdaio_profile *p);
+/* The value of key in the profile, as written in the file (already
+ * checked), or NULL if the profile does not set it. */
+NBDAIO_API const char *nbdaio_profile_get (const struct nbdaio_profile *p,
+                                           const char *key);
+/* Apply every handle setting of the profile to h with nbdaio_set_option,
+ * and timeout as connect-timeout unless the profile sets connect-timeout.
+ * uri/socket/host/port/conns/force-multi-conn are not applied.  Must be
+ * called before connecting.  Returns 0, or -1 with the setting's error
+ * prefixed "F:LINE: [name]: " (EINVAL when h is already connected). */
+NBDAIO_API int nbdaio_profile_apply (const struct nbdaio_profile *p,
+                                     struct nbdaio_handle *h);
+/* nbdaio_profile_apply, then connect h to the profile's server: uri with
+ * nbdaio_connect_uri (the URI's own parts, such as its export, win over the
+ * profile's settings), socket with nbdaio_connect_unix, host and port with
+ * nbdaio_connect_tcp.  Returns 0, or -1 with the apply error or the connect
+ * error prefixed "F: [name]: ". */
+NBDAIO_API int nbdaio_profile_connect (const struct nbdaio_profile *p,
+                                       struct nbdaio_handle *h);
+/* nbdaio_profile_load (path, name) (path may be NULL), then
+ * nbdaio_profile_connect.  Returns 0 or -1 with the error of either. */
+NBDAIO_API int nbdaio_connect_profile (struct nbdaio_handle *h,
+                                       const char *name, const char *path);
 
 /* ---- what the handshake found (valid after connecting) ---------------- */
 

@@ -236,7 +236,10 @@ opt_strict (struct nbdaio_handle *h, const char *name, const char *v)
   };
   unsigned bits = 0;
   const char *p = v;
+  bool b;
 
+  if (parse_bool (name, v, &b) == 0)
+    return nbdaio_set_strict (h, b ? NBDAIO_STRICT_ALL : 0);
   for (;;) {
     size_t len = strcspn (p, ",");
     size_t i;
@@ -246,9 +249,9 @@ opt_strict (struct nbdaio_handle *h, const char *name, const char *v)
           strncasecmp (p, words[i].word, len) == 0)
         break;
     if (i == sizeof words / sizeof words[0])
-      return set_error (EINVAL, "%s: bad value '%s' (expected all, none or "
-                        "a comma list of commands, flags, bounds, align, "
-                        "payload)", name, v);
+      return set_error (EINVAL, "%s: bad value '%s' (expected all, none, a "
+                        "boolean or a comma list of commands, flags, "
+                        "bounds, align, payload)", name, v);
     bits |= words[i].bits;
     if (!p[len])
       break;

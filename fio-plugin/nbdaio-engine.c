@@ -29,6 +29,17 @@ static const char *const trim_op_names[] = {
   [TRIM_OP_CACHE] = "cache",
 };
 
+/* Options that are library settings: passed as strings to
+ * nbdaio_set_option under the fio option's name with '_' turned into '-'
+ * (tls_psk_file -> tls-psk-file), so the library is the one judge of their
+ * values.  Unset (NULL) ones keep the library's default or the profile's
+ * value. */
+enum setting {
+  SET_TLS, SET_TLS_CERTIFICATES, SET_TLS_PSK_FILE, SET_TLS_USERNAME,
+  SET_TLS_HOSTNAME, SET_TLS_VERIFY_PEER, SET_STRUCTURED, SET_STRICT,
+  NR_SETTINGS
+};
+
 /* Engine options; the first member is fio's pad (it stores td there). */
 struct engine_options {
   void *pad;
@@ -37,18 +48,27 @@ struct engine_options {
   unsigned int fua;
   char *trim_op;
   unsigned int cmd_timeout;
-  unsigned int structured;
-  unsigned int strict;
   unsigned int force_multi_conn;
+  char *setting[NR_SETTINGS];
 };
+
+#define SETTING_OPTION(idx, oname, long_name, text)                     \
+  {                                                                     \
+    .name = oname, .lname = long_name,                                  \
+    .type = FIO_OPT_STR_STORE,                                          \
+    .off1 = offsetof (struct engine_options, setting[idx]),             \
+    .help = text,                                                       \
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,               \
+  }
 
 static struct fio_option options[] = {
   {
     .name = "uri", .lname = "NBD URI",
     .type = FIO_OPT_STR_STORE,
     .off1 = offsetof (struct engine_options, uri),
-    .help = "NBD URI of the export (nbd://host[:port]/export or "
-            "nbd+unix:///export?socket=PATH), as for ioengine=nbd",
+    .help = "NBD URI of the export (nbd://host[:port]/export, "
+            "nbd+unix:///export?socket=PATH, nbds:// for TLS), as for "
+            "ioengine=nbd",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -90,24 +110,6 @@ static struct fio_option options[] = {
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
-    .name = "structured", .lname = "NBD structured replies",
-    .type = FIO_OPT_BOOL,
-    .off1 = offsetof (struct engine_options, structured),
-    .def = "1",
-    .help = "Negotiate structured replies (0 = simple replies only)",
-    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
-  },
-  {
-    .name = "strict", .lname = "NBD local request checks",
-    .type = FIO_OPT_BOOL,
-    .off1 = offsetof (struct engine_options, strict),
-    .def = "1",
-    .help = "Check requests locally against what the server advertised "
-            "(bounds, alignment, flags); server replies are always "
-            "validated",
-    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
-  },
-  {
     .name = "force_multi_conn", .lname = "NBD force multi-conn",
     .type = FIO_OPT_BOOL,
     .off1 = offsetof (struct engine_options, force_multi_conn),
@@ -116,6 +118,33 @@ static struct fio_option options[] = {
             "multi-conn (data may look inconsistent across connections)",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
+  SETTING_OPTION (SET_STRUCTURED, "structured", "NBD structured replies",
+                  "Negotiate structured replies (default 1; 0 = simple "
+                  "replies only)"),
+  SETTING_OPTION (SET_STRICT, "strict", "NBD local request checks",
+                  "Check requests locally against what the server "
+                  "advertised: 1/all (default), 0/none, or a list of "
+                  "commands,flags,bounds,align,payload; server replies are "
+                  "always validated"),
+  SETTING_OPTION (SET_TLS, "tls", "NBD TLS mode",
+                  "off, allow (TLS when the server offers it) or require "
+                  "(never plaintext); an nbds:// URI means require"),
+  SETTING_OPTION (SET_TLS_CERTIFICATES, "tls_certificates",
+                  "NBD TLS x509 directory",
+                  "Directory with ca-cert.pem and optionally "
+                  "client-cert.pem + client-key.pem (default: the system "
+                  "trust store, no client certificate)"),
+  SETTING_OPTION (SET_TLS_PSK_FILE, "tls_psk_file", "NBD TLS PSK file",
+                  "Pre-shared keys file in psktool's format (selects PSK)"),
+  SETTING_OPTION (SET_TLS_USERNAME, "tls_username", "NBD TLS PSK user",
+                  "PSK user name (default: the URI's user@, else the login "
+                  "name)"),
+  SETTING_OPTION (SET_TLS_HOSTNAME, "tls_hostname", "NBD TLS host name",
+                  "Name the server certificate must carry (default: the "
+                  "URI's host; localhost for unix sockets)"),
+  SETTING_OPTION (SET_TLS_VERIFY_PEER, "tls_verify_peer",
+                  "NBD TLS verify server",
+                  "Verify the server certificate (default 1)"),
   { .name = NULL },
 };
 
@@ -169,6 +198,28 @@ parse_trim_op (const char *s, enum trim_op *out)
   return -1;
 }
 
+/* Hand the job's library settings to h (see enum setting). */
+static int
+apply_settings (const struct engine_options *o, struct nbdaio_handle *h)
+{
+  const size_t first = offsetof (struct engine_options, setting[0]);
+
+  for (const struct fio_option *opt = options; opt->name; opt++) {
+    size_t i = (opt->off1 - first) / sizeof o->setting[0];
+    char name[64];
+
+    if (opt->off1 < first || i >= NR_SETTINGS || !o->setting[i])
+      continue;
+    snprintf (name, sizeof name, "%s", opt->name);
+    for (char *c = name; *c; c++)
+      if (*c == '_')
+        *c = '-';
+    if (nbdaio_set_option (h, name, o->setting[i]) == -1)
+      return -1;
+  }
+  return 0;
+}
+
 /* Create a handle and connect it with the job's options. */
 static struct nbdaio_handle *
 connect_one (struct thread_data *td, const struct engine_options *o,
@@ -180,9 +231,8 @@ connect_one (struct thread_data *td, const struct engine_options *o,
     log_err ("%s: %s\n", ENGINE, nbdaio_get_error ());
     return NULL;
   }
-  if (nbdaio_set_request_structured_replies (h, o->structured) == -1 ||
+  if (apply_settings (o, h) == -1 ||
       nbdaio_set_max_in_flight (h, max_in_flight) == -1 ||
-      nbdaio_set_strict (h, o->strict ? NBDAIO_STRICT_ALL : 0) == -1 ||
       (o->cmd_timeout && nbdaio_set_connect_timeout (h, o->cmd_timeout) == -1) ||
       nbdaio_connect_uri (h, o->uri) == -1) {
     log_err ("%s: job %s: cannot connect to %s: %s\n", ENGINE, td->o.name,
@@ -244,7 +294,7 @@ check_job (struct thread_data *td, const struct engine_options *o,
       return -1;
     }
   }
-  if (min_block > 1 && o->strict) {
+  if (min_block > 1 && (nbdaio_get_strict (h) & NBDAIO_STRICT_ALIGN)) {
     for (int d = DDIR_READ; d <= DDIR_TRIM; d++)
       if (td->o.min_bs[d] % min_block || td->o.max_bs[d] % min_block) {
         log_err ("%s: block sizes must be multiples of the server's minimum "
