@@ -279,6 +279,11 @@ NBDAIO_API const char *nbdaio_profile_get_path (const struct nbdaio_profile *p);
  * checked), or NULL if the profile does not set it. */
 NBDAIO_API const char *nbdaio_profile_get (const struct nbdaio_profile *p,
                                            const char *key);
+/* A numeric profile-only key (conns, port, timeout in milliseconds,
+ * force-multi-conn as 0/1) into *out.  Returns 1 if the profile sets it, 0
+ * if not (*out untouched), -1 (EINVAL) for another key. */
+NBDAIO_API int nbdaio_profile_get_number (const struct nbdaio_profile *p,
+                                          const char *key, uint64_t *out);
 /* Apply every handle setting of the profile to h with nbdaio_set_option,
  * and timeout as connect-timeout unless the profile sets connect-timeout.
  * uri/socket/host/port/conns/force-multi-conn are not applied.  Must be
@@ -286,15 +291,16 @@ NBDAIO_API const char *nbdaio_profile_get (const struct nbdaio_profile *p,
  * prefixed "F:LINE: [name]: " (EINVAL when h is already connected). */
 NBDAIO_API int nbdaio_profile_apply (const struct nbdaio_profile *p,
                                      struct nbdaio_handle *h);
-/* nbdaio_profile_apply, then connect h to the profile's server: uri with
- * nbdaio_connect_uri (the URI's own parts, such as its export, win over the
- * profile's settings), socket with nbdaio_connect_unix, host and port with
- * nbdaio_connect_tcp.  Returns 0, or -1 with the apply error or the connect
- * error prefixed "F: [name]: ". */
+/* Connect h to the profile's server: uri with nbdaio_connect_uri (the
+ * URI's own parts, such as its export, win over the handle's settings),
+ * socket with nbdaio_connect_unix, host and port with nbdaio_connect_tcp.
+ * Settings are not applied here: call nbdaio_profile_apply first (and make
+ * your own settings after it to override the profile's).  Returns 0, or -1
+ * with the connect error prefixed "F: [name]: ". */
 NBDAIO_API int nbdaio_profile_connect (const struct nbdaio_profile *p,
                                        struct nbdaio_handle *h);
 /* nbdaio_profile_load (path, name) (path may be NULL), then
- * nbdaio_profile_connect.  Returns 0 or -1 with the error of either. */
+ * nbdaio_profile_apply and nbdaio_profile_connect.  Returns 0 or -1 with the error of either. */
 NBDAIO_API int nbdaio_connect_profile (struct nbdaio_handle *h,
                                        const char *name, const char *path);
 

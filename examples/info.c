@@ -1,5 +1,6 @@
-/* examples/info.c - nbdaio-info: connect to an NBD URI and print everything
- * the handshake found (human-readable "key: value" lines or JSON).
+/* examples/info.c - nbdaio-info: connect to an NBD URI (or through a
+ * connection profile) and print everything the handshake found
+ * (human-readable "key: value" lines or JSON).
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
@@ -30,11 +31,17 @@ usage (FILE *fp)
 {
   fprintf (fp,
            "usage: nbdaio-info [--json] URI\n"
+           "       nbdaio-info [--json] --profile NAME [--config FILE]\n"
            "Connect to an NBD server and print what the handshake found.\n"
-           "  URI      nbd://host[:port][/export] or\n"
-           "           nbd+unix:///[export]?socket=PATH\n"
-           "  --json   print one JSON object instead of key: value lines\n"
-           "  --help   print this help\n");
+           "  URI              nbd://host[:port][/export] or\n"
+           "                   nbd+unix:///[export]?socket=PATH\n"
+           "  --profile NAME   connect with profile [NAME] of the profile file\n"
+           "  --config FILE    the profile file (default: $NBDAIO_CONFIG,\n"
+           "                   ~/.config/nbdaio/profiles.ini, then\n"
+           "                   /etc/nbdaio/profiles.ini)\n"
+           "  --json           print one JSON object instead of key: value "
+           "lines\n"
+           "  --help           print this help\n");
 }
 
 static void
@@ -153,10 +160,44 @@ print_human (void)
   }
 }
 
+/* Argument i of an option that takes one (argv[i] is the option). */
+static const char *
+option_arg (int argc, char *argv[], int i)
+{
+  if (i + 1 >= argc) {
+    fprintf (stderr, "nbdaio-info: %s needs an argument\n", argv[i]);
+    usage (stderr);
+    exit (1);
+  }
+  return argv[i + 1];
+}
+
+/* Connect h through profile name of config (NULL: the usual places) and
+ * record which profile and file were used.  Returns the profile (free it
+ * after printing: the fields point into it), or NULL. */
+static struct nbdaio_profile *
+connect_profile (struct nbdaio_handle *h, const char *name,
+                 const char *config)
+{
+  struct nbdaio_profile *p = nbdaio_profile_load (config, name);
+
+  if (!p || nbdaio_profile_apply (p, h) == -1 ||
+      nbdaio_profile_connect (p, h) == -1) {
+    const char *msg = nbdaio_get_error ();
+    fprintf (stderr, "nbdaio-info: cannot connect with profile %s: %s\n",
+             name, msg ? msg : "unknown error");
+    nbdaio_profile_free (p);
+    return NULL;
+  }
+  add ("profile", K_STR, name, 0);
+  add ("profile_file", K_STR, nbdaio_profile_get_path (p), 0);
+  return p;
+}
+
 int
 main (int argc, char *argv[])
 {
-  const char *uri = NULL;
+  const char *uri = NULL, *profile = NULL, *config = NULL;
   int json = 0;
 
   for (int i = 1; i < argc; i++) {
@@ -166,6 +207,10 @@ main (int argc, char *argv[])
     }
     else if (strcmp (argv[i], "--json") == 0)
       json = 1;
+    else if (strcmp (argv[i], "--profile") == 0)
+      profile = option_arg (argc, argv, i++);
+    else if (strcmp (argv[i], "--config") == 0)
+      config = option_arg (argc, argv, i++);
     else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       fprintf (stderr, "nbdaio-info: unknown option '%s'\n", argv[i]);
       usage (stderr);
@@ -180,24 +225,38 @@ main (int argc, char *argv[])
     else
       uri = argv[i];
   }
-  if (!uri) {
-    fprintf (stderr, "nbdaio-info: no URI given\n");
+  const char *bad = NULL;
+  if (uri && profile)
+    bad = "give either a URI or --profile, not both";
+  else if (config && !profile)
+    bad = "--config goes with --profile";
+  else if (!uri && !profile)
+    bad = "no URI given";
+  if (bad) {
+    fprintf (stderr, "nbdaio-info: %s\n", bad);
     usage (stderr);
     return 1;
   }
 
   struct nbdaio_handle *h = nbdaio_create ();
+  struct nbdaio_profile *prof = NULL;
   if (!h)
     die_lib ("nbdaio_create");
-  if (nbdaio_connect_uri (h, uri) == -1) {
+  if (profile) {
+    if (!(prof = connect_profile (h, profile, config))) {
+      nbdaio_close (h);
+      return 1;
+    }
+  }
+  else if (nbdaio_connect_uri (h, uri) == -1) {
     const char *msg = nbdaio_get_error ();
     fprintf (stderr, "nbdaio-info: cannot connect to %s: %s\n", uri,
              msg ? msg : "unknown error");
     nbdaio_close (h);
     return 1;
   }
-
-  add ("uri", K_STR, uri, 0);
+  else
+    add ("uri", K_STR, uri, 0);
   add ("protocol", K_STR, nbdaio_get_protocol (h), 0);
   add ("export_name", K_STR, nbdaio_get_export_name (h), 0);
   add ("description", K_STR, nbdaio_get_export_description (h), 0);
@@ -245,5 +304,6 @@ main (int argc, char *argv[])
     fprintf (stderr, "nbdaio-info: warning: disconnect: %s\n",
              nbdaio_get_error ());
   nbdaio_close (h);
+  nbdaio_profile_free (prof);
   return fflush (stdout) == 0 ? 0 : 1;
 }

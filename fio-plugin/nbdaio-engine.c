@@ -44,6 +44,8 @@ enum setting {
 struct engine_options {
   void *pad;
   char *uri;
+  char *profile;
+  char *config;
   unsigned int conns;
   unsigned int fua;
   char *trim_op;
@@ -72,12 +74,30 @@ static struct fio_option options[] = {
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
+    .name = "nbd_profile", .lname = "NBD connection profile",
+    .type = FIO_OPT_STR_STORE,
+    .off1 = offsetof (struct engine_options, profile),
+    .help = "Connect with this profile of the profiles file (fio's own "
+            "'profile' option is taken, hence the name); job options given "
+            "explicitly override the profile's",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
+    .name = "config", .lname = "NBD profiles file",
+    .type = FIO_OPT_STR_STORE,
+    .off1 = offsetof (struct engine_options, config),
+    .help = "The profiles file for nbd_profile (default: $NBDAIO_CONFIG, "
+            "~/.config/nbdaio/profiles.ini, /etc/nbdaio/profiles.ini)",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
+  {
     .name = "conns", .lname = "NBD connections",
     .type = FIO_OPT_INT,
     .off1 = offsetof (struct engine_options, conns),
-    .def = "1", .minval = 1, .maxval = MAX_CONNS,
+    .def = "0", .minval = 0, .maxval = MAX_CONNS,
     .help = "Connections per job; requests are spread across them (needs "
-            "the server's multi-conn, see force_multi_conn)",
+            "the server's multi-conn, see force_multi_conn); 0 = the "
+            "profile's conns, else 1",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -105,8 +125,8 @@ static struct fio_option options[] = {
     .def = "0",
     .help = "Fail a command with ETIMEDOUT (ending its connection) when it "
             "has no reply after this many milliseconds; also bounds the "
-            "connect and handshake (0 = no limit; fio's own 'timeout' is its "
-            "runtime, hence the name)",
+            "connect and handshake (0 = the profile's timeout, else no "
+            "limit; fio's own 'timeout' is its runtime, hence the name)",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -220,23 +240,75 @@ apply_settings (const struct engine_options *o, struct nbdaio_handle *h)
   return 0;
 }
 
-/* Create a handle and connect it with the job's options. */
+/* What the job connects to, for messages. */
+static void
+describe_target (const struct engine_options *o, char *buf, size_t len)
+{
+  if (o->uri)
+    snprintf (buf, len, "%s", o->uri);
+  else
+    snprintf (buf, len, "profile %s", o->profile);
+}
+
+/* Load the job's profile, if it names one, and take from it what the job
+ * leaves unset: conns, cmd_timeout, force_multi_conn.  Returns 0 with *out
+ * (NULL without a profile), or -1 after saying why. */
+static int
+job_profile (const struct thread_data *td, struct engine_options *o,
+              struct nbdaio_profile **out)
+{
+  struct nbdaio_profile *p;
+  uint64_t v;
+
+  *out = NULL;
+  if (!o->profile) {
+    if (o->config) {
+      log_err ("%s: config=%s is set but nbd_profile is not\n", ENGINE,
+               o->config);
+      return -1;
+    }
+    if (!o->conns)
+      o->conns = 1;
+    return 0;
+  }
+  if (!(p = nbdaio_profile_load (o->config, o->profile))) {
+    log_err ("%s: job %s: %s\n", ENGINE, td->o.name, nbdaio_get_error ());
+    return -1;
+  }
+  if (!o->conns)
+    o->conns = nbdaio_profile_get_number (p, "conns", &v) == 1 ? v : 1;
+  if (!o->cmd_timeout && nbdaio_profile_get_number (p, "timeout", &v) == 1)
+    o->cmd_timeout = v;
+  if (!o->force_multi_conn &&
+      nbdaio_profile_get_number (p, "force-multi-conn", &v) == 1)
+    o->force_multi_conn = v;
+  *out = p;
+  return 0;
+}
+
+/* Create a handle and connect it: the profile's settings first, then the
+ * job's own, then the job's uri or else the profile's server. */
 static struct nbdaio_handle *
 connect_one (struct thread_data *td, const struct engine_options *o,
-             unsigned max_in_flight)
+             const struct nbdaio_profile *p, unsigned max_in_flight)
 {
   struct nbdaio_handle *h = nbdaio_create ();
+  char target[512];
 
   if (!h) {
     log_err ("%s: %s\n", ENGINE, nbdaio_get_error ());
     return NULL;
   }
-  if (apply_settings (o, h) == -1 ||
+  if ((p && nbdaio_profile_apply (p, h) == -1) ||
+      apply_settings (o, h) == -1 ||
       nbdaio_set_max_in_flight (h, max_in_flight) == -1 ||
-      (o->cmd_timeout && nbdaio_set_connect_timeout (h, o->cmd_timeout) == -1) ||
-      nbdaio_connect_uri (h, o->uri) == -1) {
+      (o->cmd_timeout && !(p && nbdaio_profile_get (p, "connect-timeout")) &&
+       nbdaio_set_connect_timeout (h, o->cmd_timeout) == -1) ||
+      (o->uri ? nbdaio_connect_uri (h, o->uri)
+              : nbdaio_profile_connect (p, h)) == -1) {
+    describe_target (o, target, sizeof target);
     log_err ("%s: job %s: cannot connect to %s: %s\n", ENGINE, td->o.name,
-             o->uri, nbdaio_get_error ());
+             target, nbdaio_get_error ());
     nbdaio_close (h);
     return NULL;
   }
@@ -256,8 +328,10 @@ check_job (struct thread_data *td, const struct engine_options *o,
 
   if ((writes || (trims && trim_op != TRIM_OP_CACHE)) &&
       nbdaio_is_read_only (h) == 1) {
+    char target[512];
+    describe_target (o, target, sizeof target);
     log_err ("%s: job %s writes, but export %s is read-only\n", ENGINE,
-             td->o.name, o->uri);
+             td->o.name, target);
     return -1;
   }
   if (o->fua && nbdaio_can_fua (h) != 1) {
@@ -316,28 +390,31 @@ static int
 engine_setup (struct thread_data *td)
 {
   struct engine_options *o = td->eo;
+  struct nbdaio_profile *p;
   struct nbdaio_handle *h;
   enum trim_op trim_op;
   int r;
 
-  if (!o->uri) {
-    log_err ("%s: the uri option is required (for example "
-             "uri=nbd+unix:///?socket=/tmp/nbd.sock)\n", ENGINE);
+  if (parse_trim_op (o->trim_op, &trim_op) == -1 ||
+      job_profile (td, o, &p) == -1)
+    return 1;
+  if (!o->uri && !p) {
+    log_err ("%s: the uri option (for example "
+             "uri=nbd+unix:///?socket=/tmp/nbd.sock) or nbd_profile is "
+             "required\n", ENGINE);
     return 1;
   }
-  if (parse_trim_op (o->trim_op, &trim_op) == -1)
-    return 1;
   if (!td->files_index) {
     add_file (td, "nbd", 0, 0);
     td->o.nr_files = td->o.nr_files ? : 1;
     td->o.open_files++;
   }
-  if (!(h = connect_one (td, o, 1)))
-    return 1;
-  r = check_job (td, o, h, trim_op);
+  h = connect_one (td, o, p, 1);
+  r = h ? check_job (td, o, h, trim_op) : -1;
   if (r == 0)
     td->files[0]->real_file_size = nbdaio_get_size (h);
   nbdaio_close (h);
+  nbdaio_profile_free (p);
   return r == 0 ? 0 : 1;
 }
 
@@ -366,6 +443,7 @@ engine_init (struct thread_data *td)
   struct engine_options *o = td->eo;
   unsigned depth = td->o.iodepth ? td->o.iodepth : 1, size = 1;
   struct engine *e = calloc (1, sizeof *e);
+  struct nbdaio_profile *p;
 
   if (!e) {
     log_err ("%s: out of memory\n", ENGINE);
@@ -384,13 +462,16 @@ engine_init (struct thread_data *td)
   if (parse_trim_op (o->trim_op, &e->trim_op) == -1)
     return 1;
   e->write_flags = o->fua ? NBDAIO_CMD_FLAG_FUA : 0;
+  if (job_profile (td, o, &p) == -1)
+    return 1;
   for (unsigned i = 0; i < o->conns; i++) {
     /* every io_u may sit on one connection */
-    if (!(e->conn[i] = connect_one (td, o, depth)))
-      return 1;
+    if (!(e->conn[i] = connect_one (td, o, p, depth)))
+      break;
     e->nconns++;
   }
-  return 0;
+  nbdaio_profile_free (p);
+  return e->nconns == o->conns ? 0 : 1;
 }
 
 static int64_t

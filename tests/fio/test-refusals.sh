@@ -42,7 +42,7 @@ limits () {
 
   # no uri at all
   run_fio no-uri --name=no-uri --ioengine="external:$SO" --rw=read --size=1m
-  expect_refusal no-uri "the uri option is required"
+  expect_refusal no-uri "the uri option .* or nbd_profile is required"
 }
 
 read_only () {

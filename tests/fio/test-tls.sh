@@ -2,7 +2,9 @@
 # tests/fio/test-tls.sh - nbdaio.so over TLS: fio verify=crc32c jobs
 # through x509 (nbdkit, with a client certificate, conns=2 and numjobs=2)
 # and PSK (qemu-nbd), given by URI and by the tls* options, and the TLS
-# refusals a job must end with (its message, non-zero exit, no I/O).
+# refusals a job must end with (its message, non-zero exit, no I/O); the
+# same through a connection profile (nbd_profile=, config=,
+# $NBDAIO_CONFIG), and a broken profiles file.
 #
 # usage: test-tls.sh PATH/TO/nbdaio.so
 source "$(dirname "$0")/lib.sh"
@@ -41,6 +43,52 @@ psk_qemu () {
     --tls_username=alice
 }
 
+profiles () {
+  start_nbdkit p --filter=log --tls=require --tls-certificates="$C/pki" \
+    memory 64M logfile="$T/p.log"
+  cat > "$T/profiles.ini" <<EOF
+# fio over TLS by profile
+[tls-x509]
+socket = $T/p.sock
+tls = require
+tls-certificates = $C/client
+conns = 2
+timeout = 20s
+
+[other]
+socket = $T/p.sock
+EOF
+  run_fio prof-config --name=prof-config --ioengine="external:$SO" \
+    --nbd_profile=tls-x509 --config="$T/profiles.ini" --rw=randwrite \
+    --bs=4k --iodepth=16 --size=16m --verify=crc32c --do_verify=1
+  expect_ok prof-config
+  fio_json prof-config "assert job_total('read') == 16 << 20, \
+'verified %d bytes' % job_total('read')"
+  # the profile's conns=2 was in effect: setup's connection + 2, all TLS
+  [ "$(count_log "$T/p.log" 'Connect .*tls=1')" -eq 3 ] ||
+    fail "expected 3 TLS connections: $(grep -c Connect "$T/p.log")"
+  NBDAIO_CONFIG=$T/profiles.ini run_fio prof-env --name=prof-env \
+    --ioengine="external:$SO" --nbd_profile=tls-x509 --rw=randread \
+    --bs=4k --size=4m
+  expect_ok prof-env
+  # a job option wins over the profile
+  run_fio prof-override --name=prof-override --ioengine="external:$SO" \
+    --nbd_profile=tls-x509 --config="$T/profiles.ini" --tls=off \
+    --rw=read --size=1m
+  expect_refusal prof-override "requires TLS"
+  run_fio prof-missing --name=prof-missing --ioengine="external:$SO" \
+    --nbd_profile=nope --config="$T/profiles.ini" --rw=read --size=1m
+  expect_refusal prof-missing "no profile \[nope\]"
+  # the whole file is checked: a typo in another profile is an error
+  echo "tls = requir" >> "$T/profiles.ini"
+  run_fio prof-bad --name=prof-bad --ioengine="external:$SO" \
+    --nbd_profile=tls-x509 --config="$T/profiles.ini" --rw=read --size=1m
+  expect_refusal prof-bad "profiles.ini:11: tls: bad value 'requir'"
+  run_fio prof-noname --name=prof-noname --ioengine="external:$SO" \
+    --config="$T/profiles.ini" --rw=read --size=1m
+  expect_refusal prof-noname "config=.* is set but nbd_profile is not"
+}
+
 refusals () {
   start_nbdkit good --tls=require --tls-certificates="$C/pki" memory 64M
   fio_nbd plain --rw=read --size=1m
@@ -60,5 +108,6 @@ refusals () {
 
 case_ "x509 verify job against nbdkit (URI and options)" x509_nbdkit
 case_ "PSK verify job against qemu-nbd" psk_qemu
+case_ "verify job over TLS by profile" profiles
 case_ "TLS refusals" refusals
 fio_test_done
