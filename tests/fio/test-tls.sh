@@ -71,6 +71,13 @@ EOF
     --ioengine="external:$SO" --nbd_profile=tls-x509 --rw=randread \
     --bs=4k --size=4m
   expect_ok prof-env
+  # the example job file, as its usage comment says (smaller)
+  sed 's/^size=.*/size=8m/' "$SRC_ROOT/examples/jobs/tls-verify.fio" \
+    > "$T/tls-verify.fio"
+  NBDAIO_SO=$SO NBD_PROFILE=tls-x509 NBDAIO_CONFIG=$T/profiles.ini \
+    run_fio job-tls-verify "$T/tls-verify.fio"
+  expect_ok job-tls-verify
+  fio_json job-tls-verify "assert job_total('read') == 8 << 20"
   # a job option wins over the profile
   run_fio prof-override --name=prof-override --ioengine="external:$SO" \
     --nbd_profile=tls-x509 --config="$T/profiles.ini" --tls=off \
