@@ -7,9 +7,10 @@
  *
  * Batching: writev packs the caller's iovecs into records of up to the
  * maximum record size (a batch of small requests is one record, one
- * system call); readv returns short only once gnutls and the socket are
- * both drained, so the engine's "short read means empty" rule holds and
- * no decrypted byte is ever left behind a poll. */
+ * system call); gnutls pulls from a 64 KiB read-ahead buffer, so many
+ * records arrive in one recv; readv returns short only once gnutls, the
+ * buffer and the socket are all drained, so the engine's "short read means
+ * empty" rule holds and no byte is ever left behind a poll. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "debug.h"
@@ -26,6 +28,7 @@
 #include "tls.h"
 
 #define TLS_RECORD_MAX 16384        /* plaintext bytes per record */
+#define TLS_READ_AHEAD (64 * 1024)  /* raw bytes read from the socket at once */
 #define PSK_PRIORITY "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK"
 
 struct tls_session {
@@ -39,6 +42,11 @@ struct tls_session {
   bool client_cert;                 /* x509: we sent a certificate */
   bool got_record;                  /* any data received since the handshake */
   uint8_t stage[TLS_RECORD_MAX];    /* small iovecs packed into one record */
+  /* raw bytes read ahead from the socket: gnutls pulls a record's header
+   * and body separately, so one recv here serves many records */
+  int fd;
+  size_t rpos, rlen;
+  uint8_t raw[TLS_READ_AHEAD];
 };
 
 void
@@ -82,6 +90,58 @@ tls_end (struct transport *t)
   tls_bye (t);
   tls_session_free (t->tls);
   t->tls = NULL;
+}
+
+/* ---- the socket under gnutls ------------------------------------------ */
+
+/* gnutls' pull: serve from the read-ahead buffer, refilled with one recv of
+ * whatever the socket holds.  EAGAIN only when both are empty. */
+static ssize_t
+raw_pull (gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+  struct tls_session *ts = ptr;
+  size_t n;
+
+  if (ts->rpos == ts->rlen) {
+    ssize_t r = recv (ts->fd, ts->raw, sizeof ts->raw, 0);
+    if (r <= 0) {
+      if (r < 0)
+        gnutls_transport_set_errno (ts->s, errno);
+      return r;
+    }
+    ts->rpos = 0;
+    ts->rlen = (size_t) r;
+  }
+  n = ts->rlen - ts->rpos < len ? ts->rlen - ts->rpos : len;
+  memcpy (data, ts->raw + ts->rpos, n);
+  ts->rpos += n;
+  return (ssize_t) n;
+}
+
+/* gnutls asks whether data can be pulled within ms. */
+static int
+raw_pull_timeout (gnutls_transport_ptr_t ptr, unsigned ms)
+{
+  struct tls_session *ts = ptr;
+  struct pollfd pfd = { .fd = ts->fd, .events = POLLIN };
+
+  if (ts->rpos < ts->rlen)
+    return 1;
+  return poll (&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int) ms);
+}
+
+/* gnutls' push: the records it has queued, in one sendmsg (MSG_NOSIGNAL:
+ * a dead server is an error, not SIGPIPE). */
+static ssize_t
+raw_push (gnutls_transport_ptr_t ptr, const giovec_t *iov, int n)
+{
+  struct tls_session *ts = ptr;
+  struct msghdr msg = { .msg_iov = (struct iovec *) iov, .msg_iovlen = n };
+  ssize_t r = sendmsg (ts->fd, &msg, MSG_NOSIGNAL);
+
+  if (r < 0)
+    gnutls_transport_set_errno (ts->s, errno);
+  return r;
 }
 
 /* ---- record I/O ------------------------------------------------------ */
@@ -483,7 +543,11 @@ tls_start (struct transport *t, struct tls_session *ts, int64_t deadline,
 {
   int r;
 
-  gnutls_transport_set_int (ts->s, t->fd);
+  ts->fd = t->fd;
+  gnutls_transport_set_ptr (ts->s, ts);
+  gnutls_transport_set_pull_function (ts->s, raw_pull);
+  gnutls_transport_set_pull_timeout_function (ts->s, raw_pull_timeout);
+  gnutls_transport_set_vec_push_function (ts->s, raw_push);
   r = run_handshake (ts, t->fd, deadline);
   if (r == GNUTLS_E_TIMEDOUT) {
     tls_session_free (ts);
