@@ -201,13 +201,16 @@ opt_structured_reply (struct hs *hs)
   if (send_option (hs, NBD_OPT_STRUCTURED_REPLY, NULL, 0) == -1 ||
       read_option_reply (hs, NBD_OPT_STRUCTURED_REPLY, &r) == -1)
     return -1;
-  free (r.data);
   if (r.type == NBD_REP_ACK)
     hs->info->structured = true;
-  else if (r.type == NBD_REP_ERR_TLS_REQD)
-    return option_refused (hs, "", NBD_OPT_STRUCTURED_REPLY, &r);
+  else if (r.type == NBD_REP_ERR_TLS_REQD) {
+    int ret = option_refused (hs, "", NBD_OPT_STRUCTURED_REPLY, &r);
+    free (r.data);
+    return ret;
+  }
   else
     debug (hs->o->debug, "structured replies refused, using simple replies");
+  free (r.data);
   return 0;
 }
 

@@ -279,6 +279,43 @@ test_x509_missing_ca (void **state)
   assert_int_equal (t.first_byte, -1);
 }
 
+/* A TLS-only server refusing the first option with a message: the message
+ * reaches the error (and is read before it is freed). */
+static int
+script_tls_reqd_with_message (struct fs *s)
+{
+  static const char msg[] = "this server speaks TLS only";
+  uint32_t opt, len;
+  uint8_t *data;
+
+  if (fs_send_greeting (s, s->hs.hflags) == -1 ||
+      fs_read_client_flags (s, NULL) == -1 ||
+      fs_read_option (s, &opt, &data, &len) == -1)
+    return -1;
+  free (data);
+  if (fs_send_opt_reply (s, opt, NBD_REP_ERR_TLS_REQD, msg,
+                         sizeof msg - 1) == -1)
+    return -1;
+  return fs_wait_eof (s);
+}
+
+static void
+test_tls_reqd_message (void **state)
+{
+  struct fs *s = fs_new ();
+  struct nbdaio_handle *h = test_handle ();
+  (void) state;
+
+  assert_true (fs_start (s, script_tls_reqd_with_message, NULL) >= 0);
+  assert_int_equal (test_connect (h, s), -1);
+  assert_int_equal (nbdaio_get_errno (), ENOTSUP);
+  assert_true (contains (nbdaio_get_error (), "requires TLS"));
+  assert_true (contains (nbdaio_get_error (), "this server speaks TLS only"));
+  nbdaio_close (h);
+  fs_join (s);
+  fs_free (s);
+}
+
 /* ---- settings by name ---- */
 
 struct bad_option {
@@ -402,6 +439,7 @@ main (void)
     cmocka_unit_test (test_require_oldstyle),
     cmocka_unit_test (test_bad_key_files_before_traffic),
     cmocka_unit_test (test_x509_missing_ca),
+    cmocka_unit_test (test_tls_reqd_message),
     cmocka_unit_test (test_set_option_errors),
     cmocka_unit_test (test_set_option_values),
     cmocka_unit_test (test_uri_tls_parameters),
