@@ -310,6 +310,7 @@ go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
     if (r->len != NBD_INFO_BLOCK_SIZE_LEN)
       return set_violation ("info-length", "NBD_INFO_BLOCK_SIZE of %u bytes "
                             "(must be %d)", r->len, NBD_INFO_BLOCK_SIZE_LEN);
+    info->bs_given = true;
     info->bs_min = wire_get32 (r->data + 2);
     info->bs_pref = wire_get32 (r->data + 6);
     info->bs_max = wire_get32 (r->data + 10);
@@ -419,7 +420,7 @@ check_export (const struct export_info *info)
   if (info->size > INT64_MAX)
     return set_violation ("info-size", "export size %llu exceeds 2^63-1",
                           (unsigned long long) info->size);
-  if (!info->bs_min && !info->bs_pref && !info->bs_max)
+  if (!info->bs_given)
     return 0;
   if (!is_pow2 (info->bs_min) || info->bs_min > NBD_MAX_BLOCK_SIZE_MINIMUM)
     return set_violation ("block-size", "minimum block size %u is not a "

@@ -31,6 +31,7 @@ struct export_info {
   char *name;                  /* from NBD_INFO_NAME, else as asked */
   char *description;           /* from NBD_INFO_DESCRIPTION, or NULL */
   uint32_t bs_min, bs_pref, bs_max;   /* 0 when not advertised */
+  bool bs_given;               /* NBD_INFO_BLOCK_SIZE arrived */
   bool structured;
   bool tls;                    /* running over TLS */
   char *meta_context;          /* negotiated context, or NULL */

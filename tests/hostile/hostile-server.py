@@ -1,0 +1,871 @@
+#!/usr/bin/env python3
+# tests/hostile/hostile-server.py - a scripted misbehaving NBD server.
+#
+# Serves one MODE on a unix socket: a correct fixed-newstyle handshake and
+# correct replies (structured replies, base:allocation, a 1 MiB export whose
+# contents are pattern()), except where the mode breaks the protocol.
+# Transmission modes answer the first GOOD requests of each connection
+# correctly and misbehave on the next, while the client still has commands
+# in flight.  Every connection is served in a forked child, so a client can
+# connect again (fio connects once in its parent, then in the job).
+#
+# MODES below is the one list of modes: `--list` prints, one line each,
+#   NAME EXPECT COMMANDS  description
+# where EXPECT is the rule tag (design.md section 6) the client's error must
+# name, or: ok (must succeed), eof (connection lost: ENOTCONN), timeout (the
+# client must give up by itself), errno:NAME (some commands fail with that
+# errno, the connection lives on), shutdown (ESHUTDOWN, then a clean soft
+# disconnect).  COMMANDS says what the client should issue (read, sread,
+# write, bs, bs-one, mixed).  A description starting "KNOWN GAP (where):"
+# marks a rule the library does not enforce yet: run-hostile.sh then
+# reports the mode's failure without failing.
+#
+# usage: hostile-server.py --mode NAME SOCKET
+#        hostile-server.py --list
+#
+# Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
+
+import argparse
+import fcntl
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import sys
+import termios
+import time
+
+# ---- wire constants ---------------------------------------------------
+
+NBDMAGIC = 0x4E42444D41474943
+IHAVEOPT = 0x49484156454F5054
+OLDSTYLE_MAGIC = 0x0000420281861253
+OPT_REPLY_MAGIC = 0x0003E889045565A9
+REQUEST_MAGIC = 0x25609513
+SIMPLE_MAGIC = 0x67446698
+STRUCTURED_MAGIC = 0x668E33EF
+
+HS_FIXED_NEWSTYLE, HS_NO_ZEROES = 1, 2
+
+TF_HAS_FLAGS, TF_SEND_FLUSH, TF_SEND_FUA = 1 << 0, 1 << 2, 1 << 3
+TF_SEND_TRIM, TF_SEND_WRITE_ZEROES, TF_SEND_DF = 1 << 5, 1 << 6, 1 << 7
+TF_CAN_MULTI_CONN, TF_SEND_CACHE, TF_SEND_FAST_ZERO = 1 << 8, 1 << 10, 1 << 11
+TFLAGS = (TF_HAS_FLAGS | TF_SEND_FLUSH | TF_SEND_FUA | TF_SEND_TRIM
+          | TF_SEND_WRITE_ZEROES | TF_SEND_DF | TF_CAN_MULTI_CONN
+          | TF_SEND_CACHE | TF_SEND_FAST_ZERO)
+
+OPT_EXPORT_NAME, OPT_ABORT, OPT_STARTTLS = 1, 2, 5
+OPT_INFO, OPT_GO, OPT_STRUCTURED_REPLY, OPT_SET_META_CONTEXT = 6, 7, 8, 10
+
+REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
+REP_ERR_UNSUP = (1 << 31) | 1
+REP_ERR_INVALID = (1 << 31) | 3
+
+INFO_EXPORT, INFO_NAME, INFO_BLOCK_SIZE = 0, 1, 3
+
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_BLOCK_STATUS = 0, 1, 2, 7
+CMD_FLAG_REQ_ONE = 1 << 3
+
+FLAG_DONE = 1
+T_NONE, T_DATA, T_HOLE, T_BLOCK_STATUS = 0, 1, 2, 5
+T_ERROR, T_ERROR_OFFSET = (1 << 15) | 1, (1 << 15) | 2
+
+EIO, EINVAL, ESHUTDOWN = 5, 22, 108
+
+EXPORT_SIZE = 1 << 20
+META_CONTEXT = b"base:allocation"
+META_ID = 7
+GOOD = 3                 # correct replies before a transmission mode acts
+LIFETIME = 120           # seconds; a forgotten server ends by itself
+DRAIN_SECONDS = 30       # how long we wait for the client to hang up
+
+
+def pattern(off, n):
+    """The export's contents: 1 KiB blocks, every fourth one zero (read as
+    holes), the others never zero.  hostile-client.c computes the same."""
+    out = bytearray(n)
+    for i in range(n):
+        o = off + i
+        if (o >> 10) % 4 != 3:
+            out[i] = ((o * 7 + (o >> 10) * 13) & 0xFF) | 1
+    return bytes(out)
+
+
+class HangUp(Exception):
+    """End the connection: half-close, then wait for the client to close."""
+
+
+class Stall(Exception):
+    """Send nothing more; wait until the client gives up and closes."""
+
+
+class Conn:
+    def __init__(self, sock, mode):
+        self.sock = sock
+        self.mode = mode
+        self.trickle = mode.trickle
+        self.sr = False
+        self.no_zeroes = False
+
+    # -- raw I/O --
+    def send(self, data):
+        if not self.trickle:
+            self.sock.sendall(data)
+            return
+        for i in range(len(data)):
+            self.sock.sendall(data[i:i + 1])
+            self.wait_consumed()
+
+    def wait_consumed(self):
+        """Byte-at-a-time: wait (bounded) until the client read what we
+        sent, so that every byte arrives in a read of its own."""
+        deadline = time.monotonic() + 1.0
+        buf = bytearray(4)
+        while time.monotonic() < deadline:
+            fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, buf)
+            if struct.unpack("i", buf)[0] == 0:
+                return
+            time.sleep(0.00002)
+        self.trickle = False     # the client stopped reading
+
+    def recv_exact(self, n):
+        """n bytes, or None on EOF before the first one."""
+        data = b""
+        while len(data) < n:
+            got = self.sock.recv(n - len(data))
+            if not got:
+                if data:
+                    raise HangUp()
+                return None
+            data += got
+        return data
+
+    def need(self, n):
+        data = self.recv_exact(n)
+        if data is None:
+            raise HangUp()
+        return data
+
+    # -- handshake messages --
+    def opt_reply(self, opt, rtype, payload=b"", magic=OPT_REPLY_MAGIC,
+                  length=None):
+        n = len(payload) if length is None else length
+        self.send(struct.pack(">QIII", magic, opt, rtype, n) + payload)
+
+    def ack(self, opt):
+        self.opt_reply(opt, REP_ACK)
+
+    def info_export(self, opt, extra=b""):
+        self.opt_reply(opt, REP_INFO, struct.pack(
+            ">HQH", INFO_EXPORT, self.mode.size, self.mode.tflags) + extra)
+
+    # -- transmission messages --
+    def simple(self, cookie, error=0, data=b"", magic=SIMPLE_MAGIC):
+        self.send(struct.pack(">IIQ", magic, error, cookie) + data)
+
+    def chunk(self, cookie, ctype, payload=b"", flags=FLAG_DONE, length=None,
+              magic=STRUCTURED_MAGIC):
+        n = len(payload) if length is None else length
+        self.send(struct.pack(">IHHQI", magic, flags, ctype, cookie, n)
+                  + payload)
+
+    def data(self, cookie, off, n, flags=FLAG_DONE):
+        self.chunk(cookie, T_DATA, struct.pack(">Q", off) + pattern(off, n),
+                   flags)
+
+    def hole(self, cookie, off, n, flags=FLAG_DONE):
+        self.chunk(cookie, T_HOLE, struct.pack(">QI", off, n), flags)
+
+    def none(self, cookie, flags=FLAG_DONE, length=0):
+        self.chunk(cookie, T_NONE, b"\0" * length, flags)
+
+    def error(self, cookie, err, msg=b"hostile", ctype=T_ERROR,
+              flags=FLAG_DONE, msglen=None, offset=None):
+        payload = struct.pack(">IH", err, len(msg) if msglen is None
+                              else msglen) + msg
+        if offset is not None:
+            payload += struct.pack(">Q", offset)
+        self.chunk(cookie, ctype, payload, flags)
+
+    def block_status(self, cookie, extents, ctx=META_ID, flags=FLAG_DONE):
+        payload = struct.pack(">I", ctx)
+        for length, state in extents:
+            payload += struct.pack(">II", length, state)
+        self.chunk(cookie, T_BLOCK_STATUS, payload, flags)
+
+    # -- correct behaviour --
+    def handshake(self):
+        """Returns True once the transmission phase is reached."""
+        m = self.mode
+        if m.oldstyle:
+            self.send(struct.pack(">QQQI", NBDMAGIC, OLDSTYLE_MAGIC, m.size,
+                                  m.tflags) + b"\0" * 124)
+            return True
+        if m.greeting is not None:
+            self.send(m.greeting)
+            if len(m.greeting) < 18:     # a truncated greeting: hang up
+                raise HangUp()
+        else:
+            self.send(struct.pack(">QQH", NBDMAGIC, IHAVEOPT, m.hflags))
+        cflags = struct.unpack(">I", self.need(4))[0]
+        self.no_zeroes = bool(cflags & m.hflags & HS_NO_ZEROES)
+        while True:
+            magic, opt, n = struct.unpack(">QII", self.need(16))
+            data = self.need(n) if n else b""
+            if magic != IHAVEOPT:
+                raise HangUp()
+            if m.opt and m.opt(self, opt, data):
+                continue
+            if opt == OPT_EXPORT_NAME:
+                self.send(struct.pack(">QH", m.size, m.tflags)
+                          + (b"" if self.no_zeroes else b"\0" * 124))
+                return True
+            if opt == OPT_STRUCTURED_REPLY:
+                self.sr = m.sr
+                self.opt_reply(opt, REP_ACK if m.sr else REP_ERR_UNSUP)
+            elif opt == OPT_SET_META_CONTEXT:
+                self.set_meta_context(opt, data)
+            elif opt in (OPT_GO, OPT_INFO):
+                if (m.go or Conn.go)(self, opt) and opt == OPT_GO:
+                    return True
+            elif opt == OPT_ABORT:
+                self.ack(opt)
+                return False
+            else:
+                self.opt_reply(opt, REP_ERR_UNSUP)
+
+    def set_meta_context(self, opt, data):
+        if not self.sr:
+            self.opt_reply(opt, REP_ERR_INVALID)
+            return
+        pos = 4 + struct.unpack(">I", data[:4])[0]
+        count = struct.unpack(">I", data[pos:pos + 4])[0]
+        pos += 4
+        for _ in range(count):
+            n = struct.unpack(">I", data[pos:pos + 4])[0]
+            query = data[pos + 4:pos + 4 + n]
+            pos += 4 + n
+            if query == META_CONTEXT:
+                self.opt_reply(opt, REP_META_CONTEXT, struct.pack(
+                    ">I", META_ID) + self.mode.meta_name)
+        self.ack(opt)
+
+    def go(self, opt):
+        """Answer NBD_OPT_GO / INFO; True if the export was given (a GO
+        answer of a mode returns False when it refused)."""
+        if self.mode.block_size:
+            self.opt_reply(opt, REP_INFO, struct.pack(
+                ">HIII", INFO_BLOCK_SIZE, *self.mode.block_size))
+        self.info_export(opt)
+        self.ack(opt)
+        return True
+
+    def read_request(self):
+        hdr = self.recv_exact(28)
+        if hdr is None:
+            return None
+        magic, flags, ctype, cookie, off, n = struct.unpack(">IHHQQI", hdr)
+        if magic != REQUEST_MAGIC:
+            raise HangUp()
+        if ctype == CMD_WRITE:
+            self.need(n)         # write payload: accepted, not stored
+        return Request(flags, ctype, cookie, off, n)
+
+    def answer(self, r):
+        if r.type == CMD_READ:
+            if not self.sr:
+                self.simple(r.cookie, 0, pattern(r.offset, r.count))
+            elif self.mode.fragment:
+                self.fragmented_read(r, *self.mode.fragment)
+            else:
+                self.data(r.cookie, r.offset, r.count)
+        elif r.type == CMD_BLOCK_STATUS:
+            self.block_status(r.cookie, extents(r))
+        else:
+            self.simple(r.cookie)
+
+    def fragmented_read(self, r, size, order):
+        """Data and hole chunks of at most size bytes (never crossing a
+        size boundary), in the given order ("reverse": last first;
+        "interleave": every other piece, then the rest), then NONE."""
+        pieces = split(r, size)
+        if order == "reverse":
+            pieces.reverse()
+        else:
+            pieces = pieces[0::2] + pieces[1::2]
+        for off, n in pieces:
+            if (off >> 10) % 4 == 3:
+                self.hole(r.cookie, off, n, flags=0)
+            else:
+                self.data(r.cookie, off, n, flags=0)
+        self.none(r.cookie)
+
+    def pending(self, first):
+        """first, and every request that follows within 0.2 s."""
+        reqs = [first]
+        while select.select([self.sock], [], [], 0.2)[0]:
+            r = self.read_request()
+            if r is None or r.type == CMD_DISC:
+                raise HangUp()
+            reqs.append(r)
+        return reqs
+
+    def transmission(self):
+        m = self.mode
+        i = 0
+        while True:
+            r = self.read_request()
+            if r is None or r.type == CMD_DISC:
+                return
+            if m.tx and i == m.good:
+                if m.tx(self, r) != "serve":
+                    raise HangUp()
+            else:
+                self.answer(r)
+            i += 1
+
+    def drain(self):
+        """Read until the client closes (bounded)."""
+        self.sock.settimeout(DRAIN_SECONDS)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def serve(self):
+        try:
+            if self.handshake():
+                self.transmission()
+        except HangUp:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self.drain()
+        except Stall:
+            self.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class Request:
+    def __init__(self, flags, ctype, cookie, offset, count):
+        self.flags, self.type, self.cookie = flags, ctype, cookie
+        self.offset, self.count = offset, count
+
+
+def split(r, size):
+    """The request's range cut at multiples of size: [(offset, length)]."""
+    out = []
+    off, end = r.offset, r.offset + r.count
+    while off < end:
+        n = min(end, (off // size + 1) * size) - off
+        out.append((off, n))
+        off += n
+    return out
+
+
+def extents(r):
+    """base:allocation extents of the request: per KiB, state 3 (hole,
+    zero) where pattern() is zero; one extent with REQ_ONE."""
+    out = [(n, 3 if (off >> 10) % 4 == 3 else 0) for off, n in split(r, 1024)]
+    return out[:1] if r.flags & CMD_FLAG_REQ_ONE else out
+
+
+# ---- the modes ---------------------------------------------------------
+
+class Mode:
+    """One way of (mis)behaving.  Handshake: greeting (raw bytes; shorter
+    than a greeting means hang up after it), hflags, oldstyle, sr (accept
+    structured replies), meta_name (the context name sent back), block_size
+    (min, preferred, max; None: no NBD_INFO_BLOCK_SIZE), size, tflags,
+    opt(conn, opt, data) (sees each option first; True if it answered),
+    go(conn, opt) (answers NBD_OPT_GO; True once the export was given).
+    Transmission: after `good` correct replies, tx(conn, request) acts; it
+    returns "serve" to go on serving, else the server hangs up.  trickle:
+    every byte in its own read; fragment: (size, order) chunking of reads
+    (see Conn.fragmented_read)."""
+
+    def __init__(self, name, expect, cmds, text, tx=None, opt=None, go=None,
+                 greeting=None, hflags=HS_FIXED_NEWSTYLE | HS_NO_ZEROES,
+                 tflags=TFLAGS, size=EXPORT_SIZE,
+                 block_size=(1, 4096, 1 << 25),
+                 sr=True, meta_name=META_CONTEXT, trickle=False,
+                 fragment=None, good=GOOD, oldstyle=False):
+        self.name, self.expect, self.cmds, self.text = name, expect, cmds, text
+        self.tx, self.opt, self.go, self.greeting = tx, opt, go, greeting
+        self.hflags, self.tflags, self.size = hflags, tflags, size
+        self.block_size, self.sr, self.meta_name = block_size, sr, meta_name
+        self.trickle, self.fragment, self.good = trickle, fragment, good
+        self.oldstyle = oldstyle
+
+
+def on_option(which, action):
+    """An option hook: run action(conn, opt) for option `which`."""
+    def hook(c, opt, _data):
+        if opt != which:
+            return False
+        action(c, opt)
+        raise HangUp()
+    return hook
+
+
+def go_unsupported(c, opt):
+    c.opt_reply(opt, REP_ERR_UNSUP)
+    return False
+
+
+def go_unknown_info(c, opt):
+    c.opt_reply(opt, REP_INFO, struct.pack(">H", 99) + b"hostile!")
+    return c.go(opt)
+
+
+def interleave(c, r):
+    reqs = c.pending(r)
+    for q in reversed(reqs):
+        c.data(q.cookie, q.offset, q.count // 2, flags=0)
+    for q in reqs:
+        half = q.count // 2
+        c.data(q.cookie, q.offset + half, q.count - half)
+
+
+def long_export_info(c, opt):
+    c.info_export(opt, extra=b"\0")
+    c.ack(opt)
+    return True
+
+
+def bad_go(*infos):
+    """A GO answer: the given (type, payload) infos, then ACK."""
+    def go(c, opt):
+        for itype, payload in infos:
+            c.opt_reply(opt, REP_INFO, struct.pack(">H", itype) + payload)
+        c.ack(opt)
+        return True
+    return go
+
+
+def then_serve(action):
+    """A non-fatal transmission mode: act, then go on serving."""
+    def tx(c, r):
+        action(c, r)
+        return "serve"
+    return tx
+
+
+def stall(*_args):
+    """A transmission or option hook that goes silent."""
+    raise Stall()
+
+
+def half_data_chunk(c, r):
+    """The first half of a correct data chunk."""
+    c.send(struct.pack(">IHHQIQ", STRUCTURED_MAGIC, FLAG_DONE, T_DATA,
+                       r.cookie, 8 + r.count, r.offset)
+           + pattern(r.offset, r.count // 2))
+
+
+def garbage(c, _r):
+    rnd = random.Random(6)
+    junk = bytes(rnd.randrange(256) for _ in range(256))
+    c.send(b"\xde\xad" + junk)
+
+
+def reset(c, _r):
+    """Close with the client's requests unread: the client sees a reset."""
+    c.sock.close()
+    os._exit(0)
+
+
+def overlap_fragmented(c, r):
+    for off in range(r.offset, r.offset + 256, 32):
+        c.data(r.cookie, off, 16, flags=0)
+    c.data(r.cookie, r.offset + 24, 32)
+
+
+def error_midway(c, r):
+    half = r.count // 2
+    c.data(r.cookie, r.offset, half, flags=0)
+    c.error(r.cookie, EIO, ctype=T_ERROR_OFFSET, flags=0,
+            offset=r.offset + half)
+    c.data(r.cookie, r.offset + half, r.count - half)
+
+
+def bs_second_chunk(c, r):
+    c.block_status(r.cookie, [(r.count, 0)], flags=0)
+    c.block_status(r.cookie, [(r.count, 0)])
+
+
+M = Mode
+H = HS_FIXED_NEWSTYLE | HS_NO_ZEROES
+MODES = [
+    # -- correct servers: the client must succeed --
+    M("good", "ok", "mixed", "a correct server"),
+    M("fragmented", "ok", "sread",
+      "reads answered with 1 KiB data and hole chunks, last first, then NONE",
+      fragment=(1024, "reverse")),
+    M("byte-at-a-time", "ok", "mixed",
+      "every byte of the handshake and the replies in its own read",
+      trickle=True, fragment=(1024, "reverse")),
+    M("fragmented-interleaved", "ok", "sread",
+      "reads in 16-byte chunks: every other one, then the gaps",
+      fragment=(16, "interleave")),
+    M("out-of-order", "ok", "mixed", "replies in reverse order", good=0,
+      tx=then_serve(lambda c, r: [c.answer(q) for q in
+                                  reversed(c.pending(r))])),
+    M("interleaved", "ok", "sread",
+      "the chunks of all reads interleaved: first halves, then second halves",
+      good=0, tx=then_serve(interleave)),
+    M("oldstyle", "ok", "read", "the oldstyle handshake", oldstyle=True,
+      tflags=TFLAGS & ~TF_SEND_DF, sr=False),
+    M("newstyle-unfixed", "ok", "read",
+      "newstyle without NBD_FLAG_FIXED_NEWSTYLE: NBD_OPT_EXPORT_NAME only",
+      hflags=HS_NO_ZEROES, tflags=TFLAGS & ~TF_SEND_DF),
+    M("info-unknown", "ok", "read", "an NBD_REP_INFO of unknown type 99",
+      go=go_unknown_info),
+    M("simple-replies", "ok", "mixed",
+      "structured replies refused: simple replies only", sr=False,
+      tflags=TFLAGS & ~TF_SEND_DF),
+    M("export-name-fallback", "ok", "read",
+      "NBD_OPT_GO unsupported: the client falls back to NBD_OPT_EXPORT_NAME",
+      go=go_unsupported),
+
+    # -- handshake --
+    M("hs-magic", "hs-magic", "read", "greeting starts with NBDMAGIX",
+      greeting=b"NBDMAGIX" + struct.pack(">QH", IHAVEOPT, H)),
+    M("hs-magic-second", "hs-magic", "read",
+      "second greeting magic is neither IHAVEOPT nor oldstyle",
+      greeting=struct.pack(">QQH", NBDMAGIC, 0x1122334455667788, H)),
+    M("hs-garbage", "hs-magic", "read", "random bytes instead of a greeting",
+      greeting=bytes(random.Random(1).randrange(256) for _ in range(64))),
+    M("oldstyle-flags", "tflags-has-flags", "read",
+      "oldstyle greeting whose flags lack NBD_FLAG_HAS_FLAGS", oldstyle=True,
+      tflags=0, sr=False),
+    M("hs-flags", "hs-flags", "read", "handshake flag bit 8 set",
+      hflags=H | 0x100),
+    M("opt-reply-magic", "opt-reply-magic", "read",
+      "reply to NBD_OPT_STRUCTURED_REPLY with a wrong magic",
+      opt=on_option(OPT_STRUCTURED_REPLY, lambda c, o: c.opt_reply(
+          o, REP_ACK, magic=OPT_REPLY_MAGIC ^ 1))),
+    M("opt-garbage", "opt-reply-magic", "read",
+      "random bytes in answer to NBD_OPT_STRUCTURED_REPLY",
+      opt=on_option(OPT_STRUCTURED_REPLY, lambda c, o: c.send(
+          bytes(random.Random(2).randrange(256) for _ in range(40))))),
+    M("opt-reply-echo", "opt-reply-echo", "read",
+      "ACK to NBD_OPT_STRUCTURED_REPLY naming NBD_OPT_GO",
+      opt=on_option(OPT_STRUCTURED_REPLY, lambda c, o: c.ack(OPT_GO))),
+    M("opt-reply-type", "opt-reply-type", "read",
+      "NBD_REP_SERVER in answer to NBD_OPT_GO",
+      opt=on_option(OPT_GO, lambda c, o: c.opt_reply(
+          o, REP_SERVER, struct.pack(">I", 0)))),
+    M("opt-reply-type-info", "opt-reply-type", "read",
+      "NBD_REP_INFO in answer to NBD_OPT_STRUCTURED_REPLY",
+      opt=on_option(OPT_STRUCTURED_REPLY, lambda c, o: c.opt_reply(
+          o, REP_INFO, struct.pack(">H", INFO_NAME)))),
+    M("opt-reply-length-ack", "opt-reply-length", "read",
+      "NBD_REP_ACK carrying 4 bytes",
+      opt=on_option(OPT_STRUCTURED_REPLY, lambda c, o: c.opt_reply(
+          o, REP_ACK, b"\0\0\0\0"))),
+    M("opt-reply-length-huge", "opt-reply-length", "read",
+      "NBD_REP_INFO announcing 16 MiB (never sent)",
+      opt=on_option(OPT_GO, lambda c, o: c.opt_reply(
+          o, REP_INFO, length=16 << 20))),
+    M("meta-context-name", "meta-context-name", "bs",
+      "NBD_REP_META_CONTEXT names a context that was not asked for",
+      meta_name=b"qemu:dirty-bitmap:x"),
+    M("info-short", "info-length", "read", "NBD_REP_INFO of 1 byte",
+      opt=on_option(OPT_GO, lambda c, o: c.opt_reply(o, REP_INFO, b"\0"))),
+    M("info-export-length", "info-length", "read",
+      "NBD_INFO_EXPORT of 13 bytes",
+      go=long_export_info),
+    M("info-block-size-length", "info-length", "read",
+      "NBD_INFO_BLOCK_SIZE of 12 bytes",
+      go=bad_go((INFO_BLOCK_SIZE, struct.pack(">IIH", 1, 4096, 0)))),
+    M("info-missing-export", "info-missing-export", "read",
+      "NBD_REP_ACK to NBD_OPT_GO after only NBD_INFO_NAME",
+      go=bad_go((INFO_NAME, b"hostile"))),
+    M("info-size", "info-size", "read", "export size 2^63", size=1 << 63),
+    M("tflags-has-flags", "tflags-has-flags", "read",
+      "transmission flags without NBD_FLAG_HAS_FLAGS",
+      tflags=TFLAGS & ~TF_HAS_FLAGS),
+    M("tflags-has-flags-export-name", "tflags-has-flags", "read",
+      "the same through the NBD_OPT_EXPORT_NAME fallback",
+      go=go_unsupported, tflags=TFLAGS & ~TF_HAS_FLAGS),
+    M("tflags-df", "tflags-df", "read",
+      "NBD_FLAG_SEND_DF although structured replies were refused", sr=False),
+    M("tflags-fast-zero", "tflags-fast-zero", "read",
+      "NBD_FLAG_SEND_FAST_ZERO without NBD_FLAG_SEND_WRITE_ZEROES",
+      tflags=TFLAGS & ~TF_SEND_WRITE_ZEROES),
+    M("block-size-zero", "block-size", "read",
+      "NBD_INFO_BLOCK_SIZE with all three sizes 0", block_size=(0, 0, 0)),
+    M("block-size-min", "block-size", "read", "minimum block size 3",
+      block_size=(3, 4096, 1 << 20)),
+    M("block-size-min-big", "block-size", "read",
+      "minimum block size 128 KiB",
+      block_size=(128 << 10, 128 << 10, 1 << 20)),
+    M("block-size-pref-small", "block-size", "read",
+      "preferred block size 256", block_size=(1, 256, 1 << 20)),
+    M("block-size-pref-pow2", "block-size", "read",
+      "preferred block size 6144", block_size=(512, 6144, 1 << 20)),
+    M("block-size-max", "block-size", "read",
+      "maximum block size below the preferred", block_size=(512, 8192, 4096)),
+    M("block-size-max-multiple", "block-size", "read",
+      "maximum block size not a multiple of the minimum",
+      block_size=(4096, 4096, 10000)),
+    M("hs-truncated", "eof", "read", "half a greeting, then EOF",
+      greeting=struct.pack(">Q", NBDMAGIC)[:5]),
+    M("hs-truncated-info", "eof", "read",
+      "NBD_INFO_EXPORT cut after 5 of 12 bytes, then EOF",
+      opt=on_option(OPT_GO, lambda c, o: c.opt_reply(
+          o, REP_INFO, struct.pack(">HQ", INFO_EXPORT, EXPORT_SIZE)[:5],
+          length=12))),
+    M("hs-stall", "timeout", "read",
+      "greeting, then silence during option haggling",
+      opt=stall),
+
+    # -- transmission: magics, cookies, final replies --
+    M("reply-magic", "reply-magic", "read", "reply magic 0x12345678",
+      tx=lambda c, r: c.simple(r.cookie, magic=0x12345678)),
+    M("reply-magic-structured", "reply-magic", "read",
+      "a structured chunk although structured replies were refused",
+      sr=False, tflags=TFLAGS & ~TF_SEND_DF,
+      tx=lambda c, r: c.none(r.cookie)),
+    M("reply-cookie", "reply-cookie", "read",
+      "a reply for a cookie that was never issued",
+      tx=lambda c, r: c.data(r.cookie + (1 << 40), r.offset, r.count)),
+    M("reply-cookie-zero", "reply-cookie", "write",
+      "a simple reply for cookie 0", tx=lambda c, r: c.simple(0)),
+    M("reply-after-done", "reply-after-done", "read",
+      "a NONE chunk after the final chunk of a read",
+      tx=lambda c, r: (c.answer(r), c.none(r.cookie))),
+    M("reply-after-done-simple", "reply-after-done", "write",
+      "a second simple reply to a write",
+      tx=lambda c, r: (c.answer(r), c.simple(r.cookie))),
+    M("simple-reply-read", "simple-reply-read", "sread",
+      "a simple reply to a structured read",
+      tx=lambda c, r: c.simple(r.cookie, 0, pattern(r.offset, r.count))),
+
+    # -- data and hole chunks --
+    M("chunk-bounds-before", "chunk-bounds", "read",
+      "data chunk starting 512 bytes before the request",
+      tx=lambda c, r: c.data(r.cookie, r.offset - 512, r.count)),
+    M("chunk-bounds-after", "chunk-bounds", "read",
+      "data chunk running past the end of the request",
+      tx=lambda c, r: c.data(r.cookie, r.offset + r.count // 2, r.count)),
+    M("chunk-bounds-hole", "chunk-bounds", "sread",
+      "hole chunk after the end of the request",
+      tx=lambda c, r: c.hole(r.cookie, r.offset + r.count, 512)),
+    M("chunk-bounds-error-offset", "chunk-bounds", "read",
+      "NBD_REPLY_TYPE_ERROR_OFFSET pointing past the request",
+      tx=lambda c, r: c.error(r.cookie, EIO, ctype=T_ERROR_OFFSET,
+                              offset=r.offset + r.count)),
+    M("chunk-overlap", "chunk-overlap", "read",
+      "data chunks [0, 2K) and [1K, 3K) of a request",
+      tx=lambda c, r: (c.data(r.cookie, r.offset, 2048, flags=0),
+                       c.data(r.cookie, r.offset + 1024, 2048))),
+    M("chunk-overlap-hole", "chunk-overlap", "sread",
+      "the whole request as data, then a hole over its first KiB",
+      tx=lambda c, r: (c.data(r.cookie, r.offset, r.count, flags=0),
+                       c.hole(r.cookie, r.offset, 1024))),
+    M("chunk-overlap-fragmented", "chunk-overlap", "read",
+      "16-byte chunks with gaps, then one across a gap into a chunk",
+      tx=overlap_fragmented),
+    M("chunk-coverage", "chunk-coverage", "read",
+      "half of a read, then DONE",
+      tx=lambda c, r: c.data(r.cookie, r.offset, r.count // 2)),
+    M("chunk-coverage-none", "chunk-coverage", "read",
+      "NBD_REPLY_TYPE_NONE alone as a successful read's reply",
+      tx=lambda c, r: c.none(r.cookie)),
+    M("chunk-command-write", "chunk-command", "write",
+      "a data chunk in reply to a write",
+      tx=lambda c, r: c.data(r.cookie, r.offset, r.count)),
+    M("chunk-command-hole-bs", "chunk-command", "bs",
+      "a hole chunk in reply to a block status",
+      tx=lambda c, r: c.hole(r.cookie, r.offset, r.count)),
+    M("chunk-command-bs-read", "chunk-command", "read",
+      "a block status chunk in reply to a read",
+      tx=lambda c, r: c.block_status(r.cookie, [(r.count, 0)])),
+
+    # -- chunk types and lengths --
+    M("chunk-none-not-done", "chunk-none", "read",
+      "NBD_REPLY_TYPE_NONE without the DONE flag",
+      tx=lambda c, r: c.none(r.cookie, flags=0)),
+    M("chunk-none-length", "chunk-none", "write",
+      "NBD_REPLY_TYPE_NONE of length 4", tx=lambda c, r: c.none(r.cookie,
+                                                                length=4)),
+    M("chunk-length-hole", "chunk-length", "read", "hole chunk of length 8",
+      tx=lambda c, r: c.chunk(r.cookie, T_HOLE, struct.pack(">Q", r.offset))),
+    M("chunk-length-hole-zero", "chunk-length", "read",
+      "hole chunk covering 0 bytes", tx=lambda c, r: c.hole(r.cookie,
+                                                            r.offset, 0)),
+    M("chunk-length-data", "chunk-length", "read",
+      "data chunk of length 8 (an offset, no data)",
+      tx=lambda c, r: c.chunk(r.cookie, T_DATA, struct.pack(">Q", r.offset))),
+    M("chunk-length-bs", "chunk-length", "bs",
+      "block status chunk of length 10",
+      tx=lambda c, r: c.chunk(r.cookie, T_BLOCK_STATUS, b"\0" * 10)),
+    M("chunk-unknown", "chunk-unknown", "read",
+      "chunk type 3 (unknown, not an error type)",
+      tx=lambda c, r: c.chunk(r.cookie, 3, b"\0" * 4)),
+    M("chunk-unknown-huge", "chunk-unknown", "read",
+      "chunk type 0x7fff announcing 4 GiB (never sent)",
+      tx=lambda c, r: c.chunk(r.cookie, 0x7FFF, length=0xFFFFFFFF)),
+    M("chunk-error-zero", "chunk-error-zero", "read",
+      "error chunk with error 0", tx=lambda c, r: c.error(r.cookie, 0)),
+    M("chunk-error-overlong", "chunk-error-length", "read",
+      "error chunk whose message length exceeds the chunk",
+      tx=lambda c, r: c.error(r.cookie, EIO, msglen=200)),
+    M("chunk-error-short-message", "chunk-error-length", "write",
+      "error chunk with bytes after its message",
+      tx=lambda c, r: c.error(r.cookie, EIO, msglen=3)),
+    M("chunk-error-tiny", "chunk-error-length", "read",
+      "error chunk of length 4",
+      tx=lambda c, r: c.chunk(r.cookie, T_ERROR, struct.pack(">I", EIO))),
+    M("chunk-error-huge", "chunk-error-length", "read",
+      "error chunk announcing 100000 bytes (never sent)",
+      tx=lambda c, r: c.chunk(r.cookie, T_ERROR, length=100000)),
+
+    # -- block status --
+    M("bs-context", "bs-context", "bs",
+      "block status for context id 99 (7 was negotiated)",
+      tx=lambda c, r: c.block_status(r.cookie, extents(r), ctx=99)),
+    M("bs-extent-zero", "bs-extent", "bs", "an extent of length 0",
+      tx=lambda c, r: c.block_status(r.cookie, [(0, 0)] + extents(r))),
+    M("bs-twice", "bs-extent", "bs",
+      "two block status chunks for one context", tx=bs_second_chunk),
+    M("bs-req-one", "bs-extent", "bs-one",
+      "two extents in reply to NBD_CMD_FLAG_REQ_ONE",
+      tx=lambda c, r: c.block_status(r.cookie, [(512, 0), (512, 3)])),
+    M("bs-missing", "bs-extent", "bs",
+      "NONE as a successful block status's only reply",
+      tx=lambda c, r: c.none(r.cookie)),
+    M("bs-simple", "bs-extent", "bs",
+      "a simple reply without error to a block status",
+      tx=lambda c, r: c.simple(r.cookie)),
+
+    # -- not fatal: one command fails, the connection lives on --
+    M("error-type-unknown", "errno:EIO", "read",
+      "error chunk of unknown type 0x8064 (EIO): fails only its command",
+      tx=then_serve(lambda c, r: c.error(r.cookie, EIO, ctype=0x8064))),
+    M("error-midway", "errno:EIO", "sread",
+      "data, an error chunk at the middle, then the rest of the data",
+      tx=then_serve(error_midway)),
+    M("error-value-unknown", "errno:EINVAL", "read",
+      "error chunk with error 9999, read as EINVAL",
+      tx=then_serve(lambda c, r: c.error(r.cookie, 9999))),
+    M("error-value-unknown-simple", "errno:EINVAL", "write",
+      "simple reply with error 4242, read as EINVAL",
+      tx=then_serve(lambda c, r: c.simple(r.cookie, 4242))),
+    M("eshutdown", "shutdown", "read",
+      "ESHUTDOWN for one read: the client disconnects softly",
+      tx=then_serve(lambda c, r: c.error(r.cookie, ESHUTDOWN))),
+
+    # -- truncated replies, lost connections, garbage, stalls --
+    M("trunc-header", "eof", "read", "10 bytes of a chunk header, then EOF",
+      tx=lambda c, r: c.send(struct.pack(">IHHQI", STRUCTURED_MAGIC,
+                                         FLAG_DONE, T_DATA, r.cookie,
+                                         8 + r.count)[:10])),
+    M("trunc-data", "eof", "read", "a data chunk cut in half, then EOF",
+      tx=half_data_chunk),
+    M("trunc-simple", "eof", "read",
+      "a simple read reply cut in half, then EOF", sr=False,
+      tflags=TFLAGS & ~TF_SEND_DF,
+      tx=lambda c, r: c.send(struct.pack(">IIQ", SIMPLE_MAGIC, 0, r.cookie)
+                             + pattern(r.offset, r.count // 2))),
+    M("trunc-bs", "eof", "bs", "a block status chunk cut short, then EOF",
+      tx=lambda c, r: c.send(struct.pack(">IHHQII", STRUCTURED_MAGIC,
+                                         FLAG_DONE, T_BLOCK_STATUS, r.cookie,
+                                         12, META_ID))),
+    M("eof-in-flight", "eof", "write",
+      "EOF with writes in flight", tx=lambda c, r: None),
+    M("reset", "eof", "write",
+      "close with requests unread: the client sees a reset", tx=reset),
+    M("garbage", "reply-magic", "read", "random bytes instead of a reply",
+      tx=garbage),
+    M("stall", "timeout", "read", "no reply after the first three",
+      tx=stall),
+    M("stall-mid-chunk", "timeout", "read",
+      "half a data chunk, then silence",
+      tx=lambda c, r: stall(half_data_chunk(c, r))),
+]
+
+
+# ---- the server ----------------------------------------------------------
+
+def listen(path):
+    """A listening socket at path, which appears only once it accepts."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    sock.bind(tmp)
+    sock.listen(16)
+    os.rename(tmp, path)
+    return sock
+
+
+def run(mode, path):
+    children = set()
+    lsock = listen(path)
+
+    def stop(_sig, _frame):
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGALRM, stop)
+    signal.alarm(LIFETIME)
+    while True:
+        conn, _ = lsock.accept()
+        pid = os.fork()
+        if pid == 0:
+            lsock.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(LIFETIME)
+            Conn(conn, mode).serve()
+            conn.close()
+            os._exit(0)
+        conn.close()
+        children.add(pid)
+        while children:          # reap the children that are done
+            done, _ = os.waitpid(-1, os.WNOHANG)
+            if not done:
+                break
+            children.discard(done)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="a scripted misbehaving NBD "
+                                 "server (one mode per run)")
+    ap.add_argument("--list", action="store_true",
+                    help="print NAME EXPECT COMMANDS description per mode")
+    ap.add_argument("--mode", help="the mode to serve")
+    ap.add_argument("socket", nargs="?", help="unix socket path")
+    args = ap.parse_args()
+    if args.list:
+        for m in MODES:
+            print("%-30s %-20s %-6s %s" % (m.name, m.expect, m.cmds, m.text))
+        return 0
+    modes = {m.name: m for m in MODES}
+    if not args.socket or args.mode not in modes:
+        ap.error("need --mode NAME (one of --list) and a socket path")
+    run(modes[args.mode], args.socket)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
