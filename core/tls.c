@@ -180,8 +180,14 @@ tls_readv (struct transport *t, const struct iovec *iov, int n)
         total += r;
         t->tls->got_record = true;
       }
-      else if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION)
-        return total;           /* EOF, with or without close_notify */
+      else if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
+        /* EOF, with or without close_notify; right after the handshake
+         * it is worth the client-certificate hint */
+        if (!total && !t->tls->got_record && t->tls->x509 &&
+            !t->tls->client_cert)
+          return record_error (t, r);
+        return total;
+      }
       else if (r == GNUTLS_E_AGAIN) {
         if (total)
           return total;
@@ -447,8 +453,9 @@ handshake_error (struct tls_session *ts, int r)
                         "%s)", user, alert ? alert : "unknown");
     return set_error (EACCES, "TLS: the server refused the handshake (alert: "
                       "%s)%s", alert ? alert : "unknown",
-                      "; does it want a client certificate? "
-                      "(client-cert.pem in tls-certificates)");
+                      ts->client_cert ? "" : "; does it require a client "
+                      "certificate? (client-cert.pem and client-key.pem in "
+                      "the tls-certificates directory)");
   }
   if (ts->psk && (r == GNUTLS_E_DECRYPTION_FAILED ||
                       r == GNUTLS_E_PREMATURE_TERMINATION ||

@@ -241,7 +241,8 @@ transport_write_full (struct transport *t, const void *buf, size_t len,
         return -1;
     }
     else if (errno == EPIPE || errno == ECONNRESET)
-      return set_error (ENOTCONN, "server closed the connection");
+      return set_error (ENOTCONN, "server closed the connection%s%s",
+                        t->error ? ": " : "", t->error ? t->error : "");
     else if (errno != EINTR)
       return set_error (errno, "writing to server: %s",
                         transport_strerror (t, errno));

@@ -114,10 +114,18 @@ start_nbdkit_ip () {
   URI="nbd://$urihost:$port/"
 }
 
+# $NBDAIO_VALGRIND=1 runs roundtrip under valgrind memcheck: any memory
+# error or leak fails the run (exit status 99).
+RT_WRAP=()
+if [ "${NBDAIO_VALGRIND:-0}" = 1 ]; then
+  RT_WRAP=(valgrind -q --error-exitcode=99 --leak-check=full
+           --errors-for-leak-kinds=definite,indirect)
+fi
+
 # Run one of our programs with a time limit, showing its command line.
 rt () {
-  echo "  + roundtrip $*"
-  timeout 120 "$ROUNDTRIP" "$@"
+  echo "  + ${RT_WRAP[*]:+${RT_WRAP[*]} }roundtrip $*"
+  timeout 300 "${RT_WRAP[@]}" "$ROUNDTRIP" "$@"
 }
 
 demo () {
