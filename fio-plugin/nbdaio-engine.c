@@ -51,6 +51,7 @@ struct engine_options {
   char *trim_op;
   unsigned int cmd_timeout;
   unsigned int force_multi_conn;
+  unsigned int busy_poll;
   char *setting[NR_SETTINGS];
 };
 
@@ -138,6 +139,16 @@ static struct fio_option options[] = {
             "multi-conn (data may look inconsistent across connections)",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
+  {
+    .name = "busy_poll", .lname = "NBD busy poll (us)",
+    .type = FIO_OPT_INT,
+    .off1 = offsetof (struct engine_options, busy_poll),
+    .def = "0", .maxval = 1000000,
+    .help = "Before sleeping for replies, keep checking the sockets for up "
+            "to this many microseconds (0 = sleep at once): lower latency "
+            "at low queue depth for a busy CPU",
+    .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
+  },
   SETTING_OPTION (SET_STRUCTURED, "structured", "NBD structured replies",
                   "Negotiate structured replies (default 1; 0 = simple "
                   "replies only)"),
@@ -182,6 +193,7 @@ struct engine {
 
   struct io_u **pending;        /* queued since the last commit */
   unsigned npending;
+  unsigned fresh;               /* sent by the last commit, not waited for */
 
   struct io_u **ring;           /* completed io_us, in completion order */
   unsigned ring_mask;
@@ -583,6 +595,14 @@ engine_commit (struct thread_data *td)
 
   if (!e->npending)
     return 0;
+  for (unsigned c = 0; c < e->nconns; c++) {
+    if (!e->dirty[c])
+      continue;
+    e->dirty[c] = false;
+    if (nbdaio_aio_submit (e->conn[c]) == -1)
+      report_dead (e, c);       /* its commands completed with errors */
+  }
+  /* issued now that they are on the wire, as a synchronous send would be */
   if (fio_fill_issue_time (td)) {
     struct timespec now;
     fio_gettime (&now, NULL);
@@ -592,25 +612,26 @@ engine_commit (struct thread_data *td)
     }
   }
   io_u_mark_submit (td, e->npending);
+  e->fresh += e->npending;
   e->npending = 0;
-  for (unsigned c = 0; c < e->nconns; c++) {
-    if (!e->dirty[c])
-      continue;
-    e->dirty[c] = false;
-    if (nbdaio_aio_submit (e->conn[c]) == -1)
-      report_dead (e, c);       /* its commands completed with errors */
-  }
   return 0;
 }
 
-/* Read whatever replies have arrived, without waiting. */
+static int wait_conns (struct engine *e, int ms);
+
+/* Read whatever replies have arrived, without waiting.  One connection is
+ * read directly (a reply is usually there, and a read is one system call);
+ * several are polled first, so that only those with data are read. */
 static void
 drain_ready (struct engine *e)
 {
-  for (unsigned c = 0; c < e->nconns; c++)
-    if (nbdaio_aio_in_flight (e->conn[c]) > 0 &&
-        nbdaio_aio_notify_read (e->conn[c]) == -1)
-      report_dead (e, c);
+  if (e->nconns > 1) {
+    wait_conns (e, 0);
+    return;
+  }
+  if (nbdaio_aio_in_flight (e->conn[0]) > 0 &&
+      nbdaio_aio_notify_read (e->conn[0]) == -1)
+    report_dead (e, 0);
 }
 
 /* Wait up to ms for any connection; returns poll's result. */
@@ -682,6 +703,23 @@ check_timeouts (struct engine *e, unsigned timeout_ms, int64_t now)
   return now + (timeout_ms >= 40 ? timeout_ms / 4 : 10);
 }
 
+/* busy_poll: check for replies without sleeping until min completions
+ * are there or usec microseconds have passed. */
+static void
+busy_poll (struct engine *e, unsigned min, unsigned usec)
+{
+  struct timespec t0, t;
+
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  while (e->ring_tail - e->ring_head < min && in_flight (e) > 0) {
+    drain_ready (e);
+    clock_gettime (CLOCK_MONOTONIC, &t);
+    if ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 >=
+        (long) usec)
+      break;
+  }
+}
+
 static int
 engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
                   const struct timespec *t)
@@ -696,7 +734,14 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
   if (t)
     deadline = now_ms () + t->tv_sec * 1000 + t->tv_nsec / 1000000;
 
-  drain_ready (e);
+  /* When everything in flight left in the last commit, no reply can have
+   * come back yet unless the server is faster than this call: wait at
+   * once instead of reading an empty socket. */
+  if (!min || e->fresh < in_flight (e))
+    drain_ready (e);
+  e->fresh = 0;
+  if (o->busy_poll)
+    busy_poll (e, min, o->busy_poll);
   for (;;) {
     int64_t now, ms = -1;
     avail = e->ring_tail - e->ring_head;

@@ -38,6 +38,16 @@ PY
 }
 
 run_suite build -Dfio_plugin=enabled
+# the benchmark pipeline in its smoke mode (about a minute; no speed
+# asserted: the numbers come from bash tests/bench/bench.sh)
+if bash tests/bench/bench.sh --smoke --plugin="$PWD/build/fio-plugin/nbdaio.so" \
+     --out="$PWD/build/bench-smoke" > build/bench-smoke.log 2>&1; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1))
+  echo "run-all: bench smoke failed, see build/bench-smoke.log" >&2
+  tail -20 build/bench-smoke.log >&2
+fi
 # fio itself is not built with ASan, so the plugin is left out of this pass.
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
   -Dbuildtype=debug -Dfio_plugin=disabled

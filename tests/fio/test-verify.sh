@@ -53,6 +53,20 @@ for j in jobs:
     assert j['read']['io_bytes'] == 8 << 20, 'verified %d' % j['read']['io_bytes']"
 }
 
+busy_poll () {
+  start_nbdkit bp memory 32M
+  # QD1 and conns=2 QD8 with busy polling: same data, same checks
+  fio_nbd bp-qd1 --rw=randwrite --bs=4k --size=4m --iodepth=1 \
+    --busy_poll=200 --verify=crc32c --do_verify=1
+  expect_ok bp-qd1
+  fio_json bp-qd1 "assert job_total('read') == 4 << 20"
+  fio_nbd bp-conns --rw=randwrite --bs=4k --size=8m --iodepth=8 --conns=2 \
+    --busy_poll=50 --verify=crc32c --do_verify=1
+  expect_ok bp-conns
+  fio_json bp-conns "assert job_total('read') == 8 << 20"
+}
+
 case_ "crc32c verify, conns=4 numjobs=2 (nbdkit)" verify_nbdkit
 case_ "crc32c verify, numjobs=2 (qemu-nbd)" verify_qemu_nbd
+case_ "crc32c verify with busy_poll (QD1, conns=2)" busy_poll
 fio_test_done
