@@ -73,6 +73,8 @@ finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
   h->rx.state = RX_HEADER;
   h->rx.cmd = NULL;
+  if (cmd->state != CMD_SENT)
+    return 0;   /* a callback ended the connection: completed already */
   if (cmd->error == 0 && h->rx.structured) {
     if (cmd->type == NBD_CMD_READ && cmd->covered != cmd->count)
       return set_violation ("chunk-coverage", "successful read of cookie "
