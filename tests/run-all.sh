@@ -38,6 +38,15 @@ PY
 }
 
 run_suite build -Dfio_plugin=enabled
+# the bounded fuzzing run: 60 s per libFuzzer target (the suite itself
+# runs only 5 s per target)
+if bash tests/fuzz/run-fuzz.sh 60 > build/fuzz-60.log 2>&1; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1))
+  echo "run-all: fuzzing found a problem, see build/fuzz-60.log" >&2
+  tail -20 build/fuzz-60.log >&2
+fi
 # the benchmark pipeline in its smoke mode (about a minute; no speed
 # asserted: the numbers come from bash tests/bench/bench.sh)
 if bash tests/bench/bench.sh --smoke --plugin="$PWD/build/fio-plugin/nbdaio.so" \
