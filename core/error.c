@@ -8,8 +8,6 @@
 #include "nbdaio.h"
 #include "error.h"
 
-#define ERROR_MAX 1024
-
 static __thread char last_msg[ERROR_MAX];
 static __thread int last_errno;
 static __thread int have_error;
@@ -54,6 +52,19 @@ int
 nbdaio_get_errno (void)
 {
   return have_error ? last_errno : 0;
+}
+
+void
+error_save (struct saved_error *s)
+{
+  s->errnum = nbdaio_get_errno ();
+  snprintf (s->msg, sizeof s->msg, "%s", have_error ? last_msg : "");
+}
+
+int
+error_restore (const struct saved_error *s)
+{
+  return set_error (s->errnum, "%s", s->msg);
 }
 
 int

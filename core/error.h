@@ -16,4 +16,14 @@ void error_prefix (const char *what);
  * design.md section 6 (e.g. "reply-cookie").  Returns -1. */
 int set_violation (const char *rule, const char *fmt, ...)
   __attribute__((format (printf, 2, 3)));
+/* The last error, kept aside while code that may overwrite it runs (free
+ * functions, retiring a command). */
+#define ERROR_MAX 1024
+struct saved_error {
+  int errnum;
+  char msg[ERROR_MAX];
+};
+void error_save (struct saved_error *s);
+/* Make *s the last error again; returns -1. */
+int error_restore (const struct saved_error *s);
 #endif

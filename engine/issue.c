@@ -2,7 +2,6 @@
  * advertised (NBDAIO_STRICT_*), a command slot, the encoded request, and the
  * send queue.  On every failure each supplied free function runs once. */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "debug.h"
@@ -140,11 +139,10 @@ issue (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
 
   if (check_all (h, type, flags, offset, count, buf) == -1 ||
       !(cmd = cmd_alloc (h))) {
-    int err = nbdaio_get_errno ();
-    char msg[1024];
-    snprintf (msg, sizeof msg, "%s", nbdaio_get_error ());
+    struct saved_error e;
+    error_save (&e);            /* free functions may clobber it */
     callbacks_release (chunk, extent, completion);
-    return set_error (err, "%s", msg);  /* free functions may clobber it */
+    return error_restore (&e);
   }
   cmd->type = type;
   cmd->flags = (uint16_t) flags;

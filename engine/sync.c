@@ -1,7 +1,6 @@
 /* sync.c - synchronous wrappers: issue one command and poll until it
  * completes; and nbdaio_shutdown (drain, NBD_CMD_DISC, close). */
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
@@ -21,11 +20,10 @@ wait_for (struct nbdaio_handle *h, int64_t cookie)
       return -1;
     if (nbdaio_poll (h, -1) == -1) {
       /* the command was failed with the connection; retire it */
-      int err = nbdaio_get_errno ();
-      char msg[1024];
-      snprintf (msg, sizeof msg, "%s", nbdaio_get_error ());
+      struct saved_error e;
+      error_save (&e);
       nbdaio_aio_command_completed (h, cookie);
-      return set_error (err, "%s", msg);
+      return error_restore (&e);
     }
   }
 }
