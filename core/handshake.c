@@ -38,15 +38,21 @@ hs_read (struct hs *hs, void *buf, size_t len)
   return transport_read_full (hs->t, buf, len, hs->o->deadline);
 }
 
+static void
+put_option_header (uint8_t *hdr, uint32_t opt, uint32_t len)
+{
+  wire_put64 (hdr, NBD_MAGIC_OPT);
+  wire_put32 (hdr + 8, opt);
+  wire_put32 (hdr + 12, len);
+}
+
 static int
 send_option (struct hs *hs, uint32_t opt, const void *data, uint32_t len)
 {
   uint8_t hdr[NBD_OPT_HDR_LEN];
 
   debug (hs->o->debug, "sending %s (%u bytes)", proto_option_name (opt), len);
-  wire_put64 (hdr, NBD_MAGIC_OPT);
-  wire_put32 (hdr + 8, opt);
-  wire_put32 (hdr + 12, len);
+  put_option_header (hdr, opt, len);
   if (transport_write_full (hs->t, hdr, sizeof hdr, hs->o->deadline) == -1 ||
       transport_write_full (hs->t, data, len, hs->o->deadline) == -1) {
     error_prefix (proto_option_name (opt));
@@ -129,9 +135,7 @@ send_abort (struct hs *hs)
 {
   uint8_t hdr[NBD_OPT_HDR_LEN];
 
-  wire_put64 (hdr, NBD_MAGIC_OPT);
-  wire_put32 (hdr + 8, NBD_OPT_ABORT);
-  wire_put32 (hdr + 12, 0);
+  put_option_header (hdr, NBD_OPT_ABORT, 0);
   (void) transport_write_full (hs->t, hdr, sizeof hdr,
                                transport_now_ms () + 100);
 }
