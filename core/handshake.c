@@ -2,11 +2,15 @@
  *
  * Order: greeting (oldstyle, newstyle or fixed newstyle), client flags,
  * NBD_OPT_STARTTLS and the TLS handshake when TLS is wanted (every later
- * option then travels inside TLS), NBD_OPT_STRUCTURED_REPLY, NBD_OPT_SET_META_CONTEXT, NBD_OPT_GO with
+ * option then travels inside TLS), NBD_OPT_STRUCTURED_REPLY (that much is
+ * handshake_start), then NBD_OPT_SET_META_CONTEXT and NBD_OPT_GO with
  * NAME/DESCRIPTION/BLOCK_SIZE info requests, falling back to
- * NBD_OPT_EXPORT_NAME.  Every server message is checked against the rules
- * of design.md section 6; a violation fails with "[rule]" in the message. */
+ * NBD_OPT_EXPORT_NAME (handshake_finish).  In between, opt mode runs single
+ * option exchanges (LIST, INFO, LIST_META_CONTEXT, any option raw, ABORT).
+ * Every server message is checked against the rules of design.md section
+ * 6 and the NBD spec; a violation fails with "[rule]" in the message. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,9 @@
 #include "proto.h"
 
 #define OPT_REPLY_MAX (64 * 1024)    /* no option reply we ask for is longer */
+#define RAW_REPLIES_MAX 64           /* replies read for one raw option */
+#define LIST_BYTES_MAX (16 * 1024 * 1024) /* names kept by one LIST call */
+#define ABORT_WAIT_MS 1000           /* for the reply to NBD_OPT_ABORT */
 
 struct hs {
   struct transport *t;
@@ -71,14 +78,25 @@ reply_type_legal (uint32_t opt, uint32_t type)
   case NBD_OPT_STARTTLS:
   case NBD_OPT_STRUCTURED_REPLY: return type == NBD_REP_ACK;
   case NBD_OPT_SET_META_CONTEXT:
+  case NBD_OPT_LIST_META_CONTEXT:
     return type == NBD_REP_ACK || type == NBD_REP_META_CONTEXT;
+  case NBD_OPT_LIST:             return type == NBD_REP_ACK || type == NBD_REP_SERVER;
+  case NBD_OPT_INFO:
   case NBD_OPT_GO:               return type == NBD_REP_ACK || type == NBD_REP_INFO;
   default:                       return false;
   }
 }
 
+static bool
+is_final (uint32_t type)
+{
+  return type == NBD_REP_ACK || (type & NBD_REP_FLAG_ERROR);
+}
+
+/* Read one reply to opt.  raw: check only the magic, the echo and the
+ * length limit (nbdaio_opt_raw), not the type. */
 static int
-read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
+read_reply (struct hs *hs, uint32_t opt, struct opt_reply *r, bool raw)
 {
   uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
   uint64_t magic;
@@ -101,7 +119,7 @@ read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
     return set_violation ("opt-reply-echo", "reply to %s names option %u (%s)",
                           proto_option_name (opt), echo,
                           proto_option_name (echo));
-  if (!reply_type_legal (opt, r->type))
+  if (!raw && !reply_type_legal (opt, r->type))
     return set_violation ("opt-reply-type", "%s answered with reply type "
                           "0x%x (%s), not legal for this option",
                           proto_option_name (opt), r->type,
@@ -110,7 +128,7 @@ read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
     return set_violation ("opt-reply-length", "%s reply of %u bytes (more "
                           "than %d)", proto_option_name (opt), r->len,
                           OPT_REPLY_MAX);
-  if (r->type == NBD_REP_ACK && r->len != 0)
+  if (!raw && r->type == NBD_REP_ACK && r->len != 0)
     return set_violation ("opt-reply-length", "NBD_REP_ACK to %s carries %u "
                           "bytes (must be 0)", proto_option_name (opt), r->len);
   if (r->len) {
@@ -126,7 +144,15 @@ read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
   }
   debug (hs->o->debug, "received %s for %s (%u bytes)",
          proto_reply_name (r->type), proto_option_name (opt), r->len);
+  if (is_final (r->type) && hs->o->reply_type)
+    *hs->o->reply_type = r->type;
   return 0;
+}
+
+static int
+read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
+{
+  return read_reply (hs, opt, r, false);
 }
 
 /* Tell the server we are leaving (best effort: no reply is awaited). */
@@ -140,23 +166,39 @@ send_abort (struct hs *hs)
                                transport_now_ms () + 100);
 }
 
-/* Turn an error reply into the last error, and tell the server we are
- * leaving (NBD_OPT_ABORT, best effort: its reply is not awaited). */
+/* The errno of an error reply (the mapping nbdaio.h documents). */
+static int
+refusal_errno (uint32_t type)
+{
+  switch (type) {
+  case NBD_REP_ERR_UNSUP:
+  case NBD_REP_ERR_TLS_REQD:
+  case NBD_REP_ERR_PLATFORM: return ENOTSUP;
+  case NBD_REP_ERR_POLICY:   return EPERM;
+  case NBD_REP_ERR_UNKNOWN:  return ENOENT;
+  case NBD_REP_ERR_SHUTDOWN: return ESHUTDOWN;
+  case NBD_REP_ERR_TOO_BIG:  return ERANGE;
+  default:                   return EINVAL;
+  }
+}
+
+/* Turn an error reply into the last error.  Connecting, tell the server we
+ * are leaving (NBD_OPT_ABORT, best effort: its reply is not awaited) and
+ * return -1; in opt mode (o->stay) the connection stays negotiating:
+ * return HS_REFUSED. */
 static int
 option_refused (struct hs *hs, const char *what, uint32_t opt,
                 const struct opt_reply *r)
 {
-  int err = r->type == NBD_REP_ERR_TLS_REQD ? ENOTSUP :
-            r->type == NBD_REP_ERR_UNKNOWN ? ENOENT :
-            r->type == NBD_REP_ERR_POLICY ? EPERM :
-            r->type == NBD_REP_ERR_SHUTDOWN ? ESHUTDOWN : EINVAL;
   const char *hint = r->type == NBD_REP_ERR_TLS_REQD ?
     " (connect with TLS: an nbds:// URI or tls=require)" : "";
 
-  send_abort (hs);
-  return set_error (err, "server refused %s%s: %s%s%s%s", proto_option_name (opt),
-                    what, proto_reply_name (r->type), hint,
-                    r->len ? ": " : "", r->len ? (char *) r->data : "");
+  if (!hs->o->stay)
+    send_abort (hs);
+  set_error (refusal_errno (r->type), "server refused %s%s: %s%s%s%s",
+             proto_option_name (opt), what, proto_reply_name (r->type), hint,
+             r->len ? ": " : "", r->len ? (char *) r->data : "");
+  return hs->o->stay ? HS_REFUSED : -1;
 }
 
 /* NBD_OPT_STARTTLS, then the TLS handshake.  With tls=allow a refusal
@@ -278,9 +320,24 @@ opt_set_meta_context (struct hs *hs)
   }
 }
 
+/* The rules for a string the server sends (NBD spec, "Conventions"): no
+ * NUL, at most NBD_MAX_STRING bytes.  what names it in the message. */
 static int
-set_string (char **dst, const uint8_t *src, size_t len)
+check_string (const uint8_t *p, size_t len, const char *what)
 {
+  if (len > NBD_MAX_STRING)
+    return set_violation ("string-length", "%s of %zu bytes (at most %d)",
+                          what, len, NBD_MAX_STRING);
+  if (memchr (p, '\0', len))
+    return set_violation ("string-nul", "%s contains a NUL byte", what);
+  return 0;
+}
+
+static int
+set_string (char **dst, const uint8_t *src, size_t len, const char *what)
+{
+  if (check_string (src, len, what) == -1)
+    return -1;
   free (*dst);
   *dst = strndup ((const char *) src, len);
   return *dst ? 0 : set_error (ENOMEM, "out of memory");
@@ -307,9 +364,11 @@ go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
     *have_export = true;
     return 0;
   case NBD_INFO_NAME:
-    return set_string (&info->name, r->data + 2, r->len - 2);
+    return set_string (&info->name, r->data + 2, r->len - 2,
+                       "NBD_INFO_NAME");
   case NBD_INFO_DESCRIPTION:
-    return set_string (&info->description, r->data + 2, r->len - 2);
+    return set_string (&info->description, r->data + 2, r->len - 2,
+                       "NBD_INFO_DESCRIPTION");
   case NBD_INFO_BLOCK_SIZE:
     if (r->len != NBD_INFO_BLOCK_SIZE_LEN)
       return set_violation ("info-length", "NBD_INFO_BLOCK_SIZE of %u bytes "
@@ -325,10 +384,12 @@ go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
   }
 }
 
-/* Returns 1 when the server does not know NBD_OPT_GO (fall back), 0 when
- * done, -1 on error. */
+/* NBD_OPT_GO or NBD_OPT_INFO for the export name, asking for NAME,
+ * DESCRIPTION and BLOCK_SIZE; what the server says goes into hs->info.
+ * Returns 0 on NBD_REP_ACK, 1 when the server does not know NBD_OPT_GO
+ * (fall back to NBD_OPT_EXPORT_NAME), -1 or HS_REFUSED on error. */
 static int
-opt_go (struct hs *hs)
+opt_go_or_info (struct hs *hs, uint32_t opt)
 {
   static const uint16_t wanted[] = {
     NBD_INFO_NAME, NBD_INFO_DESCRIPTION, NBD_INFO_BLOCK_SIZE
@@ -346,28 +407,29 @@ opt_go (struct hs *hs)
   len += 2;
   for (uint32_t i = 0; i < n; i++, len += 2)
     wire_put16 (buf + len, wanted[i]);
-  if (send_option (hs, NBD_OPT_GO, buf, len) == -1)
+  if (send_option (hs, opt, buf, len) == -1)
     return -1;
 
   for (;;) {
-    if (read_option_reply (hs, NBD_OPT_GO, &r) == -1)
+    if (read_option_reply (hs, opt, &r) == -1)
       return -1;
     if (r.type == NBD_REP_ACK) {
       if (!have_export)
         return set_violation ("info-missing-export", "NBD_REP_ACK to "
-                              "NBD_OPT_GO before any NBD_INFO_EXPORT");
+                              "%s before any NBD_INFO_EXPORT",
+                              proto_option_name (opt));
       return 0;
     }
     if (r.type & NBD_REP_FLAG_ERROR) {
       char what[NBD_MAX_STRING + 32];
-      if (r.type == NBD_REP_ERR_UNSUP) {
+      if (r.type == NBD_REP_ERR_UNSUP && opt == NBD_OPT_GO) {
         free (r.data);
         debug (hs->o->debug, "NBD_OPT_GO unsupported, falling back to "
                "NBD_OPT_EXPORT_NAME");
         return 1;
       }
       snprintf (what, sizeof what, " for export '%s'", exp);
-      ret = option_refused (hs, what, NBD_OPT_GO, &r);
+      ret = option_refused (hs, what, opt, &r);
       free (r.data);
       return ret;
     }
@@ -379,10 +441,12 @@ opt_go (struct hs *hs)
 }
 
 static int
-opt_export_name (struct hs *hs, bool no_zeroes)
+opt_export_name (struct hs *hs)
 {
   uint8_t buf[NBD_EXPORT_NAME_REPLY_LEN + NBD_ZEROES_LEN];
   const char *exp = hs->o->export_name;
+  /* the client flags echo the server's NO_ZEROES (see newstyle_start) */
+  bool no_zeroes = hs->info->hflags & NBD_FLAG_NO_ZEROES;
   size_t want = NBD_EXPORT_NAME_REPLY_LEN + (no_zeroes ? 0 : NBD_ZEROES_LEN);
 
   if (send_option (hs, NBD_OPT_EXPORT_NAME, exp, strlen (exp)) == -1)
@@ -459,15 +523,16 @@ oldstyle (struct hs *hs)
   return 0;
 }
 
+/* Handshake flags, client flags, then (fixed newstyle only) STARTTLS and
+ * STRUCTURED_REPLY as the options ask. */
 static int
-newstyle (struct hs *hs)
+newstyle_start (struct hs *hs)
 {
   const struct handshake_opts *o = hs->o;
   struct export_info *info = hs->info;
   uint8_t buf[4];
   uint16_t hflags;
   uint32_t cflags;
-  int r;
 
   if (hs_read (hs, buf, 2) == -1)
     return -1;
@@ -492,26 +557,19 @@ newstyle (struct hs *hs)
     else if (opt_starttls (hs) == -1)
       return -1;
   }
-  if (info->protocol == PROTO_NEWSTYLE_FIXED) {
-    if (o->structured && opt_structured_reply (hs) == -1)
-      return -1;
-    if (info->structured && o->meta_context && opt_set_meta_context (hs) == -1)
-      return -1;
-    r = opt_go (hs);
-    if (r <= 0)
-      return r;
-  }
-  return opt_export_name (hs, cflags & NBD_FLAG_NO_ZEROES);
+  if (info->protocol == PROTO_NEWSTYLE_FIXED && o->structured &&
+      opt_structured_reply (hs) == -1)
+    return -1;
+  return 0;
 }
 
 int
-handshake_run (struct transport *t, const struct handshake_opts *o,
-               struct export_info *info)
+handshake_start (struct transport *t, const struct handshake_opts *o,
+                 struct export_info *info)
 {
   struct hs hs = { .t = t, .o = o, .info = info };
   uint8_t buf[16];
   uint64_t magic;
-  int r;
 
   memset (info, 0, sizeof *info);
   if (hs_read (&hs, buf, 16) == -1)
@@ -523,25 +581,344 @@ handshake_run (struct transport *t, const struct handshake_opts *o,
                           (unsigned long long) magic);
   magic = wire_get64 (buf + 8);
   if (magic == NBD_MAGIC_OLDSTYLE)
-    r = oldstyle (&hs);
-  else if (magic == NBD_MAGIC_OPT) {
-    /* the first two bytes of newstyle follow the magic */
-    r = newstyle (&hs);
+    return oldstyle (&hs);
+  if (magic == NBD_MAGIC_OPT)     /* the handshake flags follow */
+    return newstyle_start (&hs);
+  return set_violation ("hs-magic", "second greeting magic is 0x%016llx, "
+                        "neither IHAVEOPT nor the oldstyle magic",
+                        (unsigned long long) magic);
+}
+
+bool
+handshake_can_negotiate (const struct export_info *info)
+{
+  return info->protocol == PROTO_NEWSTYLE_FIXED;
+}
+
+/* A fresh export_info for one option exchange: what the connection
+ * negotiated so far (protocol, flags, structured replies, TLS), no export
+ * facts yet. */
+static void
+info_for_exchange (struct export_info *tmp, const struct export_info *info)
+{
+  memset (tmp, 0, sizeof *tmp);
+  tmp->protocol = info->protocol;
+  tmp->hflags = info->hflags;
+  tmp->structured = info->structured;
+  tmp->tls = info->tls;
+}
+
+int
+handshake_finish (struct transport *t, const struct handshake_opts *o,
+                  struct export_info *info)
+{
+  struct export_info tmp;
+  struct hs hs = { .t = t, .o = o, .info = &tmp };
+  int r = 0;
+
+  info_for_exchange (&tmp, info);
+  switch (tmp.protocol) {
+  case PROTO_OLDSTYLE:          /* the greeting said it all */
+    tmp.size = info->size;
+    tmp.tflags = info->tflags;
+    break;
+  case PROTO_NEWSTYLE:          /* only NBD_OPT_EXPORT_NAME is allowed */
+    r = opt_export_name (&hs);
+    break;
+  case PROTO_NEWSTYLE_FIXED:
+    if (tmp.structured && o->meta_context)
+      r = opt_set_meta_context (&hs);
+    if (r == 0)
+      r = opt_go_or_info (&hs, NBD_OPT_GO);
+    if (r == 1)
+      r = opt_export_name (&hs);
+    break;
   }
-  else
-    return set_violation ("hs-magic", "second greeting magic is 0x%016llx, "
-                          "neither IHAVEOPT nor the oldstyle magic",
-                          (unsigned long long) magic);
+  if (r == 0 && !tmp.name && !(tmp.name = strdup (o->export_name)))
+    r = set_error (ENOMEM, "out of memory");
+  if (r == 0) {
+    debug (o->debug, "handshake done: size %llu, transmission flags 0x%04x, "
+           "structured replies %s, meta context %s",
+           (unsigned long long) tmp.size, tmp.tflags,
+           tmp.structured ? "on" : "off",
+           tmp.meta_context ? tmp.meta_context : "none");
+    r = check_export (&tmp);
+  }
+  if (r != 0) {
+    export_info_free (&tmp);
+    return r;
+  }
+  export_info_free (info);
+  *info = tmp;
+  return 0;
+}
+
+int
+handshake_run (struct transport *t, const struct handshake_opts *o,
+               struct export_info *info)
+{
+  if (handshake_start (t, o, info) == -1)
+    return -1;
+  return handshake_finish (t, o, info);
+}
+
+/* ---- single option exchanges (opt mode) ------------------------------ */
+
+int
+handshake_opt_info (struct transport *t, const struct handshake_opts *o,
+                    struct export_info *info)
+{
+  struct export_info tmp;
+  struct hs hs = { .t = t, .o = o, .info = &tmp };
+  int r;
+
+  info_for_exchange (&tmp, info);
+  r = opt_go_or_info (&hs, NBD_OPT_INFO);
+  if (r == 0 && !tmp.name && !(tmp.name = strdup (o->export_name)))
+    r = set_error (ENOMEM, "out of memory");
+  if (r == 0)
+    r = check_export (&tmp);
+  if (r != 0) {
+    export_info_free (&tmp);
+    return r;
+  }
+  /* the export facts are INFO's; what the connection negotiated stays */
+  free (info->name);
+  free (info->description);
+  info->name = tmp.name;
+  info->description = tmp.description;
+  info->size = tmp.size;
+  info->tflags = tmp.tflags;
+  info->bs_given = tmp.bs_given;
+  info->bs_min = tmp.bs_min;
+  info->bs_pref = tmp.bs_pref;
+  info->bs_max = tmp.bs_max;
+  return 0;
+}
+
+/* The entries a LIST or LIST_META_CONTEXT collected: handed to the
+ * caller's callback only once the final NBD_REP_ACK arrived (the spec
+ * has the client disregard them after an error reply). */
+struct listed {
+  uint32_t id;
+  char *name, *description;
+};
+
+struct list {
+  struct listed *v;
+  size_t n, cap, bytes;
+};
+
+static void
+list_free (struct list *l)
+{
+  for (size_t i = 0; i < l->n; i++) {
+    free (l->v[i].name);
+    free (l->v[i].description);
+  }
+  free (l->v);
+  memset (l, 0, sizeof *l);
+}
+
+static int
+list_add (struct list *l, uint32_t id, const uint8_t *name, size_t nlen,
+          const uint8_t *desc, size_t dlen)
+{
+  struct listed *e;
+
+  l->bytes += nlen + dlen + sizeof *e;
+  if (l->bytes > LIST_BYTES_MAX || l->n >= INT_MAX)
+    return set_error (EOVERFLOW, "the server listed more than %d MiB of "
+                      "names: giving up", LIST_BYTES_MAX >> 20);
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 16;
+    struct listed *v = realloc (l->v, cap * sizeof *v);
+    if (!v)
+      return set_error (ENOMEM, "out of memory");
+    l->v = v;
+    l->cap = cap;
+  }
+  e = &l->v[l->n];
+  e->id = id;
+  e->name = strndup ((const char *) name, nlen);
+  e->description = desc ? strndup ((const char *) desc, dlen) : NULL;
+  if (!e->name || (desc && !e->description)) {
+    free (e->name);
+    free (e->description);
+    return set_error (ENOMEM, "out of memory");
+  }
+  l->n++;
+  return 0;
+}
+
+/* One NBD_REP_SERVER: 32-bit name length, name, description. */
+static int
+add_server (struct list *l, const struct opt_reply *r)
+{
+  uint32_t nlen;
+
+  if (r->len < 4)
+    return set_violation ("rep-server-length", "NBD_REP_SERVER of %u bytes "
+                          "(at least 4)", r->len);
+  nlen = wire_get32 (r->data);
+  if (nlen > r->len - 4)
+    return set_violation ("rep-server-length", "NBD_REP_SERVER name length "
+                          "%u does not fit its %u-byte reply", nlen, r->len);
+  if (check_string (r->data + 4, nlen, "NBD_REP_SERVER name") == -1 ||
+      check_string (r->data + 4 + nlen, r->len - 4 - nlen,
+                    "NBD_REP_SERVER description") == -1)
+    return -1;
+  return list_add (l, 0, r->data + 4, nlen, r->data + 4 + nlen,
+                   r->len - 4 - nlen);
+}
+
+/* One NBD_REP_META_CONTEXT: 32-bit id, name. */
+static int
+add_context (struct list *l, const struct opt_reply *r)
+{
+  if (r->len < 5)
+    return set_violation ("meta-context-length", "NBD_REP_META_CONTEXT of "
+                          "%u bytes (an id and a name: at least 5)", r->len);
+  if (check_string (r->data + 4, r->len - 4, "NBD_REP_META_CONTEXT name")
+      == -1)
+    return -1;
+  return list_add (l, wire_get32 (r->data), r->data + 4, r->len - 4, NULL, 0);
+}
+
+/* Read the replies to a listing option up to the final one, collecting
+ * the entries with add.  Returns 0 on NBD_REP_ACK, else -1 or HS_REFUSED
+ * (the list is then emptied). */
+static int
+read_list (struct hs *hs, uint32_t opt, struct list *l,
+           int (*add) (struct list *l, const struct opt_reply *r))
+{
+  struct opt_reply r;
+  int ret;
+
+  for (;;) {
+    if (read_option_reply (hs, opt, &r) == -1)
+      goto fail;
+    if (r.type == NBD_REP_ACK)
+      return 0;
+    if (r.type & NBD_REP_FLAG_ERROR) {
+      ret = option_refused (hs, "", opt, &r);
+      free (r.data);
+      list_free (l);
+      return ret;
+    }
+    ret = add (l, &r);
+    free (r.data);
+    if (ret == -1)
+      goto fail;
+  }
+ fail:
+  list_free (l);
+  return -1;
+}
+
+int
+handshake_opt_list (struct transport *t, const struct handshake_opts *o,
+                    nbdaio_list_callback cb, void *user_data)
+{
+  struct hs hs = { .t = t, .o = o };
+  struct list l = { 0 };
+  int r, n;
+
+  if (send_option (&hs, NBD_OPT_LIST, NULL, 0) == -1)
+    return -1;
+  r = read_list (&hs, NBD_OPT_LIST, &l, add_server);
+  if (r != 0)
+    return r;
+  for (size_t i = 0; cb && i < l.n; i++)
+    cb (user_data, l.v[i].name, l.v[i].description);
+  n = (int) l.n;
+  list_free (&l);
+  return n;
+}
+
+int
+handshake_opt_list_meta_context (struct transport *t,
+                                 const struct handshake_opts *o,
+                                 const char *const *queries,
+                                 nbdaio_context_callback cb, void *user_data)
+{
+  struct hs hs = { .t = t, .o = o };
+  const char *exp = o->export_name;
+  struct list l = { 0 };
+  size_t nq = 0, len = 4 + strlen (exp) + 4;
+  uint8_t *buf;
+  uint32_t pos;
+  int r, n;
+
+  /* the caller checked the queries' lengths (each <= NBD_MAX_STRING, all
+   * together far below 4 GiB) */
+  for (; queries && queries[nq]; nq++)
+    len += 4 + strlen (queries[nq]);
+  if (!(buf = malloc (len)))
+    return set_error (ENOMEM, "out of memory");
+  pos = put_string (buf, exp, strlen (exp));
+  wire_put32 (buf + pos, (uint32_t) nq);
+  pos += 4;
+  for (size_t i = 0; i < nq; i++)
+    pos += put_string (buf + pos, queries[i], strlen (queries[i]));
+  r = send_option (&hs, NBD_OPT_LIST_META_CONTEXT, buf, pos);
+  free (buf);
   if (r == -1)
     return -1;
-  if (!info->name && !(info->name = strdup (o->export_name)))
-    return set_error (ENOMEM, "out of memory");
-  debug (o->debug, "handshake done: size %llu, transmission flags 0x%04x, "
-         "structured replies %s, meta context %s",
-         (unsigned long long) info->size, info->tflags,
-         info->structured ? "on" : "off",
-         info->meta_context ? info->meta_context : "none");
-  return check_export (info);
+  r = read_list (&hs, NBD_OPT_LIST_META_CONTEXT, &l, add_context);
+  if (r != 0)
+    return r;
+  for (size_t i = 0; cb && i < l.n; i++)
+    cb (user_data, l.v[i].id, l.v[i].name);
+  n = (int) l.n;
+  list_free (&l);
+  return n;
+}
+
+int64_t
+handshake_opt_raw (struct transport *t, const struct handshake_opts *o,
+                   struct export_info *info, uint32_t option,
+                   const void *data, uint32_t len)
+{
+  struct hs hs = { .t = t, .o = o, .info = info };
+  struct opt_reply r;
+
+  if (send_option (&hs, option, data, len) == -1)
+    return -1;
+  for (int i = 0; i < RAW_REPLIES_MAX; i++) {
+    if (read_reply (&hs, option, &r, true) == -1)
+      return -1;
+    free (r.data);
+    if (!is_final (r.type))
+      continue;
+    /* the server now sends structured replies: so must we read them */
+    if (option == NBD_OPT_STRUCTURED_REPLY && r.type == NBD_REP_ACK)
+      info->structured = true;
+    return r.type;
+  }
+  return set_error (EOVERFLOW, "more than %d replies to option %u: giving "
+                    "up", RAW_REPLIES_MAX, option);
+}
+
+void
+handshake_opt_abort (struct transport *t, const struct handshake_opts *o)
+{
+  uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
+  int64_t deadline = transport_now_ms () + ABORT_WAIT_MS;
+  struct saved_error e;
+
+  if (o->deadline && o->deadline < deadline)
+    deadline = o->deadline;
+  error_save (&e);             /* what fails here is no error of the caller */
+  put_option_header (hdr, NBD_OPT_ABORT, 0);
+  debug (o->debug, "sending NBD_OPT_ABORT");
+  /* the acknowledgement is optional: its absence is no error */
+  if (transport_write_full (t, hdr, NBD_OPT_HDR_LEN, deadline) == 0 &&
+      transport_read_full (t, hdr, sizeof hdr, deadline) == 0)
+    debug (o->debug, "NBD_OPT_ABORT answered with reply type 0x%x",
+           wire_get32 (hdr + 12));
+  if (e.errnum || e.msg[0])
+    error_restore (&e);
 }
 
 void

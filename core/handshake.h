@@ -1,12 +1,14 @@
 /* handshake.h - NBD option negotiation: oldstyle, newstyle and fixed
  * newstyle, structured replies, meta context, NBD_OPT_GO with fallback to
- * NBD_OPT_EXPORT_NAME.  Internal. */
+ * NBD_OPT_EXPORT_NAME, and the single option exchanges of opt mode (LIST,
+ * INFO, LIST_META_CONTEXT, raw options, ABORT).  Internal. */
 #ifndef NBDAIO_HANDSHAKE_H
 #define NBDAIO_HANDSHAKE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nbdaio.h"
 #include "tls.h"
 #include "transport.h"
 
@@ -20,7 +22,17 @@ struct handshake_opts {
   int64_t deadline;            /* transport_now_ms () value, 0 = none */
   const struct tls_config *tls;
   const char *host;            /* TCP host (for TLS), NULL for unix */
+  /* opt mode: an error reply to an option leaves the connection
+   * negotiating (no NBD_OPT_ABORT is sent; the call returns HS_REFUSED) */
+  bool stay;
+  uint32_t *reply_type;        /* if set: the type of each final reply
+                                * (NBD_REP_ACK or an error) read */
 };
+
+/* Returned (instead of -1) when, with opts.stay, the server answered with
+ * an error reply: the last error says which, the connection can go on
+ * negotiating.  -1 always means the connection is unusable. */
+#define HS_REFUSED (-2)
 
 /* What the handshake found. */
 struct export_info {
@@ -42,9 +54,57 @@ struct export_info {
  * wanted (tls->mode REQUIRE never continues without TLS: nothing but
  * NBD_OPT_ABORT is sent in plaintext after a refusal).  Returns 0 with
  * *info filled, or -1 with a message naming the cause (option error
- * replies, TLS failures, EOF, timeouts, protocol violations "[rule]").  *info needs export_info_free either way. */
+ * replies, TLS failures, EOF, timeouts, protocol violations "[rule]").
+ * *info needs export_info_free either way.  handshake_start followed by
+ * handshake_finish. */
 int handshake_run (struct transport *t, const struct handshake_opts *o,
                    struct export_info *info);
+
+/* The first part: greeting, client flags, NBD_OPT_STARTTLS and
+ * NBD_OPT_STRUCTURED_REPLY as o asks (fixed newstyle only).  Fills the
+ * connection facts of *info (protocol, hflags, structured, tls; size and
+ * tflags for oldstyle).  Returns 0 or -1. */
+int handshake_start (struct transport *t, const struct handshake_opts *o,
+                     struct export_info *info);
+/* After handshake_start: may options be exchanged (fixed newstyle)? */
+bool handshake_can_negotiate (const struct export_info *info);
+/* The second part: NBD_OPT_SET_META_CONTEXT (with structured replies and
+ * o->meta_context) and NBD_OPT_GO, falling back to NBD_OPT_EXPORT_NAME;
+ * NBD_OPT_EXPORT_NAME alone for non-fixed newstyle; nothing for oldstyle.
+ * Then the rules on flags and block sizes.  On success *info is replaced
+ * by what this exchange found (returns 0); else it is left as it was
+ * (-1, or HS_REFUSED with o->stay). */
+int handshake_finish (struct transport *t, const struct handshake_opts *o,
+                      struct export_info *info);
+
+/* Single option exchanges on a negotiating connection (fixed newstyle,
+ * after handshake_start).  Each returns what it says, -1 (connection
+ * unusable) or HS_REFUSED (error reply; only with o->stay). */
+/* NBD_OPT_LIST: the number of exports; cb (may be NULL) runs for each once
+ * the final NBD_REP_ACK arrived. */
+int handshake_opt_list (struct transport *t, const struct handshake_opts *o,
+                        nbdaio_list_callback cb, void *user_data);
+/* NBD_OPT_INFO for o->export_name: on success the export facts of *info
+ * (name, description, size, tflags, block sizes) are replaced; 0. */
+int handshake_opt_info (struct transport *t, const struct handshake_opts *o,
+                        struct export_info *info);
+/* NBD_OPT_LIST_META_CONTEXT for o->export_name with the NULL-terminated
+ * queries (NULL: none): the number of contexts; cb as for LIST. */
+int handshake_opt_list_meta_context (struct transport *t,
+                                     const struct handshake_opts *o,
+                                     const char *const *queries,
+                                     nbdaio_context_callback cb,
+                                     void *user_data);
+/* Any option: the type of the final reply (error replies included), or
+ * -1.  An NBD_REP_ACK to NBD_OPT_STRUCTURED_REPLY sets info->structured. */
+int64_t handshake_opt_raw (struct transport *t,
+                           const struct handshake_opts *o,
+                           struct export_info *info, uint32_t option,
+                           const void *data, uint32_t len);
+/* NBD_OPT_ABORT, then wait briefly for the (optional) reply.  Never
+ * fails; the caller closes t. */
+void handshake_opt_abort (struct transport *t,
+                          const struct handshake_opts *o);
 
 void export_info_free (struct export_info *info);
 

@@ -304,6 +304,104 @@ NBDAIO_API int nbdaio_profile_connect (const struct nbdaio_profile *p,
 NBDAIO_API int nbdaio_connect_profile (struct nbdaio_handle *h,
                                        const char *name, const char *path);
 
+/* ---- option negotiation mode (for tools that probe a server) ---------- */
+
+/* Opt mode (default 0).  When 1, a connect call stops after the greeting,
+ * the client flags and, as the settings ask, NBD_OPT_STARTTLS (with the TLS
+ * handshake) and NBD_OPT_STRUCTURED_REPLY: it returns 0 with the handle
+ * negotiating.  The nbdaio_opt_* calls then each run one option exchange,
+ * blocking up to the connect timeout (counted afresh per call);
+ * nbdaio_opt_go enters transmission and nbdaio_opt_abort leaves.  A server
+ * that cannot negotiate (oldstyle, or newstyle without the fixed flag) is
+ * connected as usual: nbdaio_is_negotiating is then 0.  Only before
+ * connecting (else -1, EINVAL). */
+NBDAIO_API int nbdaio_set_opt_mode (struct nbdaio_handle *h, int enable);
+/* 1 while the handle is negotiating, 0 otherwise (also for NULL). */
+NBDAIO_API int nbdaio_is_negotiating (struct nbdaio_handle *h);
+
+/* Common to the nbdaio_opt_* calls below:
+ *   - -1 EINVAL when the handle is not negotiating;
+ *   - a server error reply (NBD_REP_ERR_*) fails the call with -1, the
+ *     handle staying negotiating; the message names the option, the reply
+ *     type and the server's text; errno: ENOTSUP (ERR_UNSUP, ERR_TLS_REQD,
+ *     ERR_PLATFORM), EPERM (ERR_POLICY), EINVAL (ERR_INVALID,
+ *     ERR_BLOCK_SIZE_REQD, an unknown error type), ENOENT (ERR_UNKNOWN),
+ *     ESHUTDOWN (ERR_SHUTDOWN), ERANGE (ERR_TOO_BIG); the exact type is
+ *     nbdaio_get_opt_reply_type;
+ *   - a lost connection, a timeout, or a reply breaking the protocol
+ *     ("[rule]" in the message, as for the handshake) fails with -1 and
+ *     ends the connection (the handle is then dead, nbdaio_get_connection_error
+ *     says why).
+ * Callbacks run during the call.  While negotiating, nbdaio_set_export_name
+ * and nbdaio_set_meta_context may still be called (they apply to the next
+ * option); the other settings may not. */
+/* The type of the final reply to the last option exchanged while
+ * negotiating (NBD_REP_ACK = 1, or an error type with bit 31 set), as a
+ * non-negative number, or -1 (EINVAL) if no option was answered yet. */
+NBDAIO_API int64_t nbdaio_get_opt_reply_type (struct nbdaio_handle *h);
+
+/* Called once per export by nbdaio_opt_list; description is "" when the
+ * server sent none.  The strings are valid only during the call.  The
+ * callbacks run once the final NBD_REP_ACK arrived (after an error reply
+ * none runs). */
+typedef void (*nbdaio_list_callback) (void *user_data, const char *name,
+                                      const char *description);
+/* NBD_OPT_LIST.  Returns the number of exports listed (callback called
+ * that many times; callback may be NULL), or -1. */
+NBDAIO_API int nbdaio_opt_list (struct nbdaio_handle *h,
+                                nbdaio_list_callback callback,
+                                void *user_data);
+
+/* NBD_OPT_INFO for the export name set, asking for NAME, DESCRIPTION and
+ * BLOCK_SIZE.  On success the getters of "what the handshake found"
+ * answer with what this reply said (size, flags, block sizes, name,
+ * description), while the handle stays negotiating; nbdaio_opt_go
+ * replaces them with what NBD_OPT_GO says.  (nbdaio_get_protocol,
+ * nbdaio_get_handshake_flags, nbdaio_get_structured_replies_negotiated
+ * and nbdaio_get_tls_negotiated answer all the time the handle
+ * negotiates.)  Returns 0 or -1 (an INFO with
+ * no NBD_INFO_EXPORT is the violation [info-missing-export]). */
+NBDAIO_API int nbdaio_opt_info (struct nbdaio_handle *h);
+
+/* Called once per NBD_REP_META_CONTEXT by nbdaio_opt_list_meta_context,
+ * once the final NBD_REP_ACK arrived (as for nbdaio_opt_list). */
+typedef void (*nbdaio_context_callback) (void *user_data, uint32_t id,
+                                         const char *name);
+/* NBD_OPT_LIST_META_CONTEXT for the export name set with the given queries
+ * (a NULL-terminated array; NULL or empty asks for every context the
+ * server has; a query longer than 4096 bytes is EINVAL, nothing sent).
+ * Returns the number of contexts listed, or -1. */
+NBDAIO_API int nbdaio_opt_list_meta_context (struct nbdaio_handle *h,
+                                             const char *const *queries,
+                                             nbdaio_context_callback callback,
+                                             void *user_data);
+
+/* Send any option with len bytes of data (for probing how a server treats
+ * an option it does not know) and read its replies up to the final one
+ * (NBD_REP_ACK or an error type), discarding payloads; at most 64 replies
+ * of up to 64 KiB each are read.  Only the magic and the option echoed are
+ * checked.  Returns the final reply type (>= 0; an error reply is not a
+ * failure here) or -1 (more than 64 replies ends the connection with
+ * EOVERFLOW).  NBD_OPT_STARTTLS, NBD_OPT_GO, NBD_OPT_EXPORT_NAME
+ * and NBD_OPT_ABORT are refused (EINVAL): they change the connection's
+ * state.  An NBD_REP_ACK to a raw NBD_OPT_STRUCTURED_REPLY counts as
+ * structured replies negotiated. */
+NBDAIO_API int64_t nbdaio_opt_raw (struct nbdaio_handle *h, uint32_t option,
+                                   const void *data, uint32_t len);
+
+/* NBD_OPT_SET_META_CONTEXT (when structured replies were negotiated and a
+ * meta context is set) and NBD_OPT_GO for the export name set, falling back
+ * to NBD_OPT_EXPORT_NAME when the server does not know NBD_OPT_GO.  On
+ * success the handle is connected, as after a normal connect.  An error
+ * reply to NBD_OPT_GO (unknown export, ...) leaves it negotiating. */
+NBDAIO_API int nbdaio_opt_go (struct nbdaio_handle *h);
+
+/* NBD_OPT_ABORT: wait briefly for the server's acknowledgement (it is not
+ * required), then close the connection.  The handle is no longer
+ * connected or negotiating; only nbdaio_close remains.  Returns 0 or -1
+ * (EINVAL when not negotiating). */
+NBDAIO_API int nbdaio_opt_abort (struct nbdaio_handle *h);
+
 /* ---- what the handshake found (valid after connecting) ---------------- */
 
 /* Each returns -1 (EINVAL) if the handle is not connected. */

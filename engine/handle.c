@@ -1,5 +1,6 @@
-/* handle.c - handle lifecycle (create, connect, close) and the settings
- * made before connecting. */
+/* handle.c - handle lifecycle: create, connect (the handshake, and the
+ * setup of the transmission phase it ends with, shared with nbdaio_opt_go),
+ * close. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,11 @@ nbdaio_close (struct nbdaio_handle *h)
 {
   if (!h)
     return;
+  if (h->state == H_NEGOTIATING) {
+    struct handshake_opts o;
+    handle_hs_opts (h, &o, true);
+    handshake_opt_abort (&h->t, &o);
+  }
   if (h->state == H_CONNECTED) {
     if (h->in_flight == 0) {
       h->disc_wanted = true;
@@ -79,24 +85,31 @@ nbdaio_close (struct nbdaio_handle *h)
   free (h);
 }
 
-/* The connect or handshake failed: the handle is dead, the last error (which
- * stays the caller's) is kept as the reason. */
+/* The connect failed before a handshake started: the handle is dead, the
+ * last error (which stays the caller's) is kept as the reason. */
 static int
 connect_failed (struct nbdaio_handle *h)
 {
   const char *msg = nbdaio_get_error ();
 
+  free (h->conn_error);
   h->conn_error = strdup (msg ? msg : "connect failed");
   h->state = H_DEAD;
   return -1;
 }
 
-/* Handshake on the connected transport, then set up the engine.  host is
- * the TCP host name (what a TLS certificate must name), NULL for others. */
-static int
-finish_connect (struct nbdaio_handle *h, const char *host)
+int
+handle_failed (struct nbdaio_handle *h)
 {
-  struct handshake_opts o = {
+  transport_close (&h->t);
+  handle_teardown (h);
+  return connect_failed (h);
+}
+
+void
+handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o, bool stay)
+{
+  *o = (struct handshake_opts) {
     .export_name = h->export_name,
     .structured = h->request_structured,
     .meta_context = h->meta_context_wanted,
@@ -104,23 +117,51 @@ finish_connect (struct nbdaio_handle *h, const char *host)
     .deadline = h->connect_timeout_ms ?
       transport_now_ms () + h->connect_timeout_ms : 0,
     .tls = &h->tls,
-    .host = host,
+    .stay = stay,
+    /* remembered for nbdaio_get_opt_reply_type: only while negotiating */
+    .reply_type = stay ? &h->opt_reply_type : NULL,
   };
+}
 
-  if (handshake_run (&h->t, &o, &h->info) == -1 ||
+int
+handle_finish_handshake (struct nbdaio_handle *h, bool stay)
+{
+  struct handshake_opts o;
+  int r;
+
+  handle_hs_opts (h, &o, stay);
+  r = handshake_finish (&h->t, &o, &h->info);
+  if (r == HS_REFUSED)
+    return r;
+  if (r == -1 ||
       cmd_slots_init (h) == -1 || send_init (h) == -1 || reply_init (h) == -1)
-    goto fail;
+    return handle_failed (h);
   h->align = h->info.bs_min ? h->info.bs_min : 1;
   h->max_payload = h->info.bs_max ? h->info.bs_max : NBD_DEFAULT_MAX_PAYLOAD;
   if (h->max_payload > UINT32_MAX)
     h->max_payload = UINT32_MAX;
   h->state = H_CONNECTED;
   return 0;
+}
 
- fail:
-  transport_close (&h->t);
-  handle_teardown (h);
-  return connect_failed (h);
+/* Handshake on the connected transport: all of it, or in opt mode up to
+ * the options (the handle is then negotiating).  host is the TCP host
+ * name (what a TLS certificate must name), NULL for others. */
+static int
+finish_connect (struct nbdaio_handle *h, const char *host)
+{
+  struct handshake_opts o;
+
+  handle_hs_opts (h, &o, false);
+  o.host = host;
+  if (handshake_start (&h->t, &o, &h->info) == -1)
+    return handle_failed (h);
+  if (h->opt_mode && handshake_can_negotiate (&h->info)) {
+    h->state = H_NEGOTIATING;
+    return 0;
+  }
+  /* a connect never stays negotiating: an error reply is fatal */
+  return handle_finish_handshake (h, false);
 }
 
 int

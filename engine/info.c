@@ -1,19 +1,34 @@
-/* info.c - what the handshake found, as the public getters expose it. */
+/* info.c - what the handshake found, as the public getters expose it (also
+ * while negotiating in opt mode: the connection facts at once, the export
+ * facts after a successful nbdaio_opt_info). */
 #include <errno.h>
 
 #include "error.h"
 #include "internal.h"
 
 /* The export facts are known once connected (and stay readable after the
- * connection ended). */
+ * connection ended), or while negotiating once NBD_OPT_INFO answered. */
 static int
 check_info (struct nbdaio_handle *h)
 {
   if (!h)
     return set_error (EINVAL, "handle is NULL");
+  if (h->state == H_NEGOTIATING && !h->info.name)
+    return set_error (EINVAL, "handle is negotiating and knows no export "
+                      "yet (call nbdaio_opt_info or nbdaio_opt_go)");
   if (h->state == H_NEW || !h->info.name)
     return set_error (EINVAL, "handle has not connected yet");
   return 0;
+}
+
+/* The connection facts (protocol, handshake flags, structured replies,
+ * TLS) are known from the greeting on: also while negotiating. */
+static int
+check_conn_info (struct nbdaio_handle *h)
+{
+  if (h && h->state == H_NEGOTIATING)
+    return 0;
+  return check_info (h);
 }
 
 static int
@@ -45,7 +60,7 @@ nbdaio_get_export_description (struct nbdaio_handle *h)
 const char *
 nbdaio_get_protocol (struct nbdaio_handle *h)
 {
-  if (check_info (h) == -1)
+  if (check_conn_info (h) == -1)
     return NULL;
   switch (h->info.protocol) {
   case PROTO_OLDSTYLE: return "oldstyle";
@@ -96,19 +111,23 @@ nbdaio_get_block_size (struct nbdaio_handle *h, int which)
 int64_t
 nbdaio_get_max_payload (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : (int64_t) h->max_payload;
+  if (check_info (h) == -1)
+    return -1;
+  if (h->state == H_NEGOTIATING)   /* what nbdaio_opt_go would make of it */
+    return h->info.bs_max ? h->info.bs_max : NBD_DEFAULT_MAX_PAYLOAD;
+  return (int64_t) h->max_payload;
 }
 
 int
 nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : h->info.structured;
+  return check_conn_info (h) == -1 ? -1 : h->info.structured;
 }
 
 int
 nbdaio_get_tls_negotiated (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : h->info.tls;
+  return check_conn_info (h) == -1 ? -1 : h->info.tls;
 }
 
 const char *
@@ -120,7 +139,7 @@ nbdaio_get_meta_context (struct nbdaio_handle *h)
 int
 nbdaio_get_handshake_flags (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : h->info.hflags;
+  return check_conn_info (h) == -1 ? -1 : h->info.hflags;
 }
 
 int

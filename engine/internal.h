@@ -49,7 +49,9 @@ struct nbdaio_cmd {
   uint8_t hdr[NBD_REQUEST_LEN]; /* the encoded request */
 };
 
-enum handle_state { H_NEW, H_CONNECTED, H_DEAD };
+/* H_NEGOTIATING: opt mode, between the connect call and nbdaio_opt_go /
+ * nbdaio_opt_abort (the socket is open, no command may be issued). */
+enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING };
 
 enum rx_state {
   RX_HEADER,                    /* waiting for a reply header */
@@ -116,7 +118,26 @@ struct nbdaio_handle {
   size_t extents_cap;
 
   char *conn_error;             /* why the connection ended */
+
+  /* opt mode (opt.c) */
+  bool opt_mode;                /* nbdaio_set_opt_mode */
+  uint32_t opt_reply_type;      /* last final option reply, 0 = none */
 };
+
+/* handle.c */
+/* The handshake options for one exchange of h: settings, a deadline of the
+ * connect timeout from now, stay (opt mode: error replies leave the
+ * connection negotiating). */
+void handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o,
+                     bool stay);
+/* The end of the handshake, shared by a connect and nbdaio_opt_go:
+ * handshake_finish, then the command slots, queues and limits; the handle
+ * is then H_CONNECTED.  Returns 0, HS_REFUSED (opt mode: error reply, still
+ * negotiating) or -1 (the handle is dead, handle_failed was called). */
+int handle_finish_handshake (struct nbdaio_handle *h, bool stay);
+/* The connection failed during the handshake or negotiation: close it,
+ * keep the last error as the reason, the handle is dead.  Returns -1. */
+int handle_failed (struct nbdaio_handle *h);
 
 /* settings.c */
 /* -1 (EINVAL) unless h exists and has not connected yet. */

@@ -1,6 +1,7 @@
-/* settings.c - the settings made on a handle before it connects: one
- * setter per setting, and nbdaio_set_option, the table that names each
- * setting for profiles, URI query parameters and the fio plugin. */
+/* settings.c - the settings made on a handle before it connects (the export
+ * name and meta context also while it negotiates in opt mode): one setter
+ * per setting, and nbdaio_set_option, the table that names each setting for
+ * profiles, URI query parameters and the fio plugin. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,21 @@ settings_check_new (struct nbdaio_handle *h)
     return set_error (EINVAL, "handle is NULL");
   if (h->state != H_NEW)
     return set_error (EINVAL, "this setting must be made before connecting");
+  return 0;
+}
+
+/* -1 (EINVAL) unless h exists and has not connected yet or is
+ * negotiating (the settings that apply to the next option). */
+static int
+settings_check_new_or_negotiating (struct nbdaio_handle *h)
+{
+  if (h && h->state == H_NEGOTIATING)
+    return 0;
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  if (h->state != H_NEW)
+    return set_error (EINVAL, "this setting must be made before connecting "
+                      "or while negotiating");
   return 0;
 }
 
@@ -40,7 +56,7 @@ settings_replace_string (char **dst, const char *src, const char *what)
 int
 nbdaio_set_export_name (struct nbdaio_handle *h, const char *name)
 {
-  if (settings_check_new (h) == -1)
+  if (settings_check_new_or_negotiating (h) == -1)
     return -1;
   if (!name)
     return set_error (EINVAL, "export name is NULL");
@@ -59,11 +75,20 @@ nbdaio_set_request_structured_replies (struct nbdaio_handle *h, int request)
 int
 nbdaio_set_meta_context (struct nbdaio_handle *h, const char *name)
 {
-  if (settings_check_new (h) == -1)
+  if (settings_check_new_or_negotiating (h) == -1)
     return -1;
   if (name && !*name)
     return set_error (EINVAL, "meta context name is empty");
   return settings_replace_string (&h->meta_context_wanted, name, "meta context name");
+}
+
+int
+nbdaio_set_opt_mode (struct nbdaio_handle *h, int enable)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->opt_mode = enable != 0;
+  return 0;
 }
 
 int

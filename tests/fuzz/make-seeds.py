@@ -29,9 +29,11 @@ HAS_FLAGS, READ_ONLY, SEND_FLUSH, SEND_FUA = 1, 2, 4, 8
 SEND_TRIM, SEND_WRITE_ZEROES, SEND_DF, SEND_CACHE = 32, 64, 128, 1024
 SEND_FAST_ZERO = 2048
 
-OPT_EXPORT_NAME, OPT_STARTTLS, OPT_GO = 1, 5, 7
-OPT_STRUCTURED_REPLY, OPT_SET_META_CONTEXT = 8, 10
-REP_ACK, REP_INFO, REP_META_CONTEXT = 1, 3, 4
+OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS = 1, 2, 3, 5
+OPT_INFO, OPT_GO = 6, 7
+OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 8, 9, 10
+OPT_RAW_UNKNOWN = 0x4242          # what fuzz_handshake.c sends raw
+REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 REP_ERR = 1 << 31
 REP_ERR_UNSUP, REP_ERR_POLICY, REP_ERR_UNKNOWN = REP_ERR | 1, REP_ERR | 2, REP_ERR | 6
 INFO_EXPORT, INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE = 0, 1, 2, 3
@@ -63,8 +65,8 @@ def opt_reply(opt, rtype, payload=b""):
     return be("QIII", NBD_MAGIC_OPT_REPLY, opt, rtype, len(payload)) + payload
 
 
-def info_export(size=1 << 20, tflags=ALL_TFLAGS):
-    return opt_reply(OPT_GO, REP_INFO, be("HQH", INFO_EXPORT, size, tflags))
+def info_export(size=1 << 20, tflags=ALL_TFLAGS, opt=OPT_GO):
+    return opt_reply(opt, REP_INFO, be("HQH", INFO_EXPORT, size, tflags))
 
 
 def info_string(kind, s):
@@ -83,6 +85,15 @@ def meta(ctx_id=5, name="base:allocation"):
     return (opt_reply(OPT_SET_META_CONTEXT, REP_META_CONTEXT,
                       be("I", ctx_id) + name.encode())
             + opt_reply(OPT_SET_META_CONTEXT, REP_ACK))
+
+
+def rep_server(name, desc=b""):
+    return opt_reply(OPT_LIST, REP_SERVER, be("I", len(name)) + name + desc)
+
+
+def list_context(ctx_id, name):
+    return opt_reply(OPT_LIST_META_CONTEXT, REP_META_CONTEXT,
+                     be("I", ctx_id) + name)
 
 
 def go_ack():
@@ -261,6 +272,38 @@ def handshake_seeds():
     # STARTTLS accepted, then a TLS alert record instead of a ServerHello
     s["tls-allow-ack"] = (b"\x01" + greeting() + opt_reply(OPT_STARTTLS, REP_ACK)
                           + bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]))
+    # opt mode (0x20): list, info, list_meta_context, raw, then go
+    opt_answers = (rep_server(b"", b"the default") + rep_server(b"two")
+                   + opt_reply(OPT_LIST, REP_ACK)
+                   + opt_reply(OPT_INFO, REP_INFO, be("H", INFO_NAME) + b"x")
+                   + info_export(opt=OPT_INFO) + opt_reply(OPT_INFO, REP_ACK)
+                   + list_context(1, b"base:allocation")
+                   + list_context(2, b"qemu:dirty-bitmap:b")
+                   + opt_reply(OPT_LIST_META_CONTEXT, REP_ACK)
+                   + opt_reply(OPT_RAW_UNKNOWN, REP_ERR_UNSUP, b"what?"))
+    s["opt-all-go"] = (b"\x20" + greeting() + sr_ack() + opt_answers
+                       + sr_meta_go[len(sr_ack()):] + data_chunk(read0, 0, 512))
+    s["opt-query-abort"] = (b"\xe0" + greeting() + sr_ack() + opt_answers
+                            + opt_reply(OPT_ABORT, REP_ACK))
+    s["opt-errors"] = (b"\x20" + greeting() + sr_ack()
+                       + rep_server(b"dropped")
+                       + opt_reply(OPT_LIST, REP_ERR_POLICY, b"no list")
+                       + opt_reply(OPT_INFO, REP_ERR_UNKNOWN)
+                       + opt_reply(OPT_LIST_META_CONTEXT, REP_ERR | 3)
+                       + opt_reply(OPT_RAW_UNKNOWN, REP_ACK)
+                       + meta() + opt_reply(OPT_GO, REP_ERR_UNKNOWN, b"gone"))
+    s["opt-rep-server-length"] = (b"\x20" + greeting() + sr_ack()
+                                  + opt_reply(OPT_LIST, REP_SERVER,
+                                              be("I", 9) + b"abc"))
+    s["opt-no-sr-info-only"] = (b"\x24" + greeting()
+                                + opt_reply(OPT_LIST, REP_ACK)
+                                + info_export(opt=OPT_INFO, tflags=HAS_FLAGS)
+                                + opt_reply(OPT_INFO, REP_ACK)
+                                + opt_reply(OPT_LIST_META_CONTEXT, REP_ERR | 3)
+                                + opt_reply(OPT_RAW_UNKNOWN, REP_ERR_UNSUP)
+                                + opt_reply(OPT_GO, REP_ERR_UNSUP)
+                                + be("QH", 1 << 20, HAS_FLAGS)
+                                + simple(read0, 0, bytes(512)))
     return s
 
 

@@ -8,10 +8,16 @@
  *     exactly once (also for a command issued after the connection died);
  *   - a command that completed without error has the right data;
  *   - the outcome is what --expect says.
+ * --cmd opt connects in option negotiation mode first and calls
+ * nbdaio_opt_list, nbdaio_opt_info, nbdaio_opt_list_meta_context and
+ * nbdaio_opt_raw with an unknown option (all must answer what
+ * hostile-server.py's correct behaviour says), then nbdaio_opt_go, and
+ * reads; a failing opt call counts as a failed connect (and must leave the
+ * handle dead, not negotiating).
  * Prints one line of JSON with what happened and exits 1 if any promise was
  * broken or the outcome was not the expected one.
  *
- * usage: hostile-client --cmd read|sread|write|bs|bs-one|mixed
+ * usage: hostile-client --cmd read|sread|write|bs|bs-one|mixed|opt
  *          --expect violation|eof|ok|timeout|shutdown|errno:NAME
  *          [--count N] [--timeout MS] SOCKET
  *
@@ -288,6 +294,83 @@ retire_completed (struct nbdaio_handle *h)
   }
 }
 
+/* ---- opt mode --------------------------------------------------------- */
+
+#define RAW_UNKNOWN_OPTION 0x4242
+#define REP_ACK 1
+#define REP_ERR_UNSUP (0x80000000u | 1)
+
+struct names {
+  int n;
+  char first[64];
+  int has_base;
+};
+
+static void
+on_export (void *user_data, const char *name, const char *description)
+{
+  struct names *l = user_data;
+
+  if (l->n++ == 0)
+    snprintf (l->first, sizeof l->first, "%s|%s", name, description);
+}
+
+static void
+on_context (void *user_data, uint32_t id, const char *name)
+{
+  struct names *l = user_data;
+
+  l->n++;
+  if (strcmp (name, "base:allocation") == 0 && id != 0)
+    l->has_base = 1;
+}
+
+/* The opt calls on a negotiating handle, then go.  Returns 0, or -1 with
+ * the failing call's error as the last error. */
+static int
+negotiate (struct nbdaio_handle *h)
+{
+  struct names exports = { 0 }, contexts = { 0 };
+  int64_t type;
+  int r;
+
+  if (nbdaio_is_negotiating (h) != 1) {
+    problem ("opt mode: the handle is not negotiating after connecting");
+    return 0;
+  }
+  r = nbdaio_opt_list (h, on_export, &exports);
+  if (r == -1)
+    return -1;
+  if (r != 2 || exports.n != 2 ||
+      strcmp (exports.first, "|the default export") != 0)
+    problem ("nbdaio_opt_list returned %d (%d callbacks, first '%s'), "
+             "expected the server's 2 exports", r, exports.n, exports.first);
+  if (nbdaio_opt_info (h) == -1)
+    return -1;
+  if (nbdaio_get_size (h) != 1 << 20 || nbdaio_is_negotiating (h) != 1)
+    problem ("after nbdaio_opt_info: size %" PRId64 ", negotiating %d",
+             nbdaio_get_size (h), nbdaio_is_negotiating (h));
+  r = nbdaio_opt_list_meta_context (h, NULL, on_context, &contexts);
+  if (r == -1)
+    return -1;
+  if (r != 2 || contexts.n != 2 || !contexts.has_base)
+    problem ("nbdaio_opt_list_meta_context returned %d (%d callbacks), "
+             "expected 2 with base:allocation", r, contexts.n);
+  type = nbdaio_opt_raw (h, RAW_UNKNOWN_OPTION, "??", 2);
+  if (type == -1)
+    return -1;
+  if (type != REP_ERR_UNSUP || nbdaio_get_opt_reply_type (h) != type)
+    problem ("an unknown option was answered with 0x%" PRIx64
+             " (last reply type 0x%" PRIx64 "), expected NBD_REP_ERR_UNSUP",
+             type, nbdaio_get_opt_reply_type (h));
+  if (nbdaio_opt_go (h) == -1)
+    return -1;
+  if (nbdaio_get_opt_reply_type (h) != REP_ACK)
+    problem ("after nbdaio_opt_go the last reply type is 0x%" PRIx64,
+             nbdaio_get_opt_reply_type (h));
+  return 0;
+}
+
 /* ---- output --------------------------------------------------------- */
 
 static void
@@ -315,7 +398,7 @@ static void __attribute__ ((noreturn))
 usage (void)
 {
   fprintf (stderr, "usage: hostile-client --cmd read|sread|write|bs|bs-one|"
-           "mixed --expect violation|eof|ok|timeout|shutdown|errno:NAME "
+           "mixed|opt --expect violation|eof|ok|timeout|shutdown|errno:NAME "
            "[--count N] [--timeout MS] SOCKET\n");
   exit (2);
 }
@@ -335,7 +418,7 @@ main (int argc, char **argv)
   int count = 16, timeout_ms = 5000, opt, connected, aborted = 0;
   int want_errno = 0, late_errno = 0, nok = 0;
   int connect_errno = 0, nerr[256] = { 0 }, nfail = 0, other_fail = 0;
-  int frees = 0, frees_expected = 0, callbacks = 0, alive;
+  int frees = 0, frees_expected = 0, callbacks = 0, alive, opt_mode;
   enum expect expect;
   struct nbdaio_handle *h;
   int64_t start, elapsed;
@@ -353,6 +436,7 @@ main (int argc, char **argv)
       count > MAX_CMDS || timeout_ms < 1)
     usage ();
   path = argv[optind];
+  opt_mode = strcmp (cmd_arg, "opt") == 0;
   if (strcmp (expect_arg, "violation") == 0) expect = X_VIOLATION;
   else if (strcmp (expect_arg, "eof") == 0) expect = X_EOF;
   else if (strcmp (expect_arg, "ok") == 0) expect = X_OK;
@@ -368,6 +452,8 @@ main (int argc, char **argv)
     struct cmd *c = &cmds[i];
     if (strcmp (cmd_arg, "mixed") == 0)
       c->kind = mixed[i % (sizeof mixed / sizeof mixed[0])];
+    else if (opt_mode)
+      c->kind = K_READ;
     else {
       size_t k = 0;
       while (k < sizeof kind_names / sizeof kind_names[0] &&
@@ -393,7 +479,17 @@ main (int argc, char **argv)
     fprintf (stderr, "hostile-client: %s\n", nbdaio_get_error ());
     return 1;
   }
+  if (opt_mode && nbdaio_set_opt_mode (h, 1) == -1) {
+    fprintf (stderr, "hostile-client: %s\n", nbdaio_get_error ());
+    return 1;
+  }
   connected = nbdaio_connect_unix (h, path) == 0;
+  if (connected && opt_mode && negotiate (h) == -1) {
+    connected = 0;
+    if (nbdaio_is_negotiating (h) || nbdaio_get_connection_error (h) == NULL)
+      problem ("a failed opt call left the handle negotiating or without "
+               "a connection error");
+  }
   if (!connected) {
     connect_errno = nbdaio_get_errno ();
     connect_error = strdup (nbdaio_get_error () ? nbdaio_get_error () : "");

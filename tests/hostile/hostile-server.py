@@ -16,7 +16,8 @@
 # client must give up by itself), errno:NAME (some commands fail with that
 # errno, the connection lives on), shutdown (ESHUTDOWN, then a clean soft
 # disconnect).  COMMANDS says what the client should issue (read, sread,
-# write, bs, bs-one, mixed).  A description starting "KNOWN GAP (where):"
+# write, bs, bs-one, mixed; opt: connect in opt mode, call list, info,
+# list_meta_context and an unknown raw option, then go and read).  A description starting "KNOWN GAP (where):"
 # marks a rule the library does not enforce yet: run-hostile.sh then
 # reports the mode's failure without failing.
 #
@@ -56,8 +57,9 @@ TFLAGS = (TF_HAS_FLAGS | TF_SEND_FLUSH | TF_SEND_FUA | TF_SEND_TRIM
           | TF_SEND_WRITE_ZEROES | TF_SEND_DF | TF_CAN_MULTI_CONN
           | TF_SEND_CACHE | TF_SEND_FAST_ZERO)
 
-OPT_EXPORT_NAME, OPT_ABORT, OPT_STARTTLS = 1, 2, 5
-OPT_INFO, OPT_GO, OPT_STRUCTURED_REPLY, OPT_SET_META_CONTEXT = 6, 7, 8, 10
+OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS = 1, 2, 3, 5
+OPT_INFO, OPT_GO, OPT_STRUCTURED_REPLY = 6, 7, 8
+OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 9, 10
 
 REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 REP_ERR_UNSUP = (1 << 31) | 1
@@ -77,6 +79,10 @@ EIO, EINVAL, ESHUTDOWN = 5, 22, 108
 EXPORT_SIZE = 1 << 20
 META_CONTEXT = b"base:allocation"
 META_ID = 7
+# what NBD_OPT_LIST answers: (name, description)
+EXPORTS = [(b"", b"the default export"), (b"second", b"")]
+# what NBD_OPT_LIST_META_CONTEXT knows: (name, id)
+CONTEXTS = [(META_CONTEXT, META_ID), (b"qemu:dirty-bitmap:hostile", 9)]
 GOOD = 3                 # correct replies before a transmission mode acts
 LIFETIME = 120           # seconds; a forgotten server ends by itself
 DRAIN_SECONDS = 30       # how long we wait for the client to hang up
@@ -227,6 +233,10 @@ class Conn:
                 self.opt_reply(opt, REP_ACK if m.sr else REP_ERR_UNSUP)
             elif opt == OPT_SET_META_CONTEXT:
                 self.set_meta_context(opt, data)
+            elif opt == OPT_LIST:
+                self.list_exports(opt, data)
+            elif opt == OPT_LIST_META_CONTEXT:
+                self.list_meta_context(opt, data)
             elif opt in (OPT_GO, OPT_INFO):
                 if (m.go or Conn.go)(self, opt) and opt == OPT_GO:
                     return True
@@ -236,17 +246,35 @@ class Conn:
             else:
                 self.opt_reply(opt, REP_ERR_UNSUP)
 
+    def list_exports(self, opt, data):
+        if data:
+            self.opt_reply(opt, REP_ERR_INVALID)
+            return
+        for name, desc in EXPORTS:
+            self.opt_reply(opt, REP_SERVER,
+                           struct.pack(">I", len(name)) + name + desc)
+        self.ack(opt)
+
+    def list_meta_context(self, opt, data):
+        """Every context for no query, else those a query names exactly
+        or by its namespace ("qemu:")."""
+        if not self.sr:
+            self.opt_reply(opt, REP_ERR_INVALID)
+            return
+        queries = parse_meta_queries(data)
+        for name, ctx_id in CONTEXTS:
+            if not queries or any(name == q or (q.endswith(b":") and
+                                                name.startswith(q))
+                                  for q in queries):
+                self.opt_reply(opt, REP_META_CONTEXT,
+                               struct.pack(">I", ctx_id) + name)
+        self.ack(opt)
+
     def set_meta_context(self, opt, data):
         if not self.sr:
             self.opt_reply(opt, REP_ERR_INVALID)
             return
-        pos = 4 + struct.unpack(">I", data[:4])[0]
-        count = struct.unpack(">I", data[pos:pos + 4])[0]
-        pos += 4
-        for _ in range(count):
-            n = struct.unpack(">I", data[pos:pos + 4])[0]
-            query = data[pos + 4:pos + 4 + n]
-            pos += 4 + n
+        for query in parse_meta_queries(data):
             if query == META_CONTEXT:
                 self.opt_reply(opt, REP_META_CONTEXT, struct.pack(
                     ">I", META_ID) + self.mode.meta_name)
@@ -355,6 +383,19 @@ class Request:
     def __init__(self, flags, ctype, cookie, offset, count):
         self.flags, self.type, self.cookie = flags, ctype, cookie
         self.offset, self.count = offset, count
+
+
+def parse_meta_queries(data):
+    """The queries of a (LIST|SET)_META_CONTEXT option."""
+    pos = 4 + struct.unpack(">I", data[:4])[0]
+    count = struct.unpack(">I", data[pos:pos + 4])[0]
+    pos += 4
+    out = []
+    for _ in range(count):
+        n = struct.unpack(">I", data[pos:pos + 4])[0]
+        out.append(data[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return out
 
 
 def split(r, size):
@@ -529,6 +570,9 @@ MODES = [
     M("simple-replies", "ok", "mixed",
       "structured replies refused: simple replies only", sr=False,
       tflags=TFLAGS & ~TF_SEND_DF),
+    M("opt-good", "ok", "opt",
+      "opt mode: LIST (two exports), INFO, LIST_META_CONTEXT, an unknown "
+      "option (NBD_REP_ERR_UNSUP), then GO"),
     M("export-name-fallback", "ok", "read",
       "NBD_OPT_GO unsupported: the client falls back to NBD_OPT_EXPORT_NAME",
       go=go_unsupported),
@@ -615,6 +659,38 @@ MODES = [
     M("block-size-max-multiple", "block-size", "read",
       "maximum block size not a multiple of the minimum",
       block_size=(4096, 4096, 10000)),
+
+    # -- opt mode: the client calls list, info, list_meta_context, raw --
+    M("rep-server-length", "rep-server-length", "opt",
+      "NBD_REP_SERVER whose name length runs past its payload",
+      opt=on_option(OPT_LIST, lambda c, o: c.opt_reply(
+          o, REP_SERVER, struct.pack(">I", 9) + b"abcd"))),
+    M("rep-server-short", "rep-server-length", "opt",
+      "NBD_REP_SERVER of 2 bytes",
+      opt=on_option(OPT_LIST, lambda c, o: c.opt_reply(
+          o, REP_SERVER, b"\0\0"))),
+    M("string-nul", "string-nul", "opt",
+      "an export name with a NUL byte in NBD_REP_SERVER",
+      opt=on_option(OPT_LIST, lambda c, o: c.opt_reply(
+          o, REP_SERVER, struct.pack(">I", 3) + b"a\0b"))),
+    M("string-length", "string-length", "opt",
+      "an export description of 5000 bytes in NBD_REP_SERVER",
+      opt=on_option(OPT_LIST, lambda c, o: c.opt_reply(
+          o, REP_SERVER, struct.pack(">I", 1) + b"a" + b"d" * 5000))),
+    M("meta-context-length", "meta-context-length", "opt",
+      "NBD_REP_META_CONTEXT of 4 bytes (an id, no name) to LIST_META_CONTEXT",
+      opt=on_option(OPT_LIST_META_CONTEXT, lambda c, o: c.opt_reply(
+          o, REP_META_CONTEXT, struct.pack(">I", 1)))),
+    M("opt-list-reply-type", "opt-reply-type", "opt",
+      "NBD_REP_INFO in answer to NBD_OPT_LIST",
+      opt=on_option(OPT_LIST, lambda c, o: c.info_export(o))),
+    M("opt-info-missing-export", "info-missing-export", "opt",
+      "NBD_REP_ACK to NBD_OPT_INFO after only NBD_INFO_NAME",
+      opt=on_option(OPT_INFO, lambda c, o: (c.opt_reply(
+          o, REP_INFO, struct.pack(">H", INFO_NAME) + b"x"), c.ack(o)))),
+    M("opt-raw-stall", "timeout", "opt",
+      "silence after the unknown option",
+      opt=lambda c, o, d: o == 0x4242 and stall()),
     M("hs-truncated", "eof", "read", "half a greeting, then EOF",
       greeting=struct.pack(">Q", NBDMAGIC)[:5]),
     M("hs-truncated-info", "eof", "read",
