@@ -11,6 +11,7 @@
 #include <inttypes.h>
 
 #include "nbdaio.h"
+#include "cli-common.h"
 
 enum kind { K_STR, K_INT, K_BOOL, K_HEX };
 
@@ -81,30 +82,6 @@ add_int (const char *key, int64_t v)
   add (key, K_INT, NULL, v);
 }
 
-/* Print a JSON string literal, escaping what RFC 8259 requires. */
-static void
-json_string (const char *s)
-{
-  putchar ('"');
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-    switch (*p) {
-    case '"':  fputs ("\\\"", stdout); break;
-    case '\\': fputs ("\\\\", stdout); break;
-    case '\n': fputs ("\\n", stdout); break;
-    case '\r': fputs ("\\r", stdout); break;
-    case '\t': fputs ("\\t", stdout); break;
-    case '\b': fputs ("\\b", stdout); break;
-    case '\f': fputs ("\\f", stdout); break;
-    default:
-      if (*p < 0x20 || *p == 0x7f)
-        printf ("\\u%04x", *p);
-      else
-        putchar (*p);
-    }
-  }
-  putchar ('"');
-}
-
 static void
 print_json (void)
 {
@@ -112,12 +89,12 @@ print_json (void)
   for (int i = 0; i < nfields; i++) {
     const struct field *f = &fields[i];
     printf ("  ");
-    json_string (f->key);
+    cli_json_string (stdout, f->key);
     printf (": ");
     switch (f->kind) {
     case K_STR:
       if (f->s)
-        json_string (f->s);
+        cli_json_string (stdout, f->s);
       else
         printf ("null");
       break;
@@ -179,10 +156,9 @@ static struct nbdaio_profile *
 connect_profile (struct nbdaio_handle *h, const char *name,
                  const char *config)
 {
-  struct nbdaio_profile *p = nbdaio_profile_load (config, name);
+  struct nbdaio_profile *p = cli_profile_load_apply (h, name, config);
 
-  if (!p || nbdaio_profile_apply (p, h) == -1 ||
-      nbdaio_profile_connect (p, h) == -1) {
+  if (!p || nbdaio_profile_connect (p, h) == -1) {
     const char *msg = nbdaio_get_error ();
     fprintf (stderr, "nbdaio-info: cannot connect with profile %s: %s\n",
              name, msg ? msg : "unknown error");

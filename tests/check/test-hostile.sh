@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# tests/check/test-hostile.sh - nbdaio-check (--write, short --timeout)
+# against every mode of hostile-server.py (see tests/hostile/run-hostile.sh
+# for how a mode is served).  A mode whose EXPECT is a rule tag must make
+# nbdaio-check exit 1 with a FAIL naming that tag (JSON "violation"); eof
+# and timeout modes must earn a FAIL saying the connection was lost or the
+# server did not answer; ok, errno:* and shutdown modes must earn no FAIL
+# but the ones listed in EARNED below.
+# usage: test-hostile.sh SERVER.py NBDAIO-CHECK
+set -uo pipefail
+
+[ $# -eq 2 ] || { echo "usage: $0 SERVER.py NBDAIO-CHECK" >&2; exit 2; }
+SERVER=$(realpath "$1")
+CHECK=$(realpath "$2")
+VERDICTS="$(cd "$(dirname "$0")" && pwd)/verdicts.py"
+PYTHON=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)') || exit 1
+T=$(mktemp -d /tmp/nbdaio-check-hostile.XXXXXX)
+SERVER_PID=
+
+# FAILs the non-violation modes truly earn (mode=comma list of probe ids).
+declare -A EARNED=(
+# The server does not store writes (reads return its pattern): every
+# data, concurrency-with-writes and multi-conn probe earns a FAIL; its
+# 0-length read reply is a data chunk of no byte ([chunk-length]); it
+# answers BLOCK_STATUS without structured replies with a structured chunk
+# ([reply-magic]); fragmenting modes ignore DF.
+  [good]=refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [fragmented]=cmd.read-df,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible
+  [byte-at-a-time]=cmd.read-df,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible
+  [fragmented-interleaved]=cmd.read-df,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible
+  [out-of-order]=refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [interleaved]=refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [oldstyle]=handshake.fixed-newstyle,refuse.unadvertised-block-status,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [newstyle-unfixed]=handshake.fixed-newstyle,refuse.unadvertised-block-status,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [info-unknown]=refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [simple-replies]=refuse.unadvertised-block-status,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [opt-good]=refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [export-name-fallback]=handshake.info-go,refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [error-type-unknown]=cmd.read-df,refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [error-midway]=cmd.read-df,refuse.past-end-trim,refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [error-value-unknown]=cmd.read-df,refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [error-value-unknown-simple]=cmd.read-df,cmd.trim,refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+  [eshutdown]=cmd.read-df,cmd.trim,cmd.zero-fast,cmd.block-status-req-one,refuse.zero-length-read,data.read-after-write,data.zero-reads-zero,data.zero-no-hole-reads-zero,data.trim-outside,concurrency.in-flight,multi-conn.flush-visible,multi-conn.fua-visible,replies.valid
+)
+
+# Modes that cannot yet produce their verdict, with why: reported, not
+# failed.  The server misbehaves on the 4th request of a connection
+# whatever its type; in these modes the checker's 4th request is a READ,
+# so the BLOCK_STATUS rule is never exercised (fix: make the server act on
+# the first request of the mode's COMMANDS kind).  opt-raw-stall is new in
+# the server and stalls an option the checker does not send.
+declare -A KNOWN_GAP=(
+  [bs-missing]=1 [bs-simple]=1 [opt-raw-stall]=1
+)
+# Modes that trickle every byte need more than the short --timeout.
+declare -A SLOW=( [byte-at-a-time]=5 )
+
+stop_server () {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+    SERVER_PID=
+  fi
+  rm -f "$T/sock"
+}
+trap 'stop_server; rm -rf "$T"' EXIT
+trap 'echo "$0: interrupted" >&2; exit 130' INT TERM HUP
+
+start_server () {
+  "$PYTHON" "$SERVER" --mode "$1" "$T/sock" 2> "$T/server.err" &
+  SERVER_PID=$!
+  for _ in $(seq 500); do
+    [ -S "$T/sock" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.01
+  done
+  echo "hostile-server.py --mode $1 did not start:" >&2
+  cat "$T/server.err" >&2
+  return 1
+}
+
+FAILED=()
+PASSED=0
+"$PYTHON" "$SERVER" --list > "$T/modes" || exit 1
+start=$(date +%s%N)
+while read -r name expect _; do
+  t0=$(date +%s%N)
+  why=
+  if ! start_server "$name"; then
+    why="no server"
+  else
+    rc=0
+    timeout 60 "$CHECK" --write --json --timeout "${SLOW[$name]:-0.3}" \
+      "nbd+unix:///?socket=$T/sock" > "$T/out.json" 2> "$T/err" || rc=$?
+    stop_server
+    case $expect in
+      ok|errno:*|shutdown)
+        args=(--fail "${EARNED[$name]:-}") ;;
+      eof)
+        args=(--any-fail --detail-any-fail \
+              "closed the connection|reset by peer|connection lost|cannot connect") ;;
+      timeout)
+        args=(--any-fail --detail-any-fail \
+              "did not reply|no reply within|timed out") ;;
+      *)
+        args=(--any-fail --violation "$expect") ;;
+    esac
+    if [ "$rc" -eq 124 ]; then
+      why="nbdaio-check hung"
+    elif ! out=$(python3 "$VERDICTS" "$T/out.json" "$rc" "${args[@]}" 2>&1); then
+      why=$out
+    elif [ "$expect" != ok ] && [ "${expect%%:*}" != errno ] &&
+         [ "$expect" != shutdown ] && [ "$rc" -ne 1 ]; then
+      why="exit status $rc, expected 1"
+    fi
+  fi
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if [ -n "$why" ] && [ -n "${KNOWN_GAP[$name]:-}" ]; then
+    echo "gap  $name ($expect): known, not failed: $(head -1 <<< "$why")"
+  elif [ -z "$why" ]; then
+    PASSED=$((PASSED + 1))
+    printf 'ok   %-30s %-20s %5d ms\n' "$name" "$expect" "$ms"
+  else
+    FAILED+=("$name")
+    echo "FAIL $name ($expect):" >&2
+    sed 's/^/  | /' <<< "$why" | head -30 >&2
+  fi
+done < "$T/modes"
+
+echo "$(basename "$0"): $PASSED passed, ${#FAILED[@]} failed in" \
+  "$(( ($(date +%s%N) - start) / 1000000 )) ms"
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf '  failed: %s\n' "${FAILED[@]}" >&2
+  exit 1
+fi
+exit 0

@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# tests/check/test-servers.sh - nbdaio-check against real servers: nbdkit
+# (memory read-write and read-only, --no-sr, nozero, blocksize-policy,
+# multi-conn disabled, sparse-random, data, a delaying filter), qemu-nbd
+# (with and without -e 3) and nbd-server; the verdicts each server earns are
+# asserted per probe id from --json (verdicts.py), plus the human report,
+# the usage errors (exit 2) and one valgrind run.
+# usage: test-servers.sh NBDAIO-CHECK
+set -uo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 NBDAIO-CHECK" >&2; exit 2; }
+CHECK=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+VERDICTS="$HERE/verdicts.py"
+T=$(mktemp -d /tmp/nbdaio-check.XXXXXX)
+: > "$T/pids"
+FAILED=()
+PASSED=0
+
+stop_servers () {
+  local pid
+  for pid in $(cat "$T/pids" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  for pid in $(cat "$T/pids" 2>/dev/null); do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  : > "$T/pids"
+}
+trap 'stop_servers; rm -rf "$T"' EXIT
+trap 'echo "$0: interrupted" >&2; exit 130' INT TERM HUP
+
+wait_for () {       # wait_for TEST-ARGS...: up to 10 s
+  for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done
+  echo "timed out waiting for: $*" >&2
+  return 1
+}
+
+free_port () {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# nbdkit_start NAME ARGS...: nbdkit on $T/NAME.sock; sets URI.
+nbdkit_start () {
+  local name=$1; shift
+  rm -f "$T/$name.sock" "$T/$name.pid"
+  nbdkit -f --exit-with-parent -U "$T/$name.sock" -P "$T/$name.pid" "$@" \
+    2> "$T/$name.log" &
+  echo $! >> "$T/pids"
+  wait_for test -s "$T/$name.pid"
+  URI="nbd+unix:///?socket=$T/$name.sock"
+}
+
+# qemu_start ARGS...: qemu-nbd on a 64 MiB raw image; sets URI.
+qemu_start () {
+  rm -f "$T/q.sock"
+  truncate -s 64M "$T/q.img"
+  qemu-nbd -t -k "$T/q.sock" -f raw "$@" "$T/q.img" 2> "$T/q.log" &
+  echo $! >> "$T/pids"
+  wait_for test -S "$T/q.sock"
+  URI="nbd+unix:///?socket=$T/q.sock"
+}
+
+# check NAME [nbdaio-check args...] -- [verdicts.py args...]: run
+# nbdaio-check --json URI and assert its verdicts.
+check () {
+  local name=$1 args=() rc; shift
+  while [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  echo "  + nbdaio-check --json ${args[*]} $URI"
+  rc=0
+  timeout 120 "$CHECK" --json --timeout 10 "${args[@]}" "$URI" \
+    > "$T/$name.json" 2> "$T/$name.err" || rc=$?
+  python3 "$VERDICTS" "$T/$name.json" "$rc" "$@" || {
+    sed 's/^/  | /' "$T/$name.err" | head -20 >&2; return 1; }
+}
+
+run_case () {
+  local name=$1 rc; shift
+  echo "=== $name"
+  ( set -eE
+    trap 'echo "  FAILED (line $LINENO): $BASH_COMMAND" >&2' ERR
+    "$@" )
+  rc=$?
+  stop_servers
+  if [ $rc -eq 0 ]; then
+    echo "--- ok: $name"; PASSED=$((PASSED + 1))
+  else
+    echo "--- FAIL: $name" >&2; FAILED+=("$name")
+  fi
+}
+
+# Probes every healthy read-write server with structured replies and
+# base:allocation passes.
+RW_PASS=(handshake.fixed-newstyle handshake.no-zeroes handshake.unknown-option
+         handshake.list handshake.info-go handshake.structured-replies
+         handshake.meta-set handshake.meta-list-all handshake.meta-list-base
+         handshake.meta-list-unknown handshake.meta-set-unknown
+         handshake.block-size cmd.read cmd.read-df cmd.write cmd.flush
+         cmd.trim cmd.zero cmd.zero-no-hole cmd.block-status
+         cmd.block-status-req-one refuse.past-end-read
+         refuse.past-end-block-status refuse.past-end-write
+         refuse.past-end-trim refuse.past-end-zero refuse.unknown-flag
+         data.read-after-write data.zero-reads-zero
+         data.zero-no-hole-reads-zero data.trim-outside data.block-status
+         concurrency.in-flight concurrency.out-of-order replies.valid)
+pass_all () { local e=(); for id in "$@"; do e+=(--expect "$id=PASS"); done; echo "${e[@]}"; }
+
+case_nbdkit_memory () {
+  nbdkit_start mem memory 64M
+  # shellcheck disable=SC2046
+  check mem --write -- --fail "" --warn "" $(pass_all "${RW_PASS[@]}") \
+    $(pass_all cmd.write-fua cmd.trim-fua cmd.zero-fua cmd.zero-fast \
+               cmd.cache multi-conn.flush-visible multi-conn.fua-visible) \
+    --expect refuse.unaligned-read=SKIP --expect refuse.read-only-write=SKIP \
+    --expect refuse.unadvertised-flush=SKIP \
+    --detail "refuse.past-end-write=ENOSPC"
+  # the human report: one line per probe and the summary line
+  "$CHECK" --write "$URI" > "$T/mem.txt"
+  grep -Eq '^PASS  data\.read-after-write ' "$T/mem.txt"
+  grep -Eq '^summary: [0-9]+ passed, 0 failed, 0 warnings, [0-9]+ skipped$' \
+    "$T/mem.txt"
+  # read-only mode changes nothing: the write probes are skipped
+  check mem-ro -- --fail "" --warn "" --expect cmd.write=SKIP \
+    --expect data.read-after-write=SKIP --expect multi-conn.flush-visible=SKIP \
+    --expect cmd.read=PASS --expect concurrency.in-flight=PASS \
+    --detail "data.zero-reads-zero=needs --write"
+}
+
+case_nbdkit_readonly () {
+  nbdkit_start ro -r memory 16M
+  check ro -- --fail "" --warn "" --expect refuse.read-only-write=PASS \
+    --detail "refuse.read-only-write=EPERM" --expect cmd.write=SKIP \
+    --expect cmd.trim=SKIP --expect handshake.info-go=PASS
+  # --write on a read-only export: the data probes say why they skip
+  check ro-w --write -- --fail "" --warn "" \
+    --detail "data.read-after-write=read-only"
+}
+
+case_nbdkit_no_sr () {
+  nbdkit_start nosr --no-sr memory 16M
+  check nosr --write -- --fail "" --warn "" \
+    --expect handshake.structured-replies=SKIP --expect cmd.read-df=SKIP \
+    --expect cmd.block-status=SKIP --expect handshake.meta-list-all=SKIP \
+    --expect refuse.unadvertised-df=PASS \
+    --expect refuse.unadvertised-block-status=PASS \
+    --expect data.read-after-write=PASS --expect handshake.info-go=PASS
+}
+
+case_nbdkit_nozero () {
+  nbdkit_start nz --filter=nozero memory 16M
+  check nz --write -- --fail "" --warn "" --expect cmd.zero=SKIP \
+    --expect cmd.zero-fast=SKIP --expect data.zero-reads-zero=SKIP \
+    --expect refuse.unadvertised-zero=PASS --expect data.trim-outside=PASS
+}
+
+case_nbdkit_blocksize () {
+  nbdkit_start bs --filter=blocksize-policy memory 16M \
+    blocksize-minimum=4096 blocksize-error-policy=error
+  check bs --write -- --fail "" --warn "" \
+    --expect refuse.unaligned-read=PASS --expect refuse.unaligned-write=PASS \
+    --detail "refuse.unaligned-read=EINVAL" --expect handshake.block-size=PASS \
+    --detail "handshake.block-size=minimum 4096" \
+    --expect data.read-after-write=PASS
+}
+
+case_nbdkit_no_multi_conn () {
+  nbdkit_start mc --filter=multi-conn memory 16M multi-conn-mode=disable
+  check mc --write -- --fail "" --warn "" \
+    --expect multi-conn.flush-visible=SKIP --expect multi-conn.fua-visible=SKIP \
+    --detail "multi-conn.flush-visible=NBD_FLAG_CAN_MULTI_CONN not advertised"
+}
+
+case_nbdkit_other_plugins () {
+  nbdkit_start sr sparse-random 64M
+  check sr -- --fail "" --warn "" --expect cmd.read=PASS \
+    --expect cmd.block-status=PASS --expect concurrency.in-flight=PASS
+  stop_servers
+  nbdkit_start data data '1 2 3 @0x10000 4 5' size=1M
+  check data --write -- --fail "" --warn "" --expect data.read-after-write=PASS \
+    --expect data.block-status=PASS
+}
+
+# A server slower than --timeout earns FAILs, and the run stays bounded.
+case_nbdkit_stalls () {
+  nbdkit_start slow --filter=delay memory 16M delay-read=2
+  local t0=$SECONDS
+  check slow --timeout 0.3 -- --any-fail --expect cmd.read=FAIL \
+    --detail "cmd.read=did not reply" --expect handshake.list=PASS
+  [ $((SECONDS - t0)) -lt 60 ]
+}
+
+case_qemu_nbd () {
+  qemu_start
+  check q --write -- --fail "" --warn "" $(pass_all "${RW_PASS[@]}") \
+    --expect multi-conn.flush-visible=SKIP --expect cmd.zero-fast=PASS
+  stop_servers
+  qemu_start -e 3
+  check q3 --write -- --fail "" --warn "" \
+    --expect multi-conn.flush-visible=PASS --expect multi-conn.fua-visible=PASS
+}
+
+case_nbd_server () {
+  local port
+  port=$(free_port)
+  truncate -s 16M "$T/rw.img"
+  head -c 4M /dev/urandom > "$T/ro.img"
+  cat > "$T/nbd.conf" <<CONF
+[generic]
+port = $port
+listenaddr = 127.0.0.1
+allowlist = true
+[rw]
+exportname = $T/rw.img
+flush = true
+fua = true
+trim = true
+[ro]
+exportname = $T/ro.img
+readonly = true
+CONF
+  rm -f "$T/nbd.pid"
+  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
+  wait_for test -s "$T/nbd.pid"
+  cat "$T/nbd.pid" >> "$T/pids"
+  wait_for python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port"
+  # nbd-server answers NBD_OPT_INFO with size 0 while NBD_OPT_GO is right:
+  # a MUST broken; no structured replies, so no meta contexts
+  URI="nbd://127.0.0.1:$port/rw"
+  check nbd-rw --write -- --fail handshake.info-go --warn "" \
+    --detail "handshake.info-go=NBD_OPT_INFO said size 0" \
+    --expect handshake.structured-replies=SKIP \
+    --expect handshake.list=PASS --expect handshake.unknown-option=PASS \
+    --expect data.read-after-write=PASS --expect data.zero-reads-zero=PASS \
+    --expect multi-conn.flush-visible=PASS --expect cmd.read-df=SKIP
+  # read-only: it also accepts FLUSH and FUA it did not advertise (WARN)
+  URI="nbd://127.0.0.1:$port/ro"
+  check nbd-ro -- --fail handshake.info-go \
+    --warn refuse.unadvertised-flush,refuse.unadvertised-fua \
+    --expect refuse.read-only-write=PASS --expect refuse.past-end-read=PASS
+}
+
+# Usage errors: exit 2 and a message naming what was wrong.
+case_usage () {
+  local out
+  expect2 () {
+    local pat=$1; shift
+    out=$("$CHECK" "$@" 2>&1) && { echo "exit 0 for $*" >&2; return 1; }
+    [ $? -eq 2 ] || { echo "not exit 2 for $*: $out" >&2; return 1; }
+    grep -q -- "$pat" <<< "$out" || { echo "no '$pat' in: $out" >&2; return 1; }
+  }
+  expect2 "no URI given"
+  expect2 "unknown option '--frobnicate'" --frobnicate 1 nbd://x/
+  expect2 "tls" --tls sometimes nbd://x/
+  expect2 "timeout" --timeout abc nbd://x/
+  expect2 "scratch-size" --scratch-size 12q nbd://x/
+  expect2 "more than one URI" nbd://x/ nbd://y/
+  expect2 "needs a value" nbd://x/ --timeout
+  "$CHECK" --help | grep -q "OVERWRITTEN"
+  nbdkit_start small memory 64k
+  expect2 "scratch-offset" --scratch-offset 1M "$URI"
+  expect2 "the --write probes need" --write "$URI"
+}
+
+case_valgrind () {
+  command -v valgrind > /dev/null || { echo "no valgrind: skipped"; return 0; }
+  nbdkit_start vg memory 16M
+  timeout 300 valgrind -q --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite,indirect "$CHECK" --write --json "$URI" \
+    > "$T/vg.json"
+  python3 "$VERDICTS" "$T/vg.json" 0 --fail ""
+}
+
+run_case "nbdkit memory" case_nbdkit_memory
+run_case "nbdkit -r" case_nbdkit_readonly
+run_case "nbdkit --no-sr" case_nbdkit_no_sr
+run_case "nbdkit nozero" case_nbdkit_nozero
+run_case "nbdkit blocksize-policy" case_nbdkit_blocksize
+run_case "nbdkit multi-conn disabled" case_nbdkit_no_multi_conn
+run_case "nbdkit sparse-random, data" case_nbdkit_other_plugins
+run_case "nbdkit delay: --timeout" case_nbdkit_stalls
+run_case "qemu-nbd" case_qemu_nbd
+run_case "nbd-server" case_nbd_server
+run_case "usage errors" case_usage
+run_case "valgrind" case_valgrind
+
+echo
+echo "$(basename "$0"): $PASSED passed, ${#FAILED[@]} failed"
+[ ${#FAILED[@]} -eq 0 ] || { printf '  failed: %s\n' "${FAILED[@]}" >&2; exit 1; }
+exit 0
