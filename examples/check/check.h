@@ -51,9 +51,9 @@ struct config {
 enum verdict { V_PASS, V_FAIL, V_WARN, V_SKIP };
 
 /* Record the verdict of probe id.  rule quotes the specification (section
- * and requirement); violation is the library's rule tag when the server
- * broke one of design.md section 6 (NULL otherwise); detail says what was
- * seen (printf format). */
+ * and requirement); violation is the library's rule tag when a reply
+ * broke a protocol rule the library enforces (NULL otherwise); detail says
+ * what was seen (printf format). */
 void report (const char *id, enum verdict v, const char *rule,
              const char *violation, const char *fmt, ...)
   __attribute__ ((format (printf, 5, 6)));

@@ -2,9 +2,10 @@
 # tests/check/test-servers.sh - nbdaio-check against real servers: nbdkit
 # (memory read-write and read-only, --no-sr, nozero, blocksize-policy,
 # multi-conn disabled, sparse-random, data, a delaying filter), qemu-nbd
-# (with and without -e 3) and nbd-server; the verdicts each server earns are
-# asserted per probe id from --json (verdicts.py), plus the human report,
-# the usage errors (exit 2) and one valgrind run.
+# (with and without -e 3), nbd-server and nbdkit over TLS (x509, PSK); the
+# verdicts each server earns are asserted per probe id from --json
+# (verdicts.py), plus the human report, the usage errors (exit 2) and one
+# valgrind run.
 # usage: test-servers.sh NBDAIO-CHECK
 set -uo pipefail
 
@@ -239,6 +240,43 @@ CONF
     --expect refuse.read-only-write=PASS --expect refuse.past-end-read=PASS
 }
 
+# TLS: nbdkit --tls=require with the credentials tests/tls/make-creds.sh
+# makes, x509 (nbds:// URI, and --tls require --tls-certificates DIR) and
+# PSK; nbdaio-check must report TLS in use and no FAIL but the one below.
+case_nbdkit_tls () {
+  local c=$T/creds
+  if ! command -v certtool > /dev/null || ! command -v psktool > /dev/null; then
+    echo "no certtool/psktool: skipped"; return 0
+  fi
+  bash "$HERE/../tls/make-creds.sh" "$c"
+  nbdkit_start tls --tls=require --tls-certificates="$c/pki" memory 16M
+  local sock=$T/tls.sock
+  URI="nbd+unix:///?socket=$sock"
+  check tls-x509-opt --tls require --tls-certificates "$c/client" -- \
+    --fail "" --warn "" --expect handshake.info-go=PASS \
+    --expect cmd.read=PASS --expect cmd.block-status=PASS \
+    --expect concurrency.in-flight=PASS --expect replies.valid=PASS
+  grep -q '"tls": *true' "$T/tls-x509-opt.json"
+  URI="nbds+unix:///?socket=$sock&tls-certificates=$c/client"
+  # A server bug nbdkit 1.32 truly earns: it skips the payload of a write
+  # it refuses (past the end) with read(2) on the raw socket, bypassing
+  # TLS; the payload already sits decrypted in its gnutls buffer, so it
+  # waits forever and never replies (its log: "unexpected early EOF" when
+  # the checker gives up).  The same probe passes in plaintext above.
+  # shellcheck disable=SC2046
+  check tls-x509 --write --timeout 3 -- --fail refuse.past-end-write \
+    --warn "" --detail "refuse.past-end-write=did not reply" \
+    $(pass_all data.read-after-write data.zero-reads-zero data.block-status \
+               multi-conn.flush-visible refuse.past-end-zero replies.valid)
+  grep -q '"tls": *true' "$T/tls-x509.json"
+  stop_servers
+  nbdkit_start tlspsk --tls=require --tls-psk="$c/psk/keys.psk" memory 16M
+  URI="nbds+unix://alice@/?socket=$T/tlspsk.sock&tls-psk-file=$c/psk/keys.psk"
+  check tls-psk -- --fail "" --warn "" --expect cmd.read=PASS \
+    --expect handshake.list=PASS --expect replies.valid=PASS
+  grep -q '"tls": *true' "$T/tls-psk.json"
+}
+
 # Usage errors: exit 2 and a message naming what was wrong.
 case_usage () {
   local out
@@ -280,6 +318,7 @@ run_case "nbdkit sparse-random, data" case_nbdkit_other_plugins
 run_case "nbdkit delay: --timeout" case_nbdkit_stalls
 run_case "qemu-nbd" case_qemu_nbd
 run_case "nbd-server" case_nbd_server
+run_case "nbdkit TLS (x509, PSK)" case_nbdkit_tls
 run_case "usage errors" case_usage
 run_case "valgrind" case_valgrind
 

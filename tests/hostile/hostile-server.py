@@ -2,12 +2,23 @@
 # tests/hostile/hostile-server.py - a scripted misbehaving NBD server.
 #
 # Serves one MODE on a unix socket: a correct fixed-newstyle handshake and
-# correct replies (structured replies, base:allocation, a 1 MiB export whose
-# contents are pattern()), except where the mode breaks the protocol.
-# Transmission modes answer the first GOOD requests of each connection
-# correctly and misbehave on the next, while the client still has commands
-# in flight.  Every connection is served in a forked child, so a client can
-# connect again (fio connects once in its parent, then in the job).
+# correct replies (structured replies, base:allocation, a 1 MiB export that
+# stores what is written, initialised to pattern()), except where the mode
+# breaks the protocol.  Every request is answered as the spec asks: writes
+# stored, trim and write zeroes zero their range, flush and cache succeed,
+# block status extents describe the data (NBD_STATE_ZERO only where it is
+# all zeros), and requests past the end, of length 0, with a flag that is
+# unknown or not applicable, or a block status without a negotiated meta
+# context get an error (EINVAL; ENOSPC for writes and zeroes past the end).
+# Transmission modes answer the first GOOD valid requests correctly and
+# misbehave once, on the next valid request of the kind their COMMANDS
+# names, while the client still has commands in flight; the count is the
+# server's, over all its connections, so a client that connects many times
+# (nbdaio-check) meets the misbehaviour once and the next connections are
+# served correctly.  Every connection is served in a forked child, so a
+# client can connect again (fio connects once in its parent, then in the
+# job); the export's storage is shared by all of them (a shared mapping
+# made before forking).
 #
 # MODES below is the one list of modes: `--list` prints, one line each,
 #   NAME EXPECT COMMANDS  description
@@ -17,9 +28,9 @@
 # errno, the connection lives on), shutdown (ESHUTDOWN, then a clean soft
 # disconnect).  COMMANDS says what the client should issue (read, sread,
 # write, bs, bs-one, mixed; opt: connect in opt mode, call list, info,
-# list_meta_context and an unknown raw option, then go and read).  A description starting "KNOWN GAP (where):"
-# marks a rule the library does not enforce yet: run-hostile.sh then
-# reports the mode's failure without failing.
+# list_meta_context and an unknown raw option, then go and read) and which
+# requests a transmission mode acts on: a read (read, sread, opt), a write,
+# a block status (bs; bs-one: one with NBD_CMD_FLAG_REQ_ONE), any (mixed).
 #
 # usage: hostile-server.py --mode NAME SOCKET
 #        hostile-server.py --list
@@ -28,6 +39,7 @@
 
 import argparse
 import fcntl
+import mmap
 import os
 import random
 import select
@@ -35,6 +47,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import termios
 import time
 
@@ -60,6 +73,9 @@ TFLAGS = (TF_HAS_FLAGS | TF_SEND_FLUSH | TF_SEND_FUA | TF_SEND_TRIM
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS = 1, 2, 3, 5
 OPT_INFO, OPT_GO, OPT_STRUCTURED_REPLY = 6, 7, 8
 OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 9, 10
+OPT_EXTENDED_HEADERS = 11
+# the options the spec defines; any other is unknown
+KNOWN_OPTIONS = range(OPT_EXPORT_NAME, OPT_EXTENDED_HEADERS + 1)
 
 REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 REP_ERR_UNSUP = (1 << 31) | 1
@@ -67,14 +83,29 @@ REP_ERR_INVALID = (1 << 31) | 3
 
 INFO_EXPORT, INFO_NAME, INFO_BLOCK_SIZE = 0, 1, 3
 
-CMD_READ, CMD_WRITE, CMD_DISC, CMD_BLOCK_STATUS = 0, 1, 2, 7
-CMD_FLAG_REQ_ONE = 1 << 3
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM = 0, 1, 2, 3, 4
+CMD_CACHE, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS = 5, 6, 7
+CMD_FLAG_FUA, CMD_FLAG_NO_HOLE, CMD_FLAG_DF = 1 << 0, 1 << 1, 1 << 2
+CMD_FLAG_REQ_ONE, CMD_FLAG_FAST_ZERO = 1 << 3, 1 << 4
+# per command: the transmission flag advertising it (0: always there) and
+# the command flags that apply to it, each with the transmission flag that
+# must advertise it (FUA is valid on every command once advertised)
+COMMANDS = {
+    CMD_READ: (0, {CMD_FLAG_DF: TF_SEND_DF}),
+    CMD_WRITE: (0, {}),
+    CMD_FLUSH: (TF_SEND_FLUSH, {}),
+    CMD_TRIM: (TF_SEND_TRIM, {}),
+    CMD_CACHE: (TF_SEND_CACHE, {}),
+    CMD_WRITE_ZEROES: (TF_SEND_WRITE_ZEROES, {
+        CMD_FLAG_NO_HOLE: 0, CMD_FLAG_FAST_ZERO: TF_SEND_FAST_ZERO}),
+    CMD_BLOCK_STATUS: (0, {CMD_FLAG_REQ_ONE: 0}),
+}
 
 FLAG_DONE = 1
 T_NONE, T_DATA, T_HOLE, T_BLOCK_STATUS = 0, 1, 2, 5
 T_ERROR, T_ERROR_OFFSET = (1 << 15) | 1, (1 << 15) | 2
 
-EIO, EINVAL, ESHUTDOWN = 5, 22, 108
+EIO, EINVAL, ENOSPC, ESHUTDOWN = 5, 22, 28, 108
 
 EXPORT_SIZE = 1 << 20
 META_CONTEXT = b"base:allocation"
@@ -83,20 +114,77 @@ META_ID = 7
 EXPORTS = [(b"", b"the default export"), (b"second", b"")]
 # what NBD_OPT_LIST_META_CONTEXT knows: (name, id)
 CONTEXTS = [(META_CONTEXT, META_ID), (b"qemu:dirty-bitmap:hostile", 9)]
-GOOD = 3                 # correct replies before a transmission mode acts
+GOOD = 3                 # correct replies (of the mode's kind) before a
+                         # transmission mode acts
 LIFETIME = 120           # seconds; a forgotten server ends by itself
 DRAIN_SECONDS = 30       # how long we wait for the client to hang up
 
 
+def make_pattern(size):
+    """pattern() of the whole export, a block at a time: byte o of 1 KiB
+    block b is ((o * 7 + b * 13) & 0xFF) | 1, which depends on o % 256."""
+    row = bytes((i * 7) & 0xFF for i in range(1024))
+    ids = bytes(range(256))
+    odd = bytes(x | 1 for x in range(256))
+    blocks = []
+    for b in range(size >> 10):
+        k = (b * 13) & 0xFF
+        blocks.append(bytes(1024) if b % 4 == 3 else
+                      row.translate(ids[k:] + ids[:k]).translate(odd))
+    return b"".join(blocks)
+
+
+PATTERN = make_pattern(EXPORT_SIZE)
+
+
 def pattern(off, n):
-    """The export's contents: 1 KiB blocks, every fourth one zero (read as
-    holes), the others never zero.  hostile-client.c computes the same."""
-    out = bytearray(n)
-    for i in range(n):
-        o = off + i
-        if (o >> 10) % 4 != 3:
-            out[i] = ((o * 7 + (o >> 10) * 13) & 0xFF) | 1
-    return bytes(out)
+    """The export's initial contents: 1 KiB blocks, every fourth one zero,
+    the others never zero.  hostile-client.c computes the same."""
+    return PATTERN[off:off + n]
+
+
+# The export: EXPORT_SIZE bytes shared by every connection (run() makes it
+# a MAP_SHARED anonymous mapping before forking).
+STORE = bytearray(PATTERN)
+
+
+class Tally:
+    """How many valid requests the server answered correctly, and whether
+    the mode acted yet: shared by every connection (a shared mapping made
+    before forking), under a lock (lockf on a file made before forking:
+    record locks exclude between processes)."""
+
+    def __init__(self):
+        self.mem = mmap.mmap(-1, 16, flags=mmap.MAP_SHARED)
+        self.lockfile = tempfile.TemporaryFile()
+
+    def __enter__(self):
+        fcntl.lockf(self.lockfile, fcntl.LOCK_EX)
+
+    def __exit__(self, *_exc):
+        fcntl.lockf(self.lockfile, fcntl.LOCK_UN)
+
+    def get(self):
+        return struct.unpack("=QQ", self.mem[:16])
+
+    def set(self, good, acted):
+        self.mem[:16] = struct.pack("=QQ", good, acted)
+
+
+TALLY = None
+
+
+def contents(off, n):
+    """n bytes of the export at off (zeros where a misbehaving mode asks
+    for bytes outside it)."""
+    lo, hi = max(off, 0), max(min(off + n, len(STORE)), 0)
+    if lo >= hi:
+        return bytes(n)
+    return bytes(lo - off) + STORE[lo:hi] + bytes(off + n - hi)
+
+
+def is_zero(off, n):
+    return STORE[off:off + n].count(0) == n
 
 
 class HangUp(Exception):
@@ -113,7 +201,9 @@ class Conn:
         self.mode = mode
         self.trickle = mode.trickle
         self.sr = False
+        self.meta = False        # a meta context was negotiated
         self.no_zeroes = False
+        self.size = min(mode.size, len(STORE))
 
     # -- raw I/O --
     def send(self, data):
@@ -178,7 +268,7 @@ class Conn:
                   + payload)
 
     def data(self, cookie, off, n, flags=FLAG_DONE):
-        self.chunk(cookie, T_DATA, struct.pack(">Q", off) + pattern(off, n),
+        self.chunk(cookie, T_DATA, struct.pack(">Q", off) + contents(off, n),
                    flags)
 
     def hole(self, cookie, off, n, flags=FLAG_DONE):
@@ -271,6 +361,7 @@ class Conn:
         self.ack(opt)
 
     def set_meta_context(self, opt, data):
+        self.meta = False
         if not self.sr:
             self.opt_reply(opt, REP_ERR_INVALID)
             return
@@ -278,6 +369,7 @@ class Conn:
             if query == META_CONTEXT:
                 self.opt_reply(opt, REP_META_CONTEXT, struct.pack(
                     ">I", META_ID) + self.mode.meta_name)
+                self.meta = True
         self.ack(opt)
 
     def go(self, opt):
@@ -297,34 +389,80 @@ class Conn:
         magic, flags, ctype, cookie, off, n = struct.unpack(">IHHQQI", hdr)
         if magic != REQUEST_MAGIC:
             raise HangUp()
-        if ctype == CMD_WRITE:
-            self.need(n)         # write payload: accepted, not stored
-        return Request(flags, ctype, cookie, off, n)
+        payload = self.need(n) if ctype == CMD_WRITE and n else b""
+        return Request(flags, ctype, cookie, off, n, payload)
+
+    def refusal(self, r):
+        """(errno, message) the request must be refused with, or None."""
+        tflags = self.mode.tflags
+        if r.type not in COMMANDS:
+            return EINVAL, b"unknown command"
+        needed, applicable = COMMANDS[r.type]
+        if needed and not tflags & needed:
+            return EINVAL, b"command not advertised"
+        for bit in range(16):
+            f = r.flags & (1 << bit)
+            if not f or (f == CMD_FLAG_FUA and tflags & TF_SEND_FUA):
+                continue
+            if f not in applicable or (applicable[f] and
+                                       not tflags & applicable[f]):
+                return EINVAL, b"flag not applicable or not advertised"
+        if r.type == CMD_READ and r.flags & CMD_FLAG_DF and not self.sr:
+            return EINVAL, b"DF without structured replies"
+        if r.type == CMD_FLUSH:
+            return None
+        if r.count == 0:
+            return EINVAL, b"length 0"
+        if r.offset + r.count > self.size:
+            if r.type in (CMD_WRITE, CMD_WRITE_ZEROES):
+                return ENOSPC, b"past the end of the export"
+            return EINVAL, b"past the end of the export"
+        minimum = self.mode.block_size[0] if self.mode.block_size else 1
+        if minimum > 1 and (r.offset % minimum or r.count % minimum):
+            return EINVAL, b"not aligned to the minimum block size"
+        if r.type == CMD_BLOCK_STATUS and not (self.sr and self.meta):
+            return EINVAL, b"no meta context negotiated"
+        return None
+
+    def fail(self, r, err, msg):
+        """An error reply in the negotiated form."""
+        if self.sr:
+            self.error(r.cookie, err, msg)
+        else:
+            self.simple(r.cookie, err)
 
     def answer(self, r):
-        if r.type == CMD_READ:
+        why = self.refusal(r)
+        if why:
+            self.fail(r, *why)
+        elif r.type == CMD_READ:
             if not self.sr:
-                self.simple(r.cookie, 0, pattern(r.offset, r.count))
-            elif self.mode.fragment:
+                self.simple(r.cookie, 0, contents(r.offset, r.count))
+            elif self.mode.fragment and not r.flags & CMD_FLAG_DF:
                 self.fragmented_read(r, *self.mode.fragment)
             else:
                 self.data(r.cookie, r.offset, r.count)
         elif r.type == CMD_BLOCK_STATUS:
             self.block_status(r.cookie, extents(r))
         else:
+            if r.type == CMD_WRITE:
+                STORE[r.offset:r.offset + r.count] = r.payload
+            elif r.type in (CMD_TRIM, CMD_WRITE_ZEROES):
+                STORE[r.offset:r.offset + r.count] = bytes(r.count)
             self.simple(r.cookie)
 
     def fragmented_read(self, r, size, order):
         """Data and hole chunks of at most size bytes (never crossing a
-        size boundary), in the given order ("reverse": last first;
-        "interleave": every other piece, then the rest), then NONE."""
+        size boundary; a hole where the piece is all zeros), in the given
+        order ("reverse": last first; "interleave": every other piece,
+        then the rest), then NONE."""
         pieces = split(r, size)
         if order == "reverse":
             pieces.reverse()
         else:
             pieces = pieces[0::2] + pieces[1::2]
         for off, n in pieces:
-            if (off >> 10) % 4 == 3:
+            if is_zero(off, n):
                 self.hole(r.cookie, off, n, flags=0)
             else:
                 self.data(r.cookie, off, n, flags=0)
@@ -340,19 +478,46 @@ class Conn:
             reqs.append(r)
         return reqs
 
+    def acts_on(self, r):
+        """Is r a request of the kind the mode misbehaves on?"""
+        kind = self.mode.cmds
+        if kind == "mixed":
+            return True
+        if kind == "write":
+            return r.type == CMD_WRITE
+        if kind == "bs":
+            return r.type == CMD_BLOCK_STATUS
+        if kind == "bs-one":
+            return (r.type == CMD_BLOCK_STATUS and
+                    bool(r.flags & CMD_FLAG_REQ_ONE))
+        return r.type == CMD_READ        # read, sread, opt
+
+    def claim(self, r):
+        """Is r the request to misbehave on: the first valid one of the
+        mode's kind once GOOD valid requests were answered correctly,
+        counted over every connection of the server (once per run)?"""
+        if not self.mode.tx:
+            return False
+        with TALLY:
+            good, acted = TALLY.get()
+            if acted or self.refusal(r):
+                return False
+            if good >= self.mode.good and self.acts_on(r):
+                TALLY.set(good, 1)
+                return True
+            TALLY.set(good + 1, 0)
+            return False
+
     def transmission(self):
-        m = self.mode
-        i = 0
         while True:
             r = self.read_request()
             if r is None or r.type == CMD_DISC:
                 return
-            if m.tx and i == m.good:
-                if m.tx(self, r) != "serve":
+            if self.claim(r):
+                if self.mode.tx(self, r) != "serve":
                     raise HangUp()
             else:
                 self.answer(r)
-            i += 1
 
     def drain(self):
         """Read until the client closes (bounded)."""
@@ -380,9 +545,9 @@ class Conn:
 
 
 class Request:
-    def __init__(self, flags, ctype, cookie, offset, count):
+    def __init__(self, flags, ctype, cookie, offset, count, payload=b""):
         self.flags, self.type, self.cookie = flags, ctype, cookie
-        self.offset, self.count = offset, count
+        self.offset, self.count, self.payload = offset, count, payload
 
 
 def parse_meta_queries(data):
@@ -410,9 +575,16 @@ def split(r, size):
 
 
 def extents(r):
-    """base:allocation extents of the request: per KiB, state 3 (hole,
-    zero) where pattern() is zero; one extent with REQ_ONE."""
-    out = [(n, 3 if (off >> 10) % 4 == 3 else 0) for off, n in split(r, 1024)]
+    """base:allocation extents of the request, from the data: state 3
+    (hole, zero) for the 1 KiB pieces that are all zeros, 0 for the others,
+    neighbours of one state merged; only the first with REQ_ONE."""
+    out = []
+    for off, n in split(r, 1024):
+        state = 3 if is_zero(off, n) else 0
+        if out and out[-1][1] == state:
+            out[-1] = (out[-1][0] + n, state)
+        else:
+            out.append((n, state))
     return out[:1] if r.flags & CMD_FLAG_REQ_ONE else out
 
 
@@ -425,8 +597,10 @@ class Mode:
     (min, preferred, max; None: no NBD_INFO_BLOCK_SIZE), size, tflags,
     opt(conn, opt, data) (sees each option first; True if it answered),
     go(conn, opt) (answers NBD_OPT_GO; True once the export was given).
-    Transmission: after `good` correct replies, tx(conn, request) acts; it
-    returns "serve" to go on serving, else the server hangs up.  trickle:
+    Transmission: once `good` valid requests were answered correctly (over
+    all connections), tx(conn, request) acts, once, on the next valid
+    request of the kind cmds names (Conn.acts_on); it returns "serve" to go
+    on serving, else the server hangs up.  trickle:
     every byte in its own read; fragment: (size, order) chunking of reads
     (see Conn.fragmented_read)."""
 
@@ -465,9 +639,20 @@ def go_unknown_info(c, opt):
 
 
 def interleave(c, r):
-    reqs = c.pending(r)
+    """The reads pending: first halves (last read first), then second
+    halves; other requests (and DF reads, which must come in one chunk)
+    answered in between."""
+    reqs, others = [], []
+    for q in c.pending(r):
+        if (q.type == CMD_READ and not q.flags & CMD_FLAG_DF and
+                q.count >= 2 and not c.refusal(q)):
+            reqs.append(q)
+        else:
+            others.append(q)
     for q in reversed(reqs):
         c.data(q.cookie, q.offset, q.count // 2, flags=0)
+    for q in others:
+        c.answer(q)
     for q in reqs:
         half = q.count // 2
         c.data(q.cookie, q.offset + half, q.count - half)
@@ -506,7 +691,7 @@ def half_data_chunk(c, r):
     """The first half of a correct data chunk."""
     c.send(struct.pack(">IHHQIQ", STRUCTURED_MAGIC, FLAG_DONE, T_DATA,
                        r.cookie, 8 + r.count, r.offset)
-           + pattern(r.offset, r.count // 2))
+           + contents(r.offset, r.count // 2))
 
 
 def garbage(c, _r):
@@ -689,8 +874,9 @@ MODES = [
       opt=on_option(OPT_INFO, lambda c, o: (c.opt_reply(
           o, REP_INFO, struct.pack(">H", INFO_NAME) + b"x"), c.ack(o)))),
     M("opt-raw-stall", "timeout", "opt",
-      "silence after the unknown option",
-      opt=lambda c, o, d: o == 0x4242 and stall()),
+      "silence after an unknown option (NBD_OPT_LIST and the others are "
+      "answered)",
+      opt=lambda c, o, d: o not in KNOWN_OPTIONS and stall()),
     M("hs-truncated", "eof", "read", "half a greeting, then EOF",
       greeting=struct.pack(">Q", NBDMAGIC)[:5]),
     M("hs-truncated-info", "eof", "read",
@@ -722,7 +908,7 @@ MODES = [
       tx=lambda c, r: (c.answer(r), c.simple(r.cookie))),
     M("simple-reply-read", "simple-reply-read", "sread",
       "a simple reply to a structured read",
-      tx=lambda c, r: c.simple(r.cookie, 0, pattern(r.offset, r.count))),
+      tx=lambda c, r: c.simple(r.cookie, 0, contents(r.offset, r.count))),
 
     # -- data and hole chunks --
     M("chunk-bounds-before", "chunk-bounds", "read",
@@ -850,7 +1036,7 @@ MODES = [
       "a simple read reply cut in half, then EOF", sr=False,
       tflags=TFLAGS & ~TF_SEND_DF,
       tx=lambda c, r: c.send(struct.pack(">IIQ", SIMPLE_MAGIC, 0, r.cookie)
-                             + pattern(r.offset, r.count // 2))),
+                             + contents(r.offset, r.count // 2))),
     M("trunc-bs", "eof", "bs", "a block status chunk cut short, then EOF",
       tx=lambda c, r: c.send(struct.pack(">IHHQII", STRUCTURED_MAGIC,
                                          FLAG_DONE, T_BLOCK_STATUS, r.cookie,
@@ -884,7 +1070,11 @@ def listen(path):
 
 
 def run(mode, path):
+    global STORE, TALLY
     children = set()
+    STORE = mmap.mmap(-1, EXPORT_SIZE, flags=mmap.MAP_SHARED)
+    STORE[:] = PATTERN
+    TALLY = Tally()
     lsock = listen(path)
 
     def stop(_sig, _frame):
