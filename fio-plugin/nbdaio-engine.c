@@ -3,9 +3,11 @@
  * completion callbacks.  Only the public nbdaio.h API is used; the library
  * is linked in statically and only the symbol `ioengine` is exported.
  *
- * Per job: `conns` connections, requests spread round-robin over them; a
- * completion callback puts the io_u on a ring that getevents / event hand
- * back to fio; commit sends each connection's batch in one system call.
+ * Per job: `conns` connections, each reap/refill cycle's requests going
+ * mostly to one of them (the least loaded, see pick_conn); requests are
+ * held and sent in batches of one sendmsg per connection (see struct
+ * engine); a completion callback puts the io_u on a ring that getevents /
+ * event hand back to fio.
  */
 #include "fio.h"
 #include "optgroup.h"
@@ -19,6 +21,8 @@
 
 #define ENGINE "nbdaio"
 #define MAX_CONNS 64
+#define MISS_MAX 8
+#define MISS_POLL_FIRST 4
 
 enum trim_op { TRIM_OP_TRIM, TRIM_OP_ZERO, TRIM_OP_ZERO_NOHOLE,
                TRIM_OP_FAST_ZERO, TRIM_OP_CACHE };
@@ -179,28 +183,64 @@ static struct fio_option options[] = {
   { .name = NULL },
 };
 
-/* Per-job state. */
+/* One connection of a job. */
+struct conn {
+  struct nbdaio_handle *h;
+  unsigned inflight;            /* io_us issued on it and not completed */
+  unsigned nunsent;             /* of those, issued but not submitted yet */
+  struct io_u **unsent;         /* them, in issue order (iodepth entries) */
+  unsigned fresh;               /* submitted since getevents last began... */
+  unsigned fresh_gen;           /* ...counted while e->gen had this value */
+  bool dirty;                   /* on e->dirty (has unsent commands) */
+  bool dead;                    /* its death was reported */
+};
+
+/* Per-job state.
+ *
+ * Sending: engine_queue hands each io_u to the library on one connection
+ * (e->target, see pick_conn), which only queues it.  engine_commit sends a
+ * connection's queue (one sendmsg) at once when fio has nothing else
+ * outstanding (QD1, the first commit: latency) or when the queue holds
+ * hold_max commands; otherwise it holds the queue back: fio must call
+ * getevents for the other outstanding io_us before it can need the new
+ * ones, and getevents sends every held queue before anything can wait for
+ * a reply.  getevents answers from completions it read earlier without
+ * sending (fio's default takes one completion per call); so the commits
+ * of several fio reap/refill cycles leave in one system call.
+ *
+ * Receiving: getevents reads only when its completions cannot satisfy
+ * fio; it reads the connections directly (a recv usually finds replies),
+ * starting at a rotating one and stopping once fio's minimum is there, and
+ * polls only when those reads found too little. */
 struct engine {
-  struct nbdaio_handle *conn[MAX_CONNS];
+  struct conn conns[MAX_CONNS];
   unsigned nconns;
-  unsigned next_conn;
-  bool dirty[MAX_CONNS];        /* commands queued since the last commit */
+  unsigned target;              /* where engine_queue puts commands */
+  unsigned share;               /* ceil(iodepth / nconns) */
+  unsigned read_next;           /* the connection getevents reads first */
+  unsigned gen;                 /* getevents calls so far */
+  unsigned inflight;            /* sum of conns[].inflight */
+  unsigned unsent;              /* sum of conns[].nunsent */
+  unsigned hold_max;            /* commit sends a queue this long at once */
+  /* direct reads that found no completion minus those that did, kept in
+   * [0, MISS_MAX]: at MISS_POLL_FIRST getevents polls before reading (with
+   * replies spread over several sockets a guess is often empty), except on
+   * every 16th call, which reads first again to re-measure */
+  unsigned miss_score;
+  unsigned probe;
+  unsigned dirty[MAX_CONNS];    /* connections with unsent commands */
+  unsigned ndirty;
   struct pollfd pfd[MAX_CONNS];
   unsigned pfd_conn[MAX_CONNS];
 
   enum trim_op trim_op;
   uint32_t write_flags;
-
-  struct io_u **pending;        /* queued since the last commit */
-  unsigned npending;
-  unsigned fresh;               /* sent by the last commit, not waited for */
+  unsigned cmd_timeout;         /* ms, 0 = none */
 
   struct io_u **ring;           /* completed io_us, in completion order */
   unsigned ring_mask;
   unsigned ring_head, ring_tail;
   unsigned reported;            /* handed to fio by the last getevents */
-
-  bool reported_dead[MAX_CONNS];
 
   /* one slot per io_u (made by io_u_init); scanned for cmd_timeout every
    * cmd_timeout / 4 ms while waiting, never per I/O */
@@ -213,8 +253,10 @@ struct engine {
 struct io_slot {
   struct engine *e;
   struct io_u *io_u;
-  int64_t issued_ms;            /* with cmd_timeout: 0 = not in flight */
-  unsigned conn;
+  struct conn *conn;            /* where it was issued */
+  int64_t issued_ms;            /* with cmd_timeout: sent at; 0 = not
+                                   waiting for a reply */
+  bool done;                    /* completed since it was issued */
 };
 
 static int
@@ -437,9 +479,12 @@ engine_cleanup (struct thread_data *td)
 
   if (!e)
     return;
+  /* Nothing waits here: fio reaped (or gave up on) every io_u already.
+   * Commands still queued unsent fail with ENOTCONN as the handle closes. */
   for (unsigned i = 0; i < e->nconns; i++)
-    nbdaio_close (e->conn[i]);
-  free (e->pending);
+    nbdaio_close (e->conns[i].h);
+  for (unsigned i = 0; i < MAX_CONNS; i++)
+    free (e->conns[i].unsent);
   free (e->ring);
   for (unsigned i = 0; i < e->nslots; i++)
     free (e->slots[i]);
@@ -465,8 +510,7 @@ engine_init (struct thread_data *td)
   while (size < depth)
     size <<= 1;
   e->ring = calloc (size, sizeof *e->ring);
-  e->pending = calloc (depth, sizeof *e->pending);
-  if (!e->ring || !e->pending) {
+  if (!e->ring) {
     log_err ("%s: out of memory\n", ENGINE);
     return 1;
   }
@@ -476,13 +520,23 @@ engine_init (struct thread_data *td)
   e->write_flags = o->fua ? NBDAIO_CMD_FLAG_FUA : 0;
   if (job_profile (td, o, &p) == -1)
     return 1;
+  e->cmd_timeout = o->cmd_timeout;
   for (unsigned i = 0; i < o->conns; i++) {
+    struct conn *c = &e->conns[i];
     /* every io_u may sit on one connection */
-    if (!(e->conn[i] = connect_one (td, o, p, depth)))
+    if (!(c->unsent = calloc (depth, sizeof *c->unsent))) {
+      log_err ("%s: out of memory\n", ENGINE);
+      break;
+    }
+    if (!(c->h = connect_one (td, o, p, depth)))
       break;
     e->nconns++;
   }
   nbdaio_profile_free (p);
+  e->share = (depth + e->nconns - 1) / (e->nconns ? e->nconns : 1);
+  /* half the queue depth: the other half keeps the server busy while a
+   * batch is collected */
+  e->hold_max = depth / 2 ? depth / 2 : 1;
   return e->nconns == o->conns ? 0 : 1;
 }
 
@@ -495,16 +549,24 @@ now_ms (void)
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* An io_u finished (err: 0 or its errno): getevents hands it to fio. */
+static void
+io_done (struct engine *e, struct io_slot *slot, int err)
+{
+  slot->io_u->error = err;
+  slot->issued_ms = 0;
+  slot->done = true;
+  slot->conn->inflight--;
+  e->inflight--;
+  e->ring[e->ring_tail++ & e->ring_mask] = slot->io_u;
+}
+
 static int
 on_complete (void *user_data, int *error)
 {
   struct io_slot *slot = user_data;
-  struct io_u *io_u = slot->io_u;
-  struct engine *e = slot->e;
 
-  io_u->error = *error;
-  slot->issued_ms = 0;
-  e->ring[e->ring_tail++ & e->ring_mask] = io_u;
+  io_done (slot->e, slot, *error);
   return 1;                     /* retire the command at once */
 }
 
@@ -550,91 +612,219 @@ issue (struct engine *e, struct nbdaio_handle *h, struct io_u *io_u)
   return -1;
 }
 
-static enum fio_q_status
-engine_queue (struct thread_data *td, struct io_u *io_u)
+/* The connection for the next command: the current target until it holds
+ * its share of the queue depth, then the least loaded live one.  So each
+ * reap/refill cycle's commands mostly go to one connection (one sendmsg;
+ * the server reads them in one go), the load stays even, and the scan over
+ * the connections happens about once per cycle, not per command. */
+static struct conn *
+pick_conn (struct engine *e)
 {
-  struct engine *e = td->io_ops_data;
-  unsigned c = e->next_conn;
+  struct conn *c = &e->conns[e->target];
 
-  fio_ro_check (td, io_u);
-  if (++e->next_conn == e->nconns)
-    e->next_conn = 0;
-  if (issue (e, e->conn[c], io_u) == -1) {
-    io_u->error = nbdaio_get_errno () ? nbdaio_get_errno () : EIO;
-    if (!td->error)
-      log_err ("%s: %s\n", ENGINE, nbdaio_get_error () ?
-               nbdaio_get_error () : strerror (io_u->error));
-    return FIO_Q_COMPLETED;
+  if (e->nconns > 1 && (c->inflight >= e->share || c->dead)) {
+    unsigned best = e->target;
+    for (unsigned i = 0; i < e->nconns; i++) {
+      const struct conn *x = &e->conns[i];
+      if (!x->dead && (e->conns[best].dead ||
+                       x->inflight < e->conns[best].inflight))
+        best = i;
+    }
+    e->target = best;
+    c = &e->conns[best];
   }
-  e->dirty[c] = true;
-  e->pending[e->npending++] = io_u;
-  if (((struct engine_options *) td->eo)->cmd_timeout) {
-    struct io_slot *slot = io_u->engine_data;
-    slot->issued_ms = now_ms ();
-    slot->conn = c;
-  }
-  return FIO_Q_QUEUED;
+  return c;
 }
 
 /* Say once per connection why it died. */
 static void
-report_dead (struct engine *e, unsigned c)
+report_dead (struct conn *c, unsigned idx)
 {
-  const char *why = nbdaio_get_connection_error (e->conn[c]);
+  const char *why = nbdaio_get_connection_error (c->h);
 
-  if (!e->reported_dead[c] && why) {
-    e->reported_dead[c] = true;
-    log_err ("%s: connection %u: %s\n", ENGINE, c, why);
+  if (!c->dead && why) {
+    c->dead = true;
+    log_err ("%s: connection %u: %s\n", ENGINE, idx, why);
   }
+}
+
+static enum fio_q_status
+engine_queue (struct thread_data *td, struct io_u *io_u)
+{
+  struct engine *e = td->io_ops_data;
+  struct conn *c = pick_conn (e);
+  struct io_slot *slot = io_u->engine_data;
+
+  fio_ro_check (td, io_u);
+  /* with io_submit_mode=offload a worker thread (its own td, engine and
+   * connections) queues io_us whose slots the parent job made */
+  slot->e = e;
+  slot->conn = c;
+  slot->done = false;
+  slot->issued_ms = 0;
+  /* The library sees it in submit_conn: a command queued in the library
+   * could leave with any read of the connection, unstamped and unbatched. */
+  c->inflight++;
+  e->inflight++;
+  e->unsent++;
+  c->unsent[c->nunsent++] = io_u;
+  if (!c->dirty) {
+    c->dirty = true;
+    e->dirty[e->ndirty++] = (unsigned) (c - e->conns);
+  }
+  return FIO_Q_QUEUED;
+}
+
+/* Issue the io_us held for c to the library and send them (one sendmsg,
+ * unless the socket buffer fills: the library sends the rest when the
+ * socket takes it); account for them as issued now: fio's issue time and
+ * submission latency, its submit histogram, the cmd_timeout clock.  One
+ * the library refuses (checks, dead connection) completes with its error.
+ * The caller takes c off e->dirty. */
+static void
+submit_conn (struct thread_data *td, struct engine *e, struct conn *c)
+{
+  unsigned queued = c->nunsent, n = 0, idx = (unsigned) (c - e->conns);
+  bool said = false;
+
+  c->dirty = false;
+  c->nunsent = 0;
+  e->unsent -= queued;
+  for (unsigned i = 0; i < queued; i++) {
+    struct io_u *io_u = c->unsent[i];
+    if (issue (e, c->h, io_u) != -1) {
+      c->unsent[n++] = io_u;    /* keep the issued ones for stamping */
+      continue;
+    }
+    int err = nbdaio_get_errno () ? nbdaio_get_errno () : EIO;
+    if (!td->error && !said && !c->dead)
+      log_err ("%s: %s\n", ENGINE, nbdaio_get_error () ?
+               nbdaio_get_error () : strerror (err));
+    said = true;
+    report_dead (c, idx);
+    io_done (e, io_u->engine_data, err);
+  }
+  if (n && nbdaio_aio_submit (c->h) == -1)
+    report_dead (c, idx);       /* its commands completed with errors */
+  if (fio_fill_issue_time (td)) {
+    struct timespec now;
+    fio_gettime (&now, NULL);
+    for (unsigned i = 0; i < n; i++) {
+      memcpy (&c->unsent[i]->issue_time, &now, sizeof now);
+      io_u_queued (td, c->unsent[i]);
+    }
+  }
+  if (e->cmd_timeout) {
+    int64_t ms = now_ms ();
+    for (unsigned i = 0; i < n; i++) {
+      struct io_slot *slot = c->unsent[i]->engine_data;
+      if (!slot->done)
+        slot->issued_ms = ms;
+    }
+  }
+  io_u_mark_submit (td, queued);
+  if (c->fresh_gen != e->gen) {
+    c->fresh_gen = e->gen;
+    c->fresh = 0;
+  }
+  c->fresh += n;
+}
+
+/* Commands on c submitted since the last getevents call ended (by commit,
+ * right before this call, or by this call itself): their replies are very
+ * unlikely to be back yet. */
+static unsigned
+fresh (const struct engine *e, const struct conn *c)
+{
+  return c->fresh_gen == e->gen ? c->fresh : 0;
+}
+
+/* Completions fio has not been handed yet. */
+static unsigned
+unreported (const struct engine *e)
+{
+  return e->ring_tail - e->ring_head - e->reported;
 }
 
 static int
 engine_commit (struct thread_data *td)
 {
   struct engine *e = td->io_ops_data;
+  unsigned keep = 0, others_base = e->inflight + unreported (e);
 
-  if (!e->npending)
-    return 0;
-  for (unsigned c = 0; c < e->nconns; c++) {
-    if (!e->dirty[c])
-      continue;
-    e->dirty[c] = false;
-    if (nbdaio_aio_submit (e->conn[c]) == -1)
-      report_dead (e, c);       /* its commands completed with errors */
+  for (unsigned i = 0; i < e->ndirty; i++) {
+    struct conn *c = &e->conns[e->dirty[i]];
+    /* io_us fio gets back from getevents before it can need these */
+    unsigned others = others_base - c->nunsent;
+    if (others && c->nunsent < e->hold_max)
+      e->dirty[keep++] = e->dirty[i];   /* held for getevents, see above */
+    else
+      submit_conn (td, e, c);
   }
-  /* issued now that they are on the wire, as a synchronous send would be */
-  if (fio_fill_issue_time (td)) {
-    struct timespec now;
-    fio_gettime (&now, NULL);
-    for (unsigned i = 0; i < e->npending; i++) {
-      memcpy (&e->pending[i]->issue_time, &now, sizeof now);
-      io_u_queued (td, e->pending[i]);
-    }
-  }
-  io_u_mark_submit (td, e->npending);
-  e->fresh += e->npending;
-  e->npending = 0;
+  e->ndirty = keep;
   return 0;
 }
 
-static int wait_conns (struct engine *e, int ms);
-
-/* Read whatever replies have arrived, without waiting.  One connection is
- * read directly (a reply is usually there, and a read is one system call);
- * several are polled first, so that only those with data are read. */
-static void
-drain_ready (struct engine *e)
+/* Completions for this getevents call (the last call's are consumed). */
+static unsigned
+avail (const struct engine *e)
 {
-  if (e->nconns > 1) {
-    wait_conns (e, 0);
-    return;
-  }
-  if (nbdaio_aio_in_flight (e->conn[0]) > 0 &&
-      nbdaio_aio_notify_read (e->conn[0]) == -1)
-    report_dead (e, 0);
+  return e->ring_tail - e->ring_head;
 }
 
-/* Wait up to ms for any connection; returns poll's result. */
+/* Before getevents reads or waits: send the held queues, unless the
+ * commands already sent can satisfy fio's minimum on their own and keep
+ * the server busy (at least hold_max of them); then the held ones wait
+ * for a fuller batch.  Waiting never depends on an unsent command. */
+static void
+submit_held (struct thread_data *td, struct engine *e, unsigned min)
+{
+  unsigned sent = e->inflight - e->unsent;
+  unsigned need = min > avail (e) ? min - avail (e) : 1;
+
+  if (!e->ndirty || (sent >= need && sent >= e->hold_max))
+    return;
+  for (unsigned i = 0; i < e->ndirty; i++)
+    submit_conn (td, e, &e->conns[e->dirty[i]]);
+  e->ndirty = 0;
+}
+
+/* Read what has arrived on c, without waiting (one recv when the socket
+ * holds less than the reply buffer). */
+static void
+read_conn (struct engine *e, struct conn *c)
+{
+  if (nbdaio_aio_notify_read (c->h) == -1)
+    report_dead (c, (unsigned) (c - e->conns));
+}
+
+/* Read the connections where a reply may be waiting, starting at a
+ * rotating one; with min > 0 stop once min completions are there (the
+ * others keep collecting replies for a later, fuller read).  With
+ * all = false a connection whose every command is fresh is skipped. */
+static void
+reap (struct engine *e, unsigned min, bool all)
+{
+  for (unsigned i = 0; i < e->nconns; i++) {
+    struct conn *c = &e->conns[e->read_next];
+    if (++e->read_next == e->nconns)
+      e->read_next = 0;
+    /* sent commands (held ones are not on the socket) older than fresh */
+    if (c->inflight - c->nunsent > (all ? 0 : fresh (e, c))) {
+      unsigned before = e->ring_tail;
+      read_conn (e, c);
+      if (e->ring_tail != before)
+        e->miss_score -= e->miss_score > 0;
+      else
+        e->miss_score += e->miss_score < MISS_MAX;
+    }
+    if (min && avail (e) >= min)
+      break;
+  }
+}
+
+/* Sleep up to ms (-1: no limit) until a connection can go on, then read
+ * (or finish sending on) the ones that can; returns poll's result. */
 static int
 wait_conns (struct engine *e, int ms)
 {
@@ -642,10 +832,11 @@ wait_conns (struct engine *e, int ms)
   int r;
 
   for (unsigned c = 0; c < e->nconns; c++) {
-    unsigned dir = nbdaio_aio_get_direction (e->conn[c]);
+    unsigned dir = e->conns[c].inflight ?
+                   nbdaio_aio_get_direction (e->conns[c].h) : 0;
     if (!dir)
       continue;
-    e->pfd[n].fd = nbdaio_get_fd (e->conn[c]);
+    e->pfd[n].fd = nbdaio_get_fd (e->conns[c].h);
     e->pfd[n].events = ((dir & NBDAIO_DIRECTION_READ) ? POLLIN : 0) |
                        ((dir & NBDAIO_DIRECTION_WRITE) ? POLLOUT : 0);
     e->pfd[n].revents = 0;
@@ -655,27 +846,14 @@ wait_conns (struct engine *e, int ms)
     return 0;
   r = poll (e->pfd, n, ms);
   for (int i = 0; r > 0 && i < (int) n; i++) {
-    unsigned c = e->pfd_conn[i];
+    struct conn *c = &e->conns[e->pfd_conn[i]];
     short rev = e->pfd[i].revents;
-    if ((rev & (POLLIN | POLLHUP | POLLERR)) &&
-        nbdaio_aio_notify_read (e->conn[c]) == -1)
-      report_dead (e, c);
-    else if ((rev & POLLOUT) && nbdaio_aio_notify_write (e->conn[c]) == -1)
-      report_dead (e, c);
+    if (rev & (POLLIN | POLLHUP | POLLERR))
+      read_conn (e, c);         /* also finishes a partial send */
+    else if ((rev & POLLOUT) && nbdaio_aio_notify_write (c->h) == -1)
+      report_dead (c, e->pfd_conn[i]);
   }
   return r;
-}
-
-static unsigned
-in_flight (struct engine *e)
-{
-  unsigned n = 0;
-
-  for (unsigned c = 0; c < e->nconns; c++) {
-    int k = nbdaio_aio_in_flight (e->conn[c]);
-    n += k > 0 ? (unsigned) k : 0;
-  }
-  return n;
 }
 
 /* A command older than cmd_timeout: NBD cannot cancel a command, so its
@@ -688,16 +866,16 @@ check_timeouts (struct engine *e, unsigned timeout_ms, int64_t now)
 
   for (unsigned i = 0; i < e->nslots; i++) {
     struct io_slot *slot = e->slots[i];
-    unsigned c = slot->conn;
+    struct conn *c = slot->conn;
     if (!slot->issued_ms || now - slot->issued_ms < timeout_ms)
       continue;
     snprintf (why, sizeof why, "a command got no reply within %u ms "
               "(cmd_timeout): commands in flight failed with ETIMEDOUT",
               timeout_ms);
     slot->issued_ms = 0;
-    if (nbdaio_aio_in_flight (e->conn[c]) > 0) {
-      nbdaio_abort (e->conn[c], ETIMEDOUT, why);
-      report_dead (e, c);
+    if (c->inflight > 0) {
+      nbdaio_abort (c->h, ETIMEDOUT, why);
+      report_dead (c, (unsigned) (c - e->conns));
     }
   }
   return now + (timeout_ms >= 40 ? timeout_ms / 4 : 10);
@@ -711,8 +889,8 @@ busy_poll (struct engine *e, unsigned min, unsigned usec)
   struct timespec t0, t;
 
   clock_gettime (CLOCK_MONOTONIC, &t0);
-  while (e->ring_tail - e->ring_head < min && in_flight (e) > 0) {
-    drain_ready (e);
+  while (avail (e) < min && e->inflight > 0) {
+    reap (e, min, true);
     clock_gettime (CLOCK_MONOTONIC, &t);
     if ((t.tv_sec - t0.tv_sec) * 1000000 + (t.tv_nsec - t0.tv_nsec) / 1000 >=
         (long) usec)
@@ -727,36 +905,37 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
   struct engine *e = td->io_ops_data;
   struct engine_options *o = td->eo;
   int64_t deadline = -1;
-  unsigned avail, n;
+  unsigned n;
 
   e->ring_head += e->reported;  /* fio consumed the last batch */
   e->reported = 0;
+  if (avail (e) >= (min ? min : 1))
+    goto done;                  /* no system call needed; held queues wait */
+  submit_held (td, e, min);
   if (t)
     deadline = now_ms () + t->tv_sec * 1000 + t->tv_nsec / 1000000;
 
-  /* When everything in flight left in the last commit, no reply can have
-   * come back yet unless the server is faster than this call: wait at
-   * once instead of reading an empty socket. */
-  if (!min || e->fresh < in_flight (e))
-    drain_ready (e);
-  e->fresh = 0;
+  /* Read first, poll only if that found too little.  A connection whose
+   * commands are all fresh (see fresh()) is not read but waited for. */
+  if (e->miss_score < MISS_POLL_FIRST || !(++e->probe & 15))
+    reap (e, min, false);
+  else if (!min)
+    wait_conns (e, 0);
   if (o->busy_poll)
     busy_poll (e, min, o->busy_poll);
-  for (;;) {
+  while (avail (e) < min && e->inflight > 0) {
     int64_t now, ms = -1;
-    avail = e->ring_tail - e->ring_head;
-    if (avail >= min || in_flight (e) == 0)
-      break;
-    if (deadline >= 0 || o->cmd_timeout) {
+    submit_held (td, e, min);
+    if (deadline >= 0 || e->cmd_timeout) {
       now = now_ms ();
       if (deadline >= 0) {
         if (now >= deadline)
           break;
         ms = deadline - now;
       }
-      if (o->cmd_timeout) {
+      if (e->cmd_timeout) {
         if (now >= e->next_scan)
-          e->next_scan = check_timeouts (e, o->cmd_timeout, now);
+          e->next_scan = check_timeouts (e, e->cmd_timeout, now);
         if (ms < 0 || e->next_scan - now < ms)
           ms = e->next_scan - now;
       }
@@ -766,7 +945,9 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
       return -1;
     }
   }
-  n = avail < max ? avail : max;
+done:
+  e->gen++;                     /* what was sent so far is no longer fresh */
+  n = avail (e) < max ? avail (e) : max;
   e->reported = n;
   return (int) n;
 }

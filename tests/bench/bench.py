@@ -43,6 +43,17 @@ How each number is obtained:
   perf             raw_syscalls:sys_enter tracepoint (all calls) and the
                    per-name syscalls:sys_enter_* tracepoints of the I/O
                    calls (syscalls-perf.csv); skipped if perf cannot.
+  socket floor     tests/bench/socket-floor.c (built here with cc -O2):
+                   the bytes of 4k reads (28-byte requests, 4124-byte
+                   structured replies) through a unix socket between two
+                   processes pinned like fio and nbdkit, with the cheapest
+                   batched syscall pattern and no NBD logic; its client CPU
+                   per IO (getrusage) is a floor no NBD client can beat
+                   here, printed next to the client CPU target.  Run twice:
+                   with the peer as fast as it goes, and paced (busy-spin
+                   per reply) to nbdaio's measured 4k QD32 randread IOPS:
+                   a client faster than its server sleeps and wakes for
+                   replies, and that cost is part of the floor too.
   heap             valgrind memcheck's "total heap usage" of a 10k- and a
                    100k-IO run (fio --thread), with --xtree-memory to
                    attribute allocations to functions: fio's helper thread
@@ -271,6 +282,8 @@ class Bench:
         self.sysc_err = {}       # (case, engine) -> {name: failed calls per IO}
         self.psysc = {}          # the same counted by perf stat tracepoints
         self.heap = {}           # engine -> dict
+        self.floor = []          # socket-floor client CPU us per IO, per rep
+        self.floor_paced = []    # the same at nbdaio's QD32 randread pace
         self.server = None
         self.seq = 0
 
@@ -760,6 +773,64 @@ class Bench:
             else:
                 add(name, "NOT EVALUATED",
                     detail + " pinned (run with --unpinned to judge)")
+        # client CPU per 4k IO at QD32 <= 0.35x, with the socket floor
+        floor = median(self.floor) if self.floor else float("nan")
+        for c in ("randread-4k-qd32", "randwrite-4k-qd32"):
+            if (c, OURS, "cpu_cli_us") not in med or not self.runs:
+                continue
+            b, a = get(c, BUILTIN, "cpu_cli_us"), get(c, OURS, "cpu_cli_us")
+            r = ratio(a, b)
+            detail = f"nbdaio {fmt(a)} us / builtin {fmt(b)} us = {fmt(r, 'x')}"
+            if c == "randread-4k-qd32" and not math.isnan(floor):
+                fr = ratio(floor, b)
+                detail += (f"; socket floor {fmt(floor)} us = {fmt(fr, 'x')} of "
+                           f"builtin" + (" (above 0.35x: the target is "
+                                         "physically impossible here)"
+                                         if fr > 0.35 else ""))
+                if self.floor_paced:
+                    fp = median(self.floor_paced)
+                    detail += (f"; floor paced to nbdaio's IOPS {fmt(fp)} us "
+                               f"= {fmt(ratio(fp, b), 'x')} of builtin (nbdaio "
+                               f"spends {fmt(ratio(a, fp), 'x')} the paced "
+                               "floor)")
+            add(f"client CPU per 4k IO {c} <= 0.35x", "PASS" if r <= 0.35 else
+                ("FAIL" if not math.isnan(r) else "NO DATA"), detail)
+        # system calls per IO (the issue counts them with strace -c; the
+        # perf stat count, without ptrace slowing fio down, is shown too)
+        for c, limit in (("randread-4k-qd32", 1.2), ("randwrite-4k-qd32", 1.2),
+                         ("randrw-4k-qd32-b16", 0.2)):
+            if (c, OURS, "sys_io") not in med:
+                continue
+            a, p_ = get(c, OURS, "sys_io"), get(c, OURS, "sys_io_perf")
+            add(f"syscalls/IO {c} <= {limit}",
+                "PASS" if a <= limit else
+                ("FAIL" if not math.isnan(a) else "NO DATA"),
+                f"strace {fmt(a)} (builtin {fmt(get(c, BUILTIN, 'sys_io'))}); "
+                f"perf stat {fmt(p_)} (builtin "
+                f"{fmt(get(c, BUILTIN, 'sys_io_perf'))})")
+        if self.runs:
+            for case in self.cases:
+                c = case["id"]
+                key = "mibs" if c == "read-1m-qd8" else "iops"
+                b, a = get(c, BUILTIN, key), get(c, OURS, key)
+                r = ratio(a, b)
+                what = "1M read bandwidth" if key == "mibs" else f"IOPS {c}"
+                add(f"{what} >= 1.0x", "PASS" if r >= 1.0 else
+                    ("FAIL" if not math.isnan(r) else "NO DATA"),
+                    f"nbdaio {fmt(a)} / builtin {fmt(b)} = {fmt(r, 'x')}")
+            base = get("randread-4k-qd32", OURS, "iops")
+            for c in ("randread-4k-qd32-c2", "randread-4k-qd32-c4"):
+                if (c, OURS, "iops") not in med:
+                    continue
+                a = get(c, OURS, "iops")
+                r = ratio(a, base)
+                add(f"{c}: no IOPS lost against conns=1", "PASS" if r >= 1.0
+                    else ("FAIL" if not math.isnan(r) else "NO DATA"),
+                    f"nbdaio conns>1 {fmt(a)} / conns=1 {fmt(base)} = "
+                    f"{fmt(r, 'x')} (server CPU/IO {fmt(get(c, OURS, 'cpu_srv_us'))}"
+                    f" vs {fmt(get('randread-4k-qd32', OURS, 'cpu_srv_us'))} us:"
+                    " with the server pinned and saturated, its own cost per "
+                    "connection decides)")
         if OURS in self.heap:
             h = self.heap[OURS]
             d = h["steady"]
@@ -892,6 +963,57 @@ unset multiplot
         else:
             log(f"chart: {png}")
 
+    # ------------------------------------------------------------------
+    # socket floor: the kernel's unix-socket cost of the same bytes
+    def run_floor(self):
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "socket-floor.c")
+        exe = os.path.join(self.rawdir, "socket-floor")
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if not cc:
+            fail("socket floor: no C compiler (cc)")
+            return
+        r = subprocess.run([cc, "-std=gnu11", "-O2", "-Wall", "-Wextra",
+                            "-o", exe, src], capture_output=True, text=True)
+        if r.returncode:
+            fail(f"socket floor: build failed: {r.stderr.strip()[:300]}")
+            return
+        pins = ["-c", "-1", "-p", "-1"] if self.args.unpinned else \
+            ["-c", str(self.args.client_cpu), "-p", str(self.args.server_cpu)]
+        n = 20000 if self.args.smoke else 1000000
+        ours = [r["iops"] for r in self.runs
+                if r["case"] == "randread-4k-qd32" and r["engine"] == OURS]
+        pace = None
+
+        def one(pace_ns, tag):
+            r = subprocess.run([exe, "-n", str(n), "-q", "32", "-b", "16",
+                                "-d", str(pace_ns)] + pins,
+                               capture_output=True, text=True, timeout=600)
+            m = re.search(r"cpu_us_per_io=([0-9.]+) syscalls_per_io=([0-9.]+) "
+                          r"iops=([0-9.]+)", r.stdout)
+            if r.returncode or not m:
+                fail(f"socket floor: {r.stdout.strip()} {r.stderr.strip()}"[:300])
+                return None
+            v = [float(x) for x in m.groups()]
+            log(f"  socket-floor {tag}: {v[0]:.2f} us client CPU/IO, "
+                f"{v[1]:.3f} syscalls/IO, {v[2]:.0f} IOPS (4k reads' bytes, "
+                f"QD32, no NBD logic{f', peer paced {pace_ns} ns/reply' if pace_ns else ''})")
+            return v
+        for rep in range(max(1, self.args.reps)):
+            v = one(0, f"r{rep} free ")
+            if not v:
+                return
+            self.floor.append(v[0])
+            if pace is None and ours:
+                # spin so that the peer answers at nbdaio's QD32 pace (none
+                # if nbdaio ran as fast as the free-running floor)
+                pace = max(0, int(1e9 / median(ours) - 1e9 / v[2]))
+            if pace:
+                w = one(pace, f"r{rep} paced")
+                if not w:
+                    return
+                self.floor_paced.append(w[0])
+
     def header(self):
         a = self.args
         st = os.stat(self.plugin)
@@ -953,6 +1075,10 @@ unset multiplot
                         "tracepoints, same runs without ptrace):")
                     self.run_perf_syscalls()
                     step("perf stat")
+            if not a.heap_only:
+                log("socket floor (tests/bench/socket-floor.c):")
+                self.run_floor()
+                step("socket floor")
             if not a.no_heap:
                 self.run_heap()
                 step("valgrind")
