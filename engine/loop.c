@@ -19,6 +19,9 @@ conn_check_connected (struct nbdaio_handle *h)
     return 0;
   case H_NEW:
     return set_error (ENOTCONN, "handle is not connected (connect first)");
+  case H_NEGOTIATING:
+    return set_error (ENOTCONN, "handle is still negotiating (opt mode): "
+                      "call nbdaio_opt_go first");
   default:
     if (h->conn_error)
       return set_error (ENOTCONN, "connection is dead: %s", h->conn_error);

@@ -4,7 +4,8 @@
     python3 tests/fuzz/make-seeds.py
 
 rewrites tests/fuzz/corpus/handshake/ and tests/fuzz/corpus/reply/ (every
-file in them is generated here).  The input formats are described at the top
+file in them is generated here, except the regress-* inputs fuzzing found,
+which are kept).  The input formats are described at the top
 of fuzz_handshake.c and fuzz_reply.c; the command table and the cookie rule
 below must agree with fuzz_reply.c and engine/cmd.c (cookie = sequence << 16
 | slot, both counted from the first command issued).
@@ -389,8 +390,11 @@ def reply_seeds():
 def write(dirname, seeds):
     d = os.path.join(HERE, "corpus", dirname)
     os.makedirs(d, exist_ok=True)
+    # regress-*: inputs found by fuzzing that once broke a promise, kept
+    # as they were found (not generated here)
     for f in os.listdir(d):
-        os.unlink(os.path.join(d, f))
+        if not f.startswith("regress-"):
+            os.unlink(os.path.join(d, f))
     for name, data in sorted(seeds.items()):
         assert len(data) <= MAX_LEN, name
         with open(os.path.join(d, name), "wb") as f:

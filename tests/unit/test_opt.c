@@ -229,6 +229,7 @@ test_negotiating_state (void **state)
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   assert_null (nbdaio_get_connection_error (h));
   check_no_commands (h);
+  assert_true (contains (nbdaio_get_error (), "nbdaio_opt_go first"));
   assert_int_equal (nbdaio_is_negotiating (h), 1);
 
   /* abort: the server sees NBD_OPT_ABORT; the handle is closed cleanly */
