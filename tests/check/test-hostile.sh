@@ -13,9 +13,8 @@ set -uo pipefail
 SERVER=$(realpath "$1")
 CHECK=$(realpath "$2")
 VERDICTS="$(cd "$(dirname "$0")" && pwd)/verdicts.py"
-PYTHON=$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)') || exit 1
 T=$(mktemp -d /tmp/nbdaio-check-hostile.XXXXXX)
-SERVER_PID=
+. "$(cd "$(dirname "$0")" && pwd)/../hostile/server-lib.sh"
 
 # FAILs the non-violation modes truly earn (mode=comma list of probe ids),
 # each with its reason; a mode not listed must earn no FAIL at all.  The
@@ -40,30 +39,6 @@ declare -A EARNED=(
 
 # Modes that trickle every byte need more than the short --timeout.
 declare -A SLOW=( [byte-at-a-time]=5 )
-
-stop_server () {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-    SERVER_PID=
-  fi
-  rm -f "$T/sock"
-}
-trap 'stop_server; rm -rf "$T"' EXIT
-trap 'echo "$0: interrupted" >&2; exit 130' INT TERM HUP
-
-start_server () {
-  "$PYTHON" "$SERVER" --mode "$1" "$T/sock" 2> "$T/server.err" &
-  SERVER_PID=$!
-  for _ in $(seq 500); do
-    [ -S "$T/sock" ] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.01
-  done
-  echo "hostile-server.py --mode $1 did not start:" >&2
-  cat "$T/server.err" >&2
-  return 1
-}
 
 FAILED=()
 PASSED=0
