@@ -301,6 +301,9 @@ case_usage () {
 
 case_valgrind () {
   command -v valgrind > /dev/null || { echo "no valgrind: skipped"; return 0; }
+  if [ "${NBDAIO_SANITIZED:-0}" = 1 ]; then
+    echo "sanitizer build (valgrind and ASan do not mix): skipped"; return 0
+  fi
   nbdkit_start vg memory 16M
   timeout 300 valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect "$CHECK" --write --json "$URI" \
