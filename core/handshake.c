@@ -269,20 +269,42 @@ put_string (uint8_t *p, const char *s, uint32_t len)
   return 4 + len;
 }
 
+/* NBD_OPT_SET_META_CONTEXT or NBD_OPT_LIST_META_CONTEXT for the export
+ * name with queries (NULL-terminated; NULL: none).  The caller checked the
+ * queries' lengths (each <= NBD_MAX_STRING, all together far below 4 GiB). */
+static int
+send_meta_option (struct hs *hs, uint32_t opt, const char *const *queries)
+{
+  const char *exp = hs->o->export_name;
+  size_t nq = 0, len = 4 + strlen (exp) + 4;
+  uint8_t *buf;
+  uint32_t pos;
+  int r;
+
+  for (; queries && queries[nq]; nq++)
+    len += 4 + strlen (queries[nq]);
+  if (!(buf = malloc (len)))
+    return set_error (ENOMEM, "out of memory");
+  pos = put_string (buf, exp, strlen (exp));
+  wire_put32 (buf + pos, (uint32_t) nq);
+  pos += 4;
+  for (size_t i = 0; i < nq; i++)
+    pos += put_string (buf + pos, queries[i], strlen (queries[i]));
+  r = send_option (hs, opt, buf, pos);
+  free (buf);
+  return r;
+}
+
 static int
 opt_set_meta_context (struct hs *hs)
 {
-  const char *exp = hs->o->export_name, *ctx = hs->o->meta_context;
-  uint8_t buf[3 * 4 + 2 * NBD_MAX_STRING];
-  uint32_t clen = strlen (ctx), len;
+  const char *ctx = hs->o->meta_context;
+  const char *queries[] = { ctx, NULL };
+  uint32_t clen = strlen (ctx);
   struct opt_reply r;
   int ret;
 
-  len = put_string (buf, exp, strlen (exp));
-  wire_put32 (buf + len, 1);                 /* one query */
-  len += 4;
-  len += put_string (buf + len, ctx, clen);
-  if (send_option (hs, NBD_OPT_SET_META_CONTEXT, buf, len) == -1)
+  if (send_meta_option (hs, NBD_OPT_SET_META_CONTEXT, queries) == -1)
     return -1;
 
   for (;;) {
@@ -843,27 +865,10 @@ handshake_opt_list_meta_context (struct transport *t,
                                  nbdaio_context_callback cb, void *user_data)
 {
   struct hs hs = { .t = t, .o = o };
-  const char *exp = o->export_name;
   struct list l = { 0 };
-  size_t nq = 0, len = 4 + strlen (exp) + 4;
-  uint8_t *buf;
-  uint32_t pos;
   int r, n;
 
-  /* the caller checked the queries' lengths (each <= NBD_MAX_STRING, all
-   * together far below 4 GiB) */
-  for (; queries && queries[nq]; nq++)
-    len += 4 + strlen (queries[nq]);
-  if (!(buf = malloc (len)))
-    return set_error (ENOMEM, "out of memory");
-  pos = put_string (buf, exp, strlen (exp));
-  wire_put32 (buf + pos, (uint32_t) nq);
-  pos += 4;
-  for (size_t i = 0; i < nq; i++)
-    pos += put_string (buf + pos, queries[i], strlen (queries[i]));
-  r = send_option (&hs, NBD_OPT_LIST_META_CONTEXT, buf, pos);
-  free (buf);
-  if (r == -1)
+  if (send_meta_option (&hs, NBD_OPT_LIST_META_CONTEXT, queries) == -1)
     return -1;
   r = read_list (&hs, NBD_OPT_LIST_META_CONTEXT, &l, add_context);
   if (r != 0)

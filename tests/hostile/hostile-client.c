@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli-common.h"
 #include "nbdaio.h"
 
 #define MAX_CMDS 64
@@ -377,21 +378,10 @@ static void
 json_string (const char *key, const char *s)
 {
   printf (",\"%s\":", key);
-  if (!s) {
+  if (s)
+    cli_json_string (stdout, s);
+  else
     fputs ("null", stdout);
-    return;
-  }
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char) *s;
-    if (ch == '"' || ch == '\\')
-      printf ("\\%c", ch);
-    else if (ch < 0x20)
-      printf ("\\u%04x", ch);
-    else
-      putchar (ch);
-  }
-  putchar ('"');
 }
 
 static void __attribute__ ((noreturn))

@@ -192,6 +192,39 @@ random_file () {
 
 # Called by the ERR trap of a case: the failing command (first line) and
 # where it was called from, innermost first.
+# start_nbd_server: one nbd-server (it daemonizes; -p gives us its pid) on
+# 127.0.0.1:$PORT (set here) and on the unix socket $T/nbd.sock, with two
+# exports: rw ($T/rw.img, 16 MiB of zeros; flush, fua, trim, rotational)
+# and ro ($T/ro.img, 4 MiB of random bytes, read-only).
+start_nbd_server () {
+  PORT=$(free_port)
+  truncate -s 16M "$T/rw.img"
+  random_file "$T/ro.img" 4194304
+  cat > "$T/nbd.conf" <<CONF
+[generic]
+port = $PORT
+listenaddr = 127.0.0.1
+unixsock = $T/nbd.sock
+duallisten = true
+allowlist = true
+[rw]
+exportname = $T/rw.img
+flush = true
+fua = true
+trim = true
+rotational = true
+[ro]
+exportname = $T/ro.img
+readonly = true
+CONF
+  rm -f "$T/nbd.pid" "$T/nbd.sock"
+  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
+  wait_until 20 test -s "$T/nbd.pid"
+  track "$(cat "$T/nbd.pid")"
+  wait_until 20 tcp_open "$PORT"
+  wait_until 20 test -S "$T/nbd.sock"
+}
+
 report_failure () {
   local cmd=${1%%$'\n'*} i=0 frame stack=""
   while frame=$(caller $i); do

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-common.h"
 #include "nbdaio.h"
 
 #define RAW_UNKNOWN_OPTION 0x4242
@@ -37,21 +38,10 @@ fail (const char *what)
 static void
 json_str (const char *s)
 {
-  if (!s) {
+  if (s)
+    cli_json_string (stdout, s);
+  else
     fputs ("null", stdout);
-    return;
-  }
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char) *s;
-    if (ch == '"' || ch == '\\')
-      printf ("\\%c", ch);
-    else if (ch < 0x20)
-      printf ("\\u%04x", ch);
-    else
-      putchar (ch);
-  }
-  putchar ('"');
 }
 
 /* ,"key":"value" */

@@ -9,36 +9,6 @@ init "$@"
 
 M=16777216
 
-# One nbd-server (it daemonizes; -p gives us its pid) with two exports.
-start_nbd_server () {
-  PORT=$(free_port)
-  truncate -s $M "$T/rw.img"
-  random_file "$T/ro.img" 4194304
-  cat > "$T/nbd.conf" <<CONF
-[generic]
-port = $PORT
-listenaddr = 127.0.0.1
-unixsock = $T/nbd.sock
-duallisten = true
-allowlist = true
-[rw]
-exportname = $T/rw.img
-flush = true
-fua = true
-trim = true
-rotational = true
-[ro]
-exportname = $T/ro.img
-readonly = true
-CONF
-  rm -f "$T/nbd.pid" "$T/nbd.sock"
-  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
-  wait_until 20 test -s "$T/nbd.pid"
-  track "$(cat "$T/nbd.pid")"
-  wait_until 20 tcp_open "$PORT"
-  wait_until 20 test -S "$T/nbd.sock"
-}
-
 case_tcp () {
   start_nbd_server
   URI="nbd://127.0.0.1:$PORT/rw"

@@ -111,27 +111,7 @@ case_qemu_nbd () {
 }
 
 case_nbd_server () {
-  local port
-  port=$(free_port)
-  truncate -s 16M "$T/rw.img"
-  cat > "$T/nbd.conf" <<CONF
-[generic]
-port = $port
-listenaddr = 127.0.0.1
-unixsock = $T/nbd.sock
-duallisten = true
-allowlist = true
-[rw]
-exportname = $T/rw.img
-[ro]
-exportname = $T/rw.img
-readonly = true
-CONF
-  rm -f "$T/nbd.pid" "$T/nbd.sock"
-  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
-  wait_until 20 test -s "$T/nbd.pid"
-  track "$(cat "$T/nbd.pid")"
-  wait_until 20 test -S "$T/nbd.sock"
+  start_nbd_server
   probe "$T/p.json" --query base:allocation "nbd+unix:///rw?socket=$T/nbd.sock"
   check "$T/p.json" "d['structured'] == 0" \
     "d['list']['exports'] == [{'name': 'rw', 'description': ''}, {'name': 'ro', 'description': ''}]" \
@@ -143,7 +123,7 @@ CONF
     "d['go']['rc'] == 0 and d['go']['size'] == 16777216" \
     "d['go']['meta_context'] is None and d['go']['read'] == 0" \
     "d['failures'] == 0"
-  probe "$T/r.json" --abort "nbd://127.0.0.1:$port/ro"
+  probe "$T/r.json" --abort "nbd://127.0.0.1:$PORT/ro"
   check "$T/r.json" "d['info']['read_only'] == 1" \
     "d['abort']['rc'] == 0 and d['abort']['connection_error'] is None"
   probe "$T/u.json" --export nosuch "nbd+unix:///rw?socket=$T/nbd.sock"
