@@ -15,7 +15,11 @@ so="$PWD/build/fio-plugin/nbdaio.so"
 [ -f "$so" ] || { echo "run-fio.sh: $so was not built" >&2; exit 1; }
 
 # nbdkit picks a socket, sets $uri for --run and stops when fio ends.
-args=$(printf ' %q' "$@")
+# Extra arguments, each quoted for the --run shell; none at all must add
+# nothing (printf with no arguments still prints one empty quoted word,
+# which fio would take for a job file named '').
+args=""
+(($#)) && args=$(printf ' %q' "$@")
 exec timeout 300 nbdkit -U - memory 1G --run "
   fio --name=nbdaio-randrw --ioengine=external:$so --uri=\"\$uri\" \
       --rw=randrw --bs=4k --iodepth=32 --size=1g \

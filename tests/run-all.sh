@@ -4,13 +4,14 @@
 # test (unit, integration against real servers, symbol checks), then builds
 # again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite
 # once more (without the fio plugin: fio is not an ASan program).  Prints
-# "N passed, N failed" last; exits non-zero on failure.
+# "N passed, N failed, N skipped" last (tests/count-results.py: a skip is
+# never a pass); exits non-zero on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tests/deps.sh
 
-pass=0 fail=0
+pass=0 fail=0 skip=0
 run_suite() {               # run_suite BUILDDIR [meson setup args...]
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
@@ -20,20 +21,9 @@ run_suite() {               # run_suite BUILDDIR [meson setup args...]
   local rc=0
   meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
   local counts
-  counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
-import json, sys
-ok = bad = 0
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r["result"] in ("OK", "EXPECTEDFAIL", "SKIP"):
-        ok += 1
-    else:
-        bad += 1
-print(ok, bad)
-PY
-)
-  pass=$((pass + ${counts% *}))
-  fail=$((fail + ${counts#* }))
+  counts=$(python3 tests/count-results.py "$dir/meson-logs/testlog.json")
+  read -r p f s <<< "$counts"
+  pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
   [ "$rc" -eq 0 ] || echo "run-all: failures in $dir" >&2
 }
 
@@ -61,5 +51,5 @@ fi
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
   -Dbuildtype=debug -Dfio_plugin=disabled
 
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
