@@ -128,7 +128,8 @@ NBDAIO_API struct nbdaio_handle *nbdaio_create (void);
 NBDAIO_API void nbdaio_close (struct nbdaio_handle *h);
 
 /* Settings: only before connecting (else -1, EINVAL). */
-/* The export name to ask for (default ""). */
+/* The export name to ask for (default "").  Setting it makes the export
+ * explicit: nbdaio_connect_uri then refuses a URI naming another one. */
 NBDAIO_API int nbdaio_set_export_name (struct nbdaio_handle *h,
                                        const char *name);
 /* Ask for structured replies (default 1). */
@@ -215,8 +216,11 @@ NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
  * A handle connects once: a second call fails with EINVAL. */
 
 /* nbd[s]://[user@]host[:port][/export][?query],
- * nbd[s]+unix://[user@]/[export]?socket=PATH[&query].  The export in the URI
- * overrides nbdaio_set_export_name; nbds sets TLS to REQUIRE and user@ is
+ * nbd[s]+unix://[user@]/[export]?socket=PATH[&query].  A URI without an
+ * export (or with an empty one) asks for the export set with
+ * nbdaio_set_export_name (default ""); a URI naming an export other than
+ * one set explicitly fails with EINVAL naming both, so I/O never goes to an
+ * export the caller did not mean.  nbds sets TLS to REQUIRE and user@ is
  * the PSK user name.  Query parameters: socket, tls-certificates,
  * tls-psk-file, tls-hostname, tls-verify-peer (as nbdaio_set_option). */
 NBDAIO_API int nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri);
@@ -291,8 +295,9 @@ NBDAIO_API int nbdaio_profile_get_number (const struct nbdaio_profile *p,
  * prefixed "F:LINE: [name]: " (EINVAL when h is already connected). */
 NBDAIO_API int nbdaio_profile_apply (const struct nbdaio_profile *p,
                                      struct nbdaio_handle *h);
-/* Connect h to the profile's server: uri with nbdaio_connect_uri (the
- * URI's own parts, such as its export, win over the handle's settings),
+/* Connect h to the profile's server: uri with nbdaio_connect_uri (a
+ * profile's export applies to a URI without one; a URI naming another
+ * export is an error, as nbdaio_connect_uri says),
  * socket with nbdaio_connect_unix, host and port with nbdaio_connect_tcp.
  * Settings are not applied here: call nbdaio_profile_apply first (and make
  * your own settings after it to override the profile's).  Returns 0, or -1

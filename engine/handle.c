@@ -199,6 +199,24 @@ nbdaio_connect_socket (struct nbdaio_handle *h, int fd)
   return finish_connect (h, NULL);
 }
 
+/* The export a URI names: an empty one (nbd://host, nbd+unix:///?socket=S)
+ * leaves an export set explicitly in force; a named one must agree with
+ * it, since silently preferring either would send I/O to the wrong export.
+ * Returns 0, or -1 (EINVAL) naming both. */
+static int
+uri_take_export (struct nbdaio_handle *h, const struct nbdaio_uri *u)
+{
+  if (!h->export_name_explicit)
+    return settings_replace_string (&h->export_name, u->export_name,
+                                    "export name");
+  if (u->export_name[0] == '\0' || strcmp (u->export_name, h->export_name) == 0)
+    return 0;
+  return set_error (EINVAL, "the URI names export '%s' but export '%s' was "
+                    "set explicitly (export setting, --export or a profile's "
+                    "export): name the export in one place",
+                    u->export_name, h->export_name);
+}
+
 int
 nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri)
 {
@@ -207,8 +225,7 @@ nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri)
 
   if (settings_check_new (h) == -1 || uri_parse (uri, &u) == -1)
     return -1;
-  r = settings_replace_string (&h->export_name, u.export_name,
-                               "export name");
+  r = uri_take_export (h, &u);
   if (r == 0 && u.tls)
     r = nbdaio_set_tls (h, NBDAIO_TLS_REQUIRE);
   for (size_t i = 0; r == 0 && i < u.nparams; i++) {

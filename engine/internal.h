@@ -78,6 +78,8 @@ struct nbdaio_handle {
 
   /* settings */
   char *export_name;
+  bool export_name_explicit;    /* set by nbdaio_set_export_name: a URI
+                                   may not name another export */
   char *meta_context_wanted;
   bool request_structured;
   bool debug;

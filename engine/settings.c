@@ -60,7 +60,10 @@ nbdaio_set_export_name (struct nbdaio_handle *h, const char *name)
     return -1;
   if (!name)
     return set_error (EINVAL, "export name is NULL");
-  return settings_replace_string (&h->export_name, name, "export name");
+  if (settings_replace_string (&h->export_name, name, "export name") == -1)
+    return -1;
+  h->export_name_explicit = true;
+  return 0;
 }
 
 int
