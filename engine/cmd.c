@@ -1,6 +1,9 @@
 /* cmd.c - command slots: allocation from a free stack, completion (the one
  * place callbacks run and are freed), retirement, and the public calls that
- * ask about completed commands.  Everything here is O(1) per command. */
+ * ask about completed commands.  Everything here is O(1) per command;
+ * tracking the data/hole chunks of a read (cmd_cover) is O(1) per chunk
+ * while they form at most CMD_INLINE_RUNS runs, then O(1 + length / 64)
+ * on a bitmap of the request. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +56,7 @@ cmd_alloc (struct nbdaio_handle *h)
   cmd->cookie = (h->next_seq++ << CMD_SLOT_BITS) | idx;
   cmd->error = 0;
   cmd->covered = 0;
-  cmd->runs = cmd->inline_runs;
   cmd->nruns = 0;
-  cmd->runs_cap = CMD_INLINE_RUNS;
   cmd->got_block_status = false;
   return cmd;
 }
@@ -128,57 +129,92 @@ callbacks_release (nbdaio_chunk_callback *chunk,
     memset (completion, 0, sizeof *completion);
 }
 
+/* Add [start, end) to the sorted inline runs.  Returns 0, -1 if it
+ * overlaps a run, 1 if it needs a run more than there is room for. */
+static int
+runs_add (struct nbdaio_cmd *cmd, uint32_t start, uint32_t end)
+{
+  struct cmd_run *r = cmd->runs;
+  uint32_t n = cmd->nruns, i = 0;
+
+  while (i < n && r[i].end < start)     /* the first run ending at or after
+                                         * start; n <= CMD_INLINE_RUNS */
+    i++;
+  if ((i < n && r[i].start < end && start < r[i].end) ||
+      (i + 1 < n && r[i + 1].start < end))
+    return -1;
+  if (i < n && r[i].end == start) {                   /* extend run i */
+    r[i].end = end;
+    if (i + 1 < n && r[i + 1].start == end) {         /* and join i + 1 */
+      r[i].end = r[i + 1].end;
+      memmove (&r[i + 1], &r[i + 2], (n - i - 2) * sizeof *r);
+      cmd->nruns--;
+    }
+    return 0;
+  }
+  if (i < n && r[i].start == end) {                   /* prepend to run i */
+    r[i].start = start;
+    return 0;
+  }
+  if (n == CMD_INLINE_RUNS)
+    return 1;
+  memmove (&r[i + 1], &r[i], (n - i) * sizeof *r);
+  r[i].start = start;
+  r[i].end = end;
+  cmd->nruns++;
+  return 0;
+}
+
+/* Set the bits [start, end) a word at a time.  Returns 0, or -1 if one of
+ * them was set already. */
+static int
+bits_add (uint64_t *w, uint32_t start, uint32_t end)
+{
+  uint32_t first = start / 64, last = (end - 1) / 64;
+
+  for (uint32_t i = first; i <= last; i++) {
+    uint64_t m = ~UINT64_C (0);
+    if (i == first)
+      m &= ~UINT64_C (0) << (start % 64);
+    if (i == last)
+      m &= ~UINT64_C (0) >> (63 - (end - 1) % 64);
+    if (w[i] & m)
+      return -1;
+    w[i] |= m;
+  }
+  return 0;
+}
+
+/* The reply is more fragmented than the inline runs hold: switch cmd to a
+ * bitmap of its request (count bits), holding what the runs held. */
+static int
+bits_from_runs (struct nbdaio_cmd *cmd)
+{
+  cmd->bits = calloc (((size_t) cmd->count + 63) / 64, sizeof *cmd->bits);
+  if (!cmd->bits)
+    return set_error (ENOMEM, "out of memory tracking the chunks of a "
+                      "%u-byte read", cmd->count);
+  for (uint32_t i = 0; i < cmd->nruns; i++)
+    bits_add (cmd->bits, cmd->runs[i].start, cmd->runs[i].end);
+  return 0;
+}
+
 int
 cmd_cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len)
 {
-  uint32_t end = start + len, i, lo = 0, hi = cmd->nruns;
-  struct cmd_run *r;
+  int r = cmd->bits ? 1 : runs_add (cmd, start, start + len);
 
-  /* runs are sorted: find the first run ending at or after start */
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) / 2;
-    if (cmd->runs[mid].end < start)
-      lo = mid + 1;
-    else
-      hi = mid;
+  if (r == 1) {
+    if (!cmd->bits && bits_from_runs (cmd) == -1)
+      return -1;
+    r = bits_add (cmd->bits, start, start + len);
   }
-  i = lo;
-  r = cmd->runs;
-  if ((i < cmd->nruns && r[i].start < end && start < r[i].end) ||
-      (i + 1 < cmd->nruns && r[i + 1].start < end))
+  if (r == -1)
     return set_violation ("chunk-overlap", "chunk [%llu, +%u) of cookie "
                           "0x%llx overlaps data already received",
                           (unsigned long long) (cmd->offset + start), len,
                           (unsigned long long) cmd->cookie);
   cmd->covered += len;
-  if (i < cmd->nruns && r[i].end == start) {          /* extend run i */
-    r[i].end = end;
-    if (i + 1 < cmd->nruns && r[i + 1].start == end) {
-      r[i].end = r[i + 1].end;
-      memmove (&r[i + 1], &r[i + 2], (cmd->nruns - i - 2) * sizeof *r);
-      cmd->nruns--;
-    }
-    return 0;
-  }
-  if (i < cmd->nruns && r[i].start == end) {          /* prepend to run i */
-    r[i].start = start;
-    return 0;
-  }
-  if (cmd->nruns == cmd->runs_cap) {                  /* a fragmented reply */
-    uint32_t cap = cmd->runs_cap * 2;
-    struct cmd_run *n = malloc (cap * sizeof *n);
-    if (!n)
-      return set_error (ENOMEM, "out of memory tracking reply chunks");
-    memcpy (n, r, cmd->nruns * sizeof *n);
-    if (r != cmd->inline_runs)
-      free (r);
-    cmd->runs = r = n;
-    cmd->runs_cap = cap;
-  }
-  memmove (&r[i + 1], &r[i], (cmd->nruns - i) * sizeof *r);
-  r[i].start = start;
-  r[i].end = end;
-  cmd->nruns++;
   return 0;
 }
 
@@ -193,9 +229,9 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 
   h->in_flight--;
   cmd->state = CMD_DONE;
-  if (cmd->runs != cmd->inline_runs) {
-    free (cmd->runs);
-    cmd->runs = cmd->inline_runs;
+  if (cmd->bits) {
+    free (cmd->bits);
+    cmd->bits = NULL;
   }
   if (err == ESHUTDOWN && !h->server_shutdown) {
     h->server_shutdown = true;

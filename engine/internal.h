@@ -17,11 +17,16 @@
 #define CMD_SLOT_BITS 16
 #define CMD_SLOT_MASK ((UINT64_C(1) << CMD_SLOT_BITS) - 1)
 #define CMD_MAX_SLOTS (1u << CMD_SLOT_BITS)
-#define CMD_INLINE_RUNS 4       /* disjoint chunk runs kept without malloc */
+#define CMD_INLINE_RUNS 4       /* disjoint chunk runs kept without malloc;
+                                 * a more fragmented reply uses a bitmap */
 #define CMD_NONE UINT32_MAX     /* end of the done list */
 #define SEND_IOV_MAX 1024       /* iovecs per sendmsg */
-#define RBUF_SIZE (256 * 1024)  /* reply stream buffer */
-#define RBUF_MAX_PAYLOAD (64u * 1024 * 1024)  /* largest buffered chunk */
+#define RBUF_SIZE (256 * 1024)  /* reply stream buffer; it grows (while a
+                                 * larger block status chunk arrives) only
+                                 * as bytes arrive, and shrinks back after */
+/* Extents in one block status chunk at most: the spec's "SHOULD NOT send
+ * more than 2^20" (and the request's own bound, reply.c bs_max_extents). */
+#define BS_MAX_EXTENTS (1u << 20)
 
 enum cmd_state { CMD_FREE = 0, CMD_QUEUED, CMD_SENT, CMD_DONE };
 
@@ -37,11 +42,13 @@ struct nbdaio_cmd {
   bool got_block_status;
   int error;                    /* first error, errno value */
   uint64_t covered;             /* bytes covered by data/hole chunks */
-  /* Byte ranges (relative to offset) covered by data/hole chunks, kept
-   * disjoint and merged; inline until a reply is more fragmented. */
-  struct cmd_run { uint32_t start, end; } inline_runs[CMD_INLINE_RUNS];
-  struct cmd_run *runs;         /* inline_runs or a malloc'd array */
-  uint32_t nruns, runs_cap;
+  /* Byte ranges (relative to offset) covered by data/hole chunks, sorted,
+   * disjoint and merged, while there are at most CMD_INLINE_RUNS; a more
+   * fragmented reply switches to bits: one bit per byte of the request
+   * (malloc'd, freed at completion). */
+  struct cmd_run { uint32_t start, end; } runs[CMD_INLINE_RUNS];
+  uint32_t nruns;
+  uint64_t *bits;               /* NULL while runs suffice */
   nbdaio_chunk_callback chunk;
   nbdaio_extent_callback extent;
   nbdaio_completion_callback completion;
@@ -116,6 +123,8 @@ struct nbdaio_handle {
   uint8_t *rbuf;
   size_t rcap, rpos, rlen;
   struct rx rx;
+  bool reading;                 /* reply_read runs: its callbacks may not
+                                 * re-enter it (EBUSY) */
   uint32_t *extents;
   size_t extents_cap;
 
@@ -170,7 +179,10 @@ int send_disconnect (struct nbdaio_handle *h);
 
 /* reply.c */
 int reply_init (struct nbdaio_handle *h);
+/* Read and dispatch what the socket has.  Sets h->reading meanwhile. */
 int reply_read (struct nbdaio_handle *h);
+/* The connection is dead: free the reply buffer and the extents array. */
+void reply_release (struct nbdaio_handle *h);
 
 /* loop.c */
 /* End the connection: keep the current error message as the reason, fail
@@ -181,6 +193,9 @@ int conn_die (struct nbdaio_handle *h, int err);
 void conn_maybe_disconnect (struct nbdaio_handle *h);
 /* -1 with ENOTCONN and a message unless h can issue commands. */
 int conn_check_connected (struct nbdaio_handle *h);
+/* -1 with EBUSY and a message naming call when a callback the reply reader
+ * runs called it (it would re-enter the reader); else 0. */
+int conn_check_not_reading (struct nbdaio_handle *h, const char *call);
 
 
 #endif

@@ -30,6 +30,17 @@ conn_check_connected (struct nbdaio_handle *h)
 }
 
 int
+conn_check_not_reading (struct nbdaio_handle *h, const char *call)
+{
+  if (h && h->reading)
+    return set_error (EBUSY, "%s called from a callback of this handle (a "
+                      "chunk, extent or completion callback), while it reads "
+                      "replies: return from the callback, then call it",
+                      call);
+  return 0;
+}
+
+int
 conn_die (struct nbdaio_handle *h, int err)
 {
   const char *msg = nbdaio_get_error ();
@@ -41,6 +52,7 @@ conn_die (struct nbdaio_handle *h, int err)
     transport_close (&h->t);
     debug (h->debug, "connection ended: %s", h->conn_error ? h->conn_error : "");
     cmd_fail_all (h, err);
+    reply_release (h);
   }
   /* callbacks may have overwritten the thread's error */
   return set_error (err, "%s", h->conn_error ? h->conn_error : "connection failed");
@@ -88,7 +100,8 @@ nbdaio_aio_get_direction (struct nbdaio_handle *h)
 int
 nbdaio_aio_notify_read (struct nbdaio_handle *h)
 {
-  if (conn_check_connected (h) == -1)
+  if (conn_check_not_reading (h, __func__) == -1 ||
+      conn_check_connected (h) == -1)
     return -1;
   if (reply_read (h) == -1)
     return -1;
@@ -115,7 +128,8 @@ nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
   struct pollfd pfd;
   int r;
 
-  if (conn_check_connected (h) == -1)
+  if (conn_check_not_reading (h, __func__) == -1 ||
+      conn_check_connected (h) == -1)
     return -1;
   if (h->sq_len && send_flush (h) == -1)
     return -1;

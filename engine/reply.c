@@ -67,6 +67,28 @@ check_inside (struct nbdaio_cmd *cmd, uint64_t off, uint64_t len,
   return 0;
 }
 
+/* A data or hole chunk [off, off+len) of cmd: inside the request,
+ * disjoint from the ones before, and the only one if the read has
+ * NBD_CMD_FLAG_DF (checked in this order: the first rule broken is
+ * named). */
+static int
+content_chunk (struct nbdaio_cmd *cmd, uint64_t off, uint32_t len,
+               const char *what)
+{
+  bool first = cmd->covered == 0;       /* content chunks are not empty */
+
+  if (check_inside (cmd, off, len, what) == -1 ||
+      cmd_cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+    return -1;
+  if ((cmd->flags & NBDAIO_CMD_FLAG_DF) && !first)
+    return set_violation ("chunk-df", "second content chunk (%s [%llu, +%u)) "
+                          "in reply to the NBD_CMD_FLAG_DF read of cookie "
+                          "0x%llx (at most one is allowed)", what,
+                          (unsigned long long) off, len,
+                          (unsigned long long) cmd->cookie);
+  return 0;
+}
+
 /* The final reply of cmd arrived: check completeness and complete it. */
 static int
 finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
@@ -149,6 +171,61 @@ simple_reply (struct nbdaio_handle *h, const uint8_t *p)
   return finish_command (h, cmd);
 }
 
+/* The most extents a block status chunk for cmd can legally carry: one
+ * with NBD_CMD_FLAG_REQ_ONE; else one per byte of the request (extents are
+ * consecutive and not empty, and only the last may pass the request's
+ * end: the MUSTs of the spec; extents finer than the minimum block size
+ * break only a SHOULD and are accepted), and never more than
+ * BS_MAX_EXTENTS, the spec's "SHOULD NOT send more than 2^20" kept as the
+ * client's bound on what one chunk may make it buffer. */
+static uint64_t
+bs_max_extents (const struct nbdaio_cmd *cmd)
+{
+  if ((cmd->flags & NBDAIO_CMD_FLAG_REQ_ONE) || cmd->count == 0)
+    return 1;
+  return cmd->count < BS_MAX_EXTENTS ? cmd->count : BS_MAX_EXTENTS;
+}
+
+/* A block status chunk of len bytes for cmd: 4 + 8n, 1 <= n <= what the
+ * request allows (checked on the header: nothing is buffered for more). */
+static int
+check_bs_length (const struct nbdaio_cmd *cmd, uint32_t len)
+{
+  uint64_t n, max = bs_max_extents (cmd);
+
+  if (len < 12 || (len - 4) % 8 != 0)
+    return set_violation ("chunk-length", "NBD_REPLY_TYPE_BLOCK_STATUS of "
+                          "length %u (must be 4 + 8n, n >= 1)", len);
+  n = (len - 4) / 8;
+  if (n > max && (cmd->flags & NBDAIO_CMD_FLAG_REQ_ONE))
+    return set_violation ("bs-extent", "%llu extents in reply to a "
+                          "NBD_CMD_FLAG_REQ_ONE request (must be 1)",
+                          (unsigned long long) n);
+  if (n > max)
+    return set_violation ("chunk-length", "NBD_REPLY_TYPE_BLOCK_STATUS of "
+                          "length %u (%llu extents) for a request of %u "
+                          "bytes at %llu (cookie 0x%llx): at most %llu "
+                          "extents (one per byte requested, at most %u)",
+                          len, (unsigned long long) n, cmd->count,
+                          (unsigned long long) cmd->offset,
+                          (unsigned long long) cmd->cookie,
+                          (unsigned long long) max, BS_MAX_EXTENTS);
+  return 0;
+}
+
+/* The longest error chunk of this type: the spec caps messages at
+ * NBD_MAX_STRING; an unknown error type may carry fields after its message
+ * (whose length field is 16 bits). */
+static uint32_t
+error_chunk_max (uint16_t type)
+{
+  switch (type) {
+  case NBD_REPLY_TYPE_ERROR:        return 6 + NBD_MAX_STRING;
+  case NBD_REPLY_TYPE_ERROR_OFFSET: return 6 + NBD_MAX_STRING + 8;
+  default:                          return 6 + 65535 + 8;
+  }
+}
+
 static int
 chunk_header (struct nbdaio_handle *h, const uint8_t *p)
 {
@@ -195,19 +272,15 @@ chunk_header (struct nbdaio_handle *h, const uint8_t *p)
       return set_violation ("chunk-command", "NBD_REPLY_TYPE_BLOCK_STATUS for "
                             "%s (cookie 0x%llx)", proto_cmd_name (cmd->type),
                             (unsigned long long) cookie);
-    if (len < 12 || (len - 4) % 8 != 0 || len > RBUF_MAX_PAYLOAD)
-      return set_violation ("chunk-length", "NBD_REPLY_TYPE_BLOCK_STATUS of "
-                            "length %u (must be 4 + 8n, n >= 1, at most %u)",
-                            len, RBUF_MAX_PAYLOAD);
-    return 0;
+    return check_bs_length (cmd, len);
   default:
     if (!(type & NBD_REPLY_TYPE_ERROR_BIT))
       return set_violation ("chunk-unknown", "unknown chunk type %u for "
                             "cookie 0x%llx", type, (unsigned long long) cookie);
-    if (len < 6 || len > 6 + 65535 + 8)
+    if (len < 6 || len > error_chunk_max (type))
       return set_violation ("chunk-error-length", "%s of length %u (must be "
                             "6 to %u)", proto_chunk_name (type), len,
-                            6 + 65535 + 8);
+                            error_chunk_max (type));
     return 0;
   }
 }
@@ -220,8 +293,7 @@ chunk_hole (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
 
   if (len == 0)
     return set_violation ("chunk-length", "NBD_REPLY_TYPE_OFFSET_HOLE of size 0");
-  if (check_inside (cmd, off, len, "hole chunk") == -1 ||
-      cmd_cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+  if (content_chunk (cmd, off, len, "hole chunk") == -1)
     return -1;
   memset ((uint8_t *) cmd->buf + (off - cmd->offset), 0, len);
   call_chunk (cmd, off, len, NBDAIO_READ_HOLE, 0);
@@ -236,8 +308,7 @@ chunk_data_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
   uint64_t off = wire_get64 (p);
   uint32_t len = rx->length - 8;
 
-  if (check_inside (cmd, off, len, "data chunk") == -1 ||
-      cmd_cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
+  if (content_chunk (cmd, off, len, "data chunk") == -1)
     return -1;
   rx->state = RX_DATA;
   rx->dest = (uint8_t *) cmd->buf + (off - cmd->offset);
@@ -276,9 +347,6 @@ chunk_block_status (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
     return set_violation ("bs-extent", "second block status chunk for "
                           "context %u (cookie 0x%llx)", ctx,
                           (unsigned long long) cmd->cookie);
-  if ((cmd->flags & NBDAIO_CMD_FLAG_REQ_ONE) && n != 1)
-    return set_violation ("bs-extent", "%u extents in reply to a "
-                          "NBD_CMD_FLAG_REQ_ONE request (must be 1)", n);
   if (2 * (size_t) n > h->extents_cap) {
     uint32_t *e = realloc (h->extents, 2 * (size_t) n * sizeof *e);
     if (!e)
@@ -322,9 +390,9 @@ chunk_error (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
                           "message of %u bytes", proto_chunk_name (type), len,
                           msglen);
   err = proto_errno_from_wire (werr);
-  debug (h->debug, "error chunk cookie 0x%llx: %s: %.*s",
-         (unsigned long long) cmd->cookie, strerror (err), (int) msglen,
-         (const char *) p + 6);
+  debug (h->debug, "error chunk cookie 0x%llx: %s: %s",
+         (unsigned long long) cmd->cookie, strerror (err),
+         ESCAPED (p + 6, msglen));
   if (type == NBD_REPLY_TYPE_ERROR_OFFSET) {
     uint64_t off = wire_get64 (p + 6 + msglen);
     if (check_inside (cmd, off, 1, "error offset") == -1)
@@ -348,6 +416,42 @@ chunk_payload (struct nbdaio_handle *h, const uint8_t *p)
   case NBD_REPLY_TYPE_BLOCK_STATUS: return chunk_block_status (h, cmd, p);
   default:                          return chunk_error (h, cmd, p);
   }
+}
+
+/* A chunk larger than RBUF_SIZE was consumed: give the memory it took
+ * back (the buffer returns to RBUF_SIZE, a large extents array is freed). */
+static void
+reply_shrink (struct nbdaio_handle *h)
+{
+  size_t avail = h->rlen - h->rpos;
+  uint8_t *b;
+
+  if (h->extents_cap * sizeof *h->extents > RBUF_SIZE) {
+    free (h->extents);
+    h->extents = NULL;
+    h->extents_cap = 0;
+  }
+  if (avail > RBUF_SIZE)
+    return;
+  memmove (h->rbuf, h->rbuf + h->rpos, avail);
+  h->rpos = 0;
+  h->rlen = avail;
+  b = realloc (h->rbuf, RBUF_SIZE);
+  if (b) {                      /* else keep the larger one */
+    h->rbuf = b;
+    h->rcap = RBUF_SIZE;
+  }
+}
+
+void
+reply_release (struct nbdaio_handle *h)
+{
+  free (h->rbuf);
+  free (h->extents);
+  h->rbuf = NULL;
+  h->extents = NULL;
+  h->rcap = h->rpos = h->rlen = 0;
+  h->extents_cap = 0;
 }
 
 /* Parse what the buffer holds.  Returns 0 when more bytes are needed, -1 on
@@ -393,6 +497,8 @@ parse (struct nbdaio_handle *h)
       h->rpos += rx->need;
       if (chunk_payload (h, p) == -1)
         return -1;
+      if (h->rcap > RBUF_SIZE)
+        reply_shrink (h);
       break;
     case RX_DATA:
       if (rx->remaining) {
@@ -412,7 +518,11 @@ parse (struct nbdaio_handle *h)
   return 0;
 }
 
-/* Make room in the buffer for what the parser waits for. */
+/* Make room in the buffer for what the parser waits for: move the unparsed
+ * bytes to the front when what is awaited would not fit behind them; grow
+ * the buffer (doubling, up to what is awaited) only when it is full, so
+ * that a chunk larger than RBUF_SIZE costs memory as its bytes arrive, not
+ * as soon as its header announces it. */
 static int
 make_room (struct nbdaio_handle *h)
 {
@@ -424,18 +534,20 @@ make_room (struct nbdaio_handle *h)
     h->rpos = 0;
     h->rlen = avail;
   }
-  if (need > h->rcap) {
-    uint8_t *b = realloc (h->rbuf, need);
+  if (h->rlen == h->rcap) {     /* then need > rcap: the parser waits */
+    size_t cap = 2 * h->rcap < need ? 2 * h->rcap : need;
+    uint8_t *b = realloc (h->rbuf, cap);
     if (!b)
-      return set_error (ENOMEM, "out of memory for a %zu-byte reply", need);
+      return set_error (ENOMEM, "out of memory growing the reply buffer to "
+                        "%zu bytes (for a %zu-byte chunk)", cap, need);
     h->rbuf = b;
-    h->rcap = need;
+    h->rcap = cap;
   }
   return 0;
 }
 
-int
-reply_read (struct nbdaio_handle *h)
+static int
+read_loop (struct nbdaio_handle *h)
 {
   for (;;) {
     struct iovec iov[2];
@@ -490,4 +602,15 @@ reply_read (struct nbdaio_handle *h)
       return 0;
     }
   }
+}
+
+int
+reply_read (struct nbdaio_handle *h)
+{
+  int r;
+
+  h->reading = true;
+  r = read_loop (h);
+  h->reading = false;
+  return r;
 }

@@ -17,7 +17,7 @@
  * Prints one line of JSON with what happened and exits 1 if any promise was
  * broken or the outcome was not the expected one.
  *
- * usage: hostile-client --cmd read|sread|write|bs|bs-one|mixed|opt
+ * usage: hostile-client --cmd read|sread|dfread|write|bs|bs-one|mixed|opt
  *          --expect violation|eof|ok|timeout|shutdown|errno:NAME
  *          [--count N] [--timeout MS] SOCKET
  *
@@ -39,9 +39,10 @@
 #define LEN 4096u
 
 enum kind { K_READ, K_SREAD, K_WRITE, K_FLUSH, K_TRIM, K_ZERO, K_CACHE,
-            K_BS, K_BS_ONE };
+            K_BS, K_BS_ONE, K_DFREAD };
 static const char *const kind_names[] = {
-  "read", "sread", "write", "flush", "trim", "zero", "cache", "bs", "bs-one"
+  "read", "sread", "write", "flush", "trim", "zero", "cache", "bs", "bs-one",
+  "dfread"                      /* sread with NBD_CMD_FLAG_DF */
 };
 /* what --cmd mixed cycles through */
 static const enum kind mixed[] = {
@@ -152,7 +153,8 @@ on_complete (void *user_data, int *error)
   if (++c->calls > 1)
     problem ("callback of command %d ran %d times", idx, c->calls);
   c->error = *error;
-  if (*error == 0 && (c->kind == K_READ || c->kind == K_SREAD) &&
+  if (*error == 0 &&
+      (c->kind == K_READ || c->kind == K_SREAD || c->kind == K_DFREAD) &&
       pattern_differs (c->buf, c->offset, c->count))
     problem ("command %d (%s) succeeded with wrong data", idx,
              kind_names[c->kind]);
@@ -244,9 +246,11 @@ issue (struct nbdaio_handle *h, struct cmd *c)
   case K_READ:
     return nbdaio_aio_pread (h, c->buf, c->count, c->offset, done, 0);
   case K_SREAD:
+  case K_DFREAD:
     c->passed[F_CHUNK] = 1;
     return nbdaio_aio_pread_structured (h, c->buf, c->count, c->offset,
-                                        chunk, done, 0);
+                                        chunk, done, c->kind == K_DFREAD ?
+                                        NBDAIO_CMD_FLAG_DF : 0);
   case K_WRITE:
     for (uint32_t i = 0; i < c->count; i++)
       c->buf[i] = pattern_byte (c->offset + i);
@@ -387,8 +391,8 @@ json_string (const char *key, const char *s)
 static void __attribute__ ((noreturn))
 usage (void)
 {
-  fprintf (stderr, "usage: hostile-client --cmd read|sread|write|bs|bs-one|"
-           "mixed|opt --expect violation|eof|ok|timeout|shutdown|errno:NAME "
+  fprintf (stderr, "usage: hostile-client --cmd read|sread|dfread|write|bs|"
+           "bs-one|mixed|opt --expect violation|eof|ok|timeout|shutdown|errno:NAME "
            "[--count N] [--timeout MS] SOCKET\n");
   exit (2);
 }
@@ -492,6 +496,8 @@ main (int argc, char **argv)
     if ((c->kind == K_BS || c->kind == K_BS_ONE) &&
         nbdaio_can_block_status (h) != 1)
       c->kind = K_READ;         /* simple replies: no meta context */
+    if (c->kind == K_DFREAD && nbdaio_can_df (h) != 1)
+      c->kind = K_SREAD;        /* DF not advertised */
     c->cookie = issue (h, c);
     if (c->cookie == -1) {
       problem ("issuing command %d (%s) failed: %s", i, kind_names[c->kind],

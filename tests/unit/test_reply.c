@@ -4,13 +4,17 @@
  * an error naming the rule ("[tag]") and every in-flight command must
  * complete exactly once with EPROTO.  Then the non-fatal cases: unknown
  * error chunks, odd error values, ESHUTDOWN, EOF, byte-at-a-time delivery,
- * holes, block status and out-of-order replies. */
+ * holes, block status and out-of-order replies; the memory a large block
+ * status chunk takes, a read in 256K scrambled one-byte chunks, and
+ * callbacks that try to re-enter the reply reader. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "test_common.h"
+/* the reply buffer and parser state, for the memory test (internal) */
+#include "../../engine/internal.h"
 
 /* ---------------------------------------------------------------------- */
 /* commands the client issues */
@@ -89,10 +93,13 @@ req_of (struct fs *s, uint16_t type)
 /* ---------------------------------------------------------------------- */
 /* violation cases */
 
+/* the server's handshake in a violation case */
+enum { HS_DEFAULT, HS_NO_SR /* refuses structured replies */ };
+
 struct vcase {
   const char *name;
   const char *tag;
-  int no_sr;                    /* server refuses structured replies */
+  int hs;                       /* HS_* */
   struct cmdspec cmds[4];
   int (*reply) (struct fs *s);  /* runs after all requests were read */
 };
@@ -134,7 +141,7 @@ run_vcase (const struct vcase *v)
   fprintf (stderr, "  case %s\n", v->name);
   assert_non_null (s);
   assert_non_null (h);
-  if (v->no_sr) {
+  if (v->hs == HS_NO_SR) {
     s->hs.sr = 0;
     s->hs.tflags &= ~NBD_FLAG_SEND_DF;  /* DF needs structured replies */
   }
@@ -214,6 +221,8 @@ static const struct cmdspec WRITE512 = { K_WRITE, 0, 512, 0, 0 };
 static const struct cmdspec BS64K = { K_BS, 0, 64 * KiB, 0, 0 };
 static const struct cmdspec BS64K_ONE = { K_BS, 0, 64 * KiB,
                                           NBDAIO_CMD_FLAG_REQ_ONE, 0 };
+static const struct cmdspec READ1K_DF = { K_READ_SR, 0, 1024,
+                                          NBDAIO_CMD_FLAG_DF, 0 };
 
 static uint8_t zero_buf[64 * KiB];
 
@@ -481,6 +490,82 @@ r_overlap_after_many_runs (struct fs *s)
   return 0;
 }
 
+/* A block status chunk of n extents of len bytes (state 0), whole. */
+static int
+bs_many (struct fs *s, uint32_t n, uint32_t len)
+{
+  size_t size = 4 + 8 * (size_t) n;
+  uint8_t *b = calloc (1, size);
+  if (!b)
+    return fs_fail (s, "out of memory");
+  wire_put32 (b, s->hs.meta_id);
+  for (uint32_t i = 0; i < n; i++)
+    wire_put32 (b + 4 + 8 * i, len);
+  int r = done_chunk (s, NBD_REPLY_TYPE_BLOCK_STATUS, NBD_CMD_BLOCK_STATUS, b,
+                      (uint32_t) size);
+  free (b);
+  return r;
+}
+
+/* 65537 extents of one byte for a 64 KiB request: more than its bytes. */
+static int
+r_bs_more_extents_than_bytes (struct fs *s)
+{
+  return bs_many (s, 64 * KiB + 1, 1);
+}
+
+/* An NBD_REPLY_TYPE_ERROR whose message (5000 bytes, length consistent)
+ * is longer than the spec's 4096-byte string limit. */
+static int
+r_error_msg_over_limit (struct fs *s)
+{
+  static uint8_t b[6 + 5000];
+  memset (b, 'x', sizeof b);
+  wire_put32 (b, NBD_EIO);
+  wire_put16 (b + 4, 5000);
+  return done_chunk (s, NBD_REPLY_TYPE_ERROR, NBD_CMD_READ, b, sizeof b);
+}
+
+/* A DF read answered in two data chunks. */
+static int
+r_df_two_data (struct fs *s)
+{
+  const struct fs_req *r = req_of (s, NBD_CMD_READ);
+  if (!r || !(r->flags & NBDAIO_CMD_FLAG_DF))
+    return fs_fail (s, "DF flag not on the wire");
+  if (fs_send_chunk_data (s, 0, r->cookie, 0, zero_buf, 512) == -1)
+    return -1;
+  return fs_send_chunk_data (s, NBD_REPLY_FLAG_DONE, r->cookie, 512,
+                             zero_buf, 512);
+}
+
+/* A DF read answered with data, then a hole for the rest. */
+static int
+r_df_data_hole (struct fs *s)
+{
+  uint64_t c = cookie_of (s, NBD_CMD_READ);
+  if (fs_send_chunk_data (s, 0, c, 0, zero_buf, 512) == -1)
+    return -1;
+  return fs_send_chunk_hole (s, NBD_REPLY_FLAG_DONE, c, 512, 512);
+}
+
+/* Six separate one-byte chunks (more runs than the client keeps inline),
+ * then chunks that fit between them, then [62, 66): across the 64-byte
+ * boundary, its only byte received already is 65, just past it. */
+static int
+r_overlap_in_bitmap (struct fs *s)
+{
+  uint64_t c = cookie_of (s, NBD_CMD_READ);
+  static const uint32_t at[][2] = {
+    { 0, 1 }, { 2, 1 }, { 4, 1 }, { 6, 1 }, { 8, 1 }, { 65, 1 },
+    { 1, 1 }, { 9, 53 }, { 62, 4 },
+  };
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+    if (fs_send_chunk_data (s, 0, c, at[i][0], zero_buf, at[i][1]) == -1)
+      return -1;
+  return fs_send_chunk_none (s, c);
+}
+
 #define CMDS(...) { __VA_ARGS__ }
 
 static const struct vcase vcases[] = {
@@ -537,6 +622,16 @@ static const struct vcase vcases[] = {
     r_bs_zero_extent },
   { "two extents with REQ_ONE", "bs-extent", 0, CMDS (BS64K_ONE, FLUSH),
     r_bs_two_extents_req_one },
+  { "BLOCK_STATUS with more extents than bytes requested", "chunk-length", 0,
+    CMDS (BS64K, FLUSH), r_bs_more_extents_than_bytes },
+  { "error message over 4096 bytes", "chunk-error-length", 0,
+    CMDS (READ512, FLUSH), r_error_msg_over_limit },
+  { "DF read in two data chunks", "chunk-df", 0, CMDS (READ1K_DF, FLUSH),
+    r_df_two_data },
+  { "DF read in a data and a hole chunk", "chunk-df", 0,
+    CMDS (READ1K_DF, FLUSH), r_df_data_hole },
+  { "overlap in the bitmap, across a word", "chunk-overlap", 0,
+    CMDS ({ K_READ_SR, 0, 128, 0, 0 }, FLUSH), r_overlap_in_bitmap },
 };
 
 static void
@@ -568,6 +663,7 @@ VTEST (test_chunk_unknown, "chunk-unknown")
 VTEST (test_chunk_length, "chunk-length")
 VTEST (test_bs_context, "bs-context")
 VTEST (test_bs_extent, "bs-extent")
+VTEST (test_chunk_df, "chunk-df")
 
 /* ---------------------------------------------------------------------- */
 /* non-fatal cases, with a fixture */
@@ -1471,6 +1567,462 @@ test_issue_during_death (void **state)
   assert_int_equal (r.inner.frees, 1);
 }
 
+/* ---------------------------------------------------------------------- */
+/* memory: a large block status chunk */
+
+/* Block status of BIG_N one-byte extents for a 1 MiB request, sent in
+ * stages: the header and one payload byte, then up to STAGE2 payload
+ * bytes, then the rest; between stages the server waits for the test. */
+#define BIG_N 100000u
+#define BIG_LEN (4 + 8 * BIG_N)
+#define STAGE2 300000u
+
+/* A structured reply header at p. */
+static void
+put_chunk_header (uint8_t *p, uint16_t flags, uint16_t type, uint64_t cookie,
+                  uint32_t len)
+{
+  wire_put32 (p, NBD_MAGIC_STRUCTURED_REPLY);
+  wire_put16 (p + 4, flags);
+  wire_put16 (p + 6, type);
+  wire_put64 (p + 8, cookie);
+  wire_put32 (p + 16, len);
+}
+
+static int
+send_staged (struct fs *s, const uint8_t *b)
+{
+  static const uint32_t upto[] = { 1, STAGE2, BIG_LEN };
+  uint32_t from = 0;
+  for (int i = 0; i < 3; i++) {
+    if ((i && fs_wait_signal (s) == -1) ||
+        fs_write (s, b + from, upto[i] - from) == -1)
+      return -1;
+    from = upto[i];
+  }
+  return 0;
+}
+
+static int
+script_bs_staged (struct fs *s)
+{
+  struct fs_req r;
+  uint8_t hdr[NBD_STRUCTURED_REPLY_LEN];
+  uint8_t *b = malloc (BIG_LEN);
+  int rc = -1;
+
+  if (!b)
+    return fs_fail (s, "out of memory");
+  if (fs_handshake_and_read (s, &r) == 0) {
+    wire_put32 (b, s->hs.meta_id);
+    for (uint32_t i = 0; i < BIG_N; i++) {
+      wire_put32 (b + 4 + 8 * i, 1);
+      wire_put32 (b + 8 + 8 * i, i & 3);
+    }
+    put_chunk_header (hdr, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
+                      r.cookie, BIG_LEN);
+    if (fs_write (s, hdr, sizeof hdr) == 0 && send_staged (s, b) == 0)
+      rc = 0;
+  }
+  free (b);
+  return rc == 0 ? fs_serve_memory (s, 1) : -1;
+}
+
+struct big_extents {
+  size_t nr, bad;
+  int calls;
+};
+
+static int
+big_extent_cb (void *ud, const char *metacontext, uint64_t offset,
+               uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct big_extents *x = ud;
+  (void) metacontext; (void) offset; (void) error;
+  x->calls++;
+  x->nr = nr_entries;
+  for (size_t i = 0; i + 1 < nr_entries; i += 2)
+    x->bad += entries[i] != 1 || entries[i + 1] != ((i / 2) & 3);
+  return 0;
+}
+
+/* Poll until the client holds exactly want bytes of the chunk it waits
+ * for (bounded), and check that it does; then have it read once more (it
+ * makes room before each read: the moment it would grow the buffer). */
+static void
+wait_buffered (struct nbdaio_handle *h, size_t want)
+{
+  for (int i = 0; i < 400; i++) {
+    if (h->rx.state == RX_PAYLOAD && h->rlen - h->rpos >= want)
+      break;
+    assert_true (nbdaio_poll (h, 10) >= 0);
+  }
+  assert_int_equal (nbdaio_aio_notify_read (h), 0);
+  assert_int_equal (h->rx.state, RX_PAYLOAD);
+  assert_int_equal (h->rlen - h->rpos, want);
+}
+
+/* The reply buffer grows only as bytes of a large chunk arrive (an
+ * announced, stalled chunk costs nothing), and shrinks back afterwards. */
+static void
+test_bs_buffer_growth (void **state)
+{
+  struct ctx *c = *state;
+  struct cbc cb = { 0 };
+  struct big_extents x = { 0 };
+  nbdaio_extent_callback ext = { .callback = big_extent_cb, .user_data = &x };
+  uint8_t buf[512], want[512];
+
+  ctx_start (c, script_bs_staged);
+  assert_true (nbdaio_aio_block_status (c->h, MiB, 0, ext,
+                                        cbc_completion (&cb), 0) >= 1);
+  wait_buffered (c->h, 1);
+  fprintf (stderr, "  after 1 of %u bytes: buffer %zu\n", BIG_LEN,
+           c->h->rcap);
+  assert_int_equal (c->h->rcap, RBUF_SIZE);
+  fs_signal (c->s);
+  wait_buffered (c->h, STAGE2);
+  fprintf (stderr, "  after %u of %u bytes: buffer %zu\n", STAGE2, BIG_LEN,
+           c->h->rcap);
+  assert_true (c->h->rcap >= STAGE2 && c->h->rcap <= 2 * STAGE2);
+  fs_signal (c->s);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
+  assert_int_equal (cb.error, 0);
+  assert_int_equal (x.calls, 1);
+  assert_int_equal (x.nr, 2 * BIG_N);
+  assert_int_equal (x.bad, 0);
+  fprintf (stderr, "  after the chunk: buffer %zu, extents array %zu "
+           "entries\n", c->h->rcap, c->h->extents_cap);
+  assert_int_equal (c->h->rcap, RBUF_SIZE);
+  assert_true (c->h->extents_cap * sizeof (uint32_t) <= RBUF_SIZE);
+  /* and the connection goes on */
+  assert_int_equal (nbdaio_pread (c->h, buf, sizeof buf, 4096, 0), 0);
+  fs_pattern (want, sizeof want, 4096);
+  assert_memory_equal (buf, want, sizeof buf);
+  ctx_finish (c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* a read in 256K one-byte chunks, scrambled */
+
+#define FRAG_N (256u * 1024)
+#define FRAG_CHUNK (NBD_STRUCTURED_REPLY_LEN + 12) /* data + 1 byte, hole */
+
+/* Byte i is a hole when i % 7 == 3, else data. */
+static int
+frag_is_hole (uint32_t i)
+{
+  return i % 7 == 3;
+}
+
+/* One chunk for byte i at p; returns its length. */
+static size_t
+frag_chunk (uint8_t *p, uint64_t cookie, uint32_t i, int last)
+{
+  int hole = frag_is_hole (i);
+  put_chunk_header (p, last ? NBD_REPLY_FLAG_DONE : 0,
+                    hole ? NBD_REPLY_TYPE_OFFSET_HOLE
+                         : NBD_REPLY_TYPE_OFFSET_DATA, cookie, hole ? 12 : 9);
+  wire_put64 (p + 20, i);
+  if (hole)
+    wire_put32 (p + 28, 1);
+  else
+    p[28] = fs_pattern_byte (i);
+  return hole ? 32 : 29;
+}
+
+static int
+script_frag (struct fs *s)
+{
+  struct fs_req r;
+  uint32_t *perm = malloc (FRAG_N * sizeof *perm);
+  uint8_t *b = malloc ((size_t) FRAG_N * FRAG_CHUNK);
+  uint64_t x = 0x9e3779b97f4a7c15u;
+  size_t len = 0;
+  int rc = -1;
+
+  if (perm && b && fs_handshake_and_read (s, &r) == 0) {
+    if (r.type != NBD_CMD_READ || r.offset != 0 || r.count != FRAG_N)
+      return fs_fail (s, "unexpected request");
+    for (uint32_t i = 0; i < FRAG_N; i++)
+      perm[i] = i;
+    for (uint32_t i = FRAG_N - 1; i > 0; i--) {   /* Fisher-Yates */
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      uint32_t j = (uint32_t) (x % (i + 1)), t = perm[i];
+      perm[i] = perm[j];
+      perm[j] = t;
+    }
+    for (uint32_t k = 0; k < FRAG_N; k++)
+      len += frag_chunk (b + len, r.cookie, perm[k], k == FRAG_N - 1);
+    rc = fs_write (s, b, len);
+  }
+  free (perm);
+  free (b);
+  return rc == 0 ? fs_serve_memory (s, 1) : -1;
+}
+
+struct frag_count {
+  uint32_t calls, bytes, bad;
+};
+
+static int
+frag_chunk_cb (void *ud, const void *subbuf, size_t count, uint64_t offset,
+               unsigned status, int *error)
+{
+  struct frag_count *f = ud;
+  (void) subbuf; (void) error;
+  f->calls++;
+  f->bytes += (uint32_t) count;
+  f->bad += count != 1 ||
+    (status == NBDAIO_READ_HOLE) != frag_is_hole ((uint32_t) offset);
+  return 0;
+}
+
+/* Tracking what such a reply covered takes a bitmap, not a sorted list:
+ * the read completes (quickly; timings are reported, not asserted here)
+ * with every byte right. */
+static void
+test_fragmented_256k (void **state)
+{
+  struct ctx *c = *state;
+  struct cbc cb = { 0 };
+  struct frag_count f = { 0 };
+  nbdaio_chunk_callback chunk = { .callback = frag_chunk_cb, .user_data = &f };
+  uint8_t *buf = malloc (FRAG_N);
+  uint32_t wrong = 0;
+
+  assert_non_null (buf);
+  memset (buf, 0xaa, FRAG_N);
+  ctx_start (c, script_frag);
+  assert_true (nbdaio_aio_pread_structured (c->h, buf, FRAG_N, 0, chunk,
+                                            cbc_completion (&cb), 0) >= 1);
+  assert_true (drive_one (c->h, &cb, 20000) >= 0);
+  assert_int_equal (cb.calls, 1);
+  assert_int_equal (cb.error, 0);
+  assert_int_equal (f.calls, FRAG_N);
+  assert_int_equal (f.bytes, FRAG_N);
+  assert_int_equal (f.bad, 0);
+  for (uint32_t i = 0; i < FRAG_N; i++)
+    wrong += buf[i] != (frag_is_hole (i) ? 0 : fs_pattern_byte (i));
+  assert_int_equal (wrong, 0);
+  assert_int_equal (nbdaio_is_connected (c->h), 1);
+  ctx_finish (c);
+  free (buf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* callbacks may not re-enter the reply reader */
+
+#define RE_PIECES 8
+
+/* A read answered in RE_PIECES chunks of 512 bytes, then serve. */
+static int
+script_reenter (struct fs *s)
+{
+  struct fs_req r;
+  uint8_t d[512];
+  if (fs_handshake_and_read (s, &r) == -1)
+    return -1;
+  if (r.type != NBD_CMD_READ || r.count != RE_PIECES * 512)
+    return fs_fail (s, "unexpected request");
+  for (int i = 0; i < RE_PIECES; i++) {
+    fs_pattern (d, sizeof d, r.offset + 512 * i);
+    if (fs_send_chunk_data (s, i == RE_PIECES - 1 ? NBD_REPLY_FLAG_DONE : 0,
+                            r.cookie, r.offset + 512 * i, d, 512) == -1)
+      return -1;
+  }
+  return fs_serve_memory (s, 1);
+}
+
+enum { RE_NOTIFY_READ, RE_POLL, RE_PREAD, RE_SREAD, RE_BS, RE_FLUSH,
+       RE_SHUTDOWN, RE_CALLS };
+static const char *const re_names[RE_CALLS] = {
+  "nbdaio_aio_notify_read", "nbdaio_poll", "nbdaio_pread",
+  "nbdaio_pread_structured", "nbdaio_block_status", "nbdaio_flush",
+  "nbdaio_shutdown",
+};
+
+struct reenter {
+  struct nbdaio_handle *h;
+  int depth;                    /* > 0 inside one of our callbacks */
+  int pieces[RE_PIECES];        /* chunk callbacks per piece */
+  int rc[RE_CALLS], err[RE_CALLS], msg_ok[RE_CALLS];
+  int frees;                    /* of the callbacks passed to sync calls */
+  int write_rc;                 /* nbdaio_aio_notify_write */
+  int64_t flush_cookie;         /* an aio flush issued from the callback */
+  struct cbc flush;
+  uint8_t buf[512];
+};
+
+static void
+re_free (void *ud)
+{
+  ((struct reenter *) ud)->frees++;
+}
+
+static int
+re_nop_chunk (void *ud, const void *subbuf, size_t count, uint64_t offset,
+              unsigned status, int *error)
+{
+  (void) ud; (void) subbuf; (void) count; (void) offset; (void) status;
+  (void) error;
+  return 0;
+}
+
+static int
+re_nop_extent (void *ud, const char *metacontext, uint64_t offset,
+               uint32_t *entries, size_t nr_entries, int *error)
+{
+  (void) ud; (void) metacontext; (void) offset; (void) entries;
+  (void) nr_entries; (void) error;
+  return 0;
+}
+
+/* Call each reader entry point from inside a callback; record the
+ * outcomes (the first n of them). */
+static void
+re_try (struct reenter *r, int n)
+{
+  nbdaio_chunk_callback ch = { .callback = re_nop_chunk, .user_data = r,
+                               .free = re_free };
+  nbdaio_extent_callback ex = { .callback = re_nop_extent, .user_data = r,
+                                .free = re_free };
+  for (int i = 0; i < n; i++) {
+    switch (i) {
+    case RE_NOTIFY_READ: r->rc[i] = nbdaio_aio_notify_read (r->h); break;
+    case RE_POLL: r->rc[i] = nbdaio_poll (r->h, 0); break;
+    case RE_PREAD:
+      r->rc[i] = nbdaio_pread (r->h, r->buf, 512, 0, 0);
+      break;
+    case RE_SREAD:
+      r->rc[i] = nbdaio_pread_structured (r->h, r->buf, 512, 0, ch, 0);
+      break;
+    case RE_BS: r->rc[i] = nbdaio_block_status (r->h, 512, 0, ex, 0); break;
+    case RE_FLUSH: r->rc[i] = nbdaio_flush (r->h, 0); break;
+    case RE_SHUTDOWN: r->rc[i] = nbdaio_shutdown (r->h); break;
+    }
+    r->err[i] = nbdaio_get_errno ();
+    r->msg_ok[i] = contains (nbdaio_get_error (), re_names[i]) &&
+      contains (nbdaio_get_error (), "from a callback");
+  }
+}
+
+static int
+re_chunk (void *ud, const void *subbuf, size_t count, uint64_t offset,
+          unsigned status, int *error)
+{
+  struct reenter *r = ud;
+  (void) subbuf; (void) count; (void) status; (void) error;
+  if (offset % 512 == 0 && offset / 512 < RE_PIECES)
+    r->pieces[offset / 512]++;
+  if (r->depth++ == 0 && offset == 512) {
+    re_try (r, RE_CALLS);
+    /* what a callback may do: issue, send, as before */
+    r->flush_cookie = nbdaio_aio_flush (r->h, cbc_completion (&r->flush), 0);
+    r->write_rc = nbdaio_aio_notify_write (r->h);
+  }
+  r->depth--;
+  return 0;
+}
+
+static int
+re_done (void *ud, int *error)
+{
+  struct reenter *r = ud;
+  (void) error;
+  if (r->depth++ == 0)
+    re_try (r, RE_SHUTDOWN);    /* shutdown need not wait here */
+  r->depth--;
+  return 0;
+}
+
+static int
+re_extent (void *ud, const char *metacontext, uint64_t offset,
+           uint32_t *entries, size_t nr_entries, int *error)
+{
+  struct reenter *r = ud;
+  (void) metacontext; (void) offset; (void) entries; (void) nr_entries;
+  (void) error;
+  if (r->depth++ == 0)
+    re_try (r, RE_POLL + 1);
+  r->depth--;
+  return 0;
+}
+
+static void
+assert_refused (const struct reenter *r, int n, const char *where)
+{
+  for (int i = 0; i < n; i++) {
+    if (r->rc[i] != -1 || r->err[i] != EBUSY || !r->msg_ok[i])
+      fprintf (stderr, "  %s in a %s callback: %d, errno %d\n", re_names[i],
+               where, r->rc[i], r->err[i]);
+    assert_int_equal (r->rc[i], -1);
+    assert_int_equal (r->err[i], EBUSY);
+    assert_true (r->msg_ok[i]);
+  }
+}
+
+/* A chunk callback and a completion callback that call notify_read, poll
+ * or a synchronous call get EBUSY: no chunk is delivered twice, the free
+ * functions they passed run once, issuing and notify_write still work,
+ * and the connection goes on. */
+static void
+test_reenter_from_callbacks (void **state)
+{
+  struct ctx *c = *state;
+  static struct reenter r, rd, rx;
+  struct cbc rdone = { 0 }, bs = { 0 };
+  uint8_t buf[RE_PIECES * 512], want[RE_PIECES * 512];
+
+  memset (&r, 0, sizeof r);
+  r.h = c->h;
+  ctx_start (c, script_reenter);
+  nbdaio_chunk_callback chunk = { .callback = re_chunk, .user_data = &r };
+  assert_true (nbdaio_aio_pread_structured (c->h, buf, sizeof buf, 0, chunk,
+                                            cbc_completion (&rdone), 0) >= 1);
+  assert_true (drive_one (c->h, &rdone, 4000) >= 0);
+  wait_idle (c->h);             /* the flush issued in the callback */
+  for (int i = 0; i < RE_PIECES; i++)
+    assert_int_equal (r.pieces[i], 1);
+  assert_refused (&r, RE_CALLS, "chunk");
+  assert_int_equal (r.frees, 2);
+  assert_int_equal (rdone.calls, 1);
+  assert_int_equal (rdone.error, 0);
+  assert_int_equal (r.flush.calls, 1);
+  assert_int_equal (r.flush.error, 0);
+  assert_true (r.flush_cookie >= 1);
+  assert_int_equal (r.write_rc, 0);
+  fs_pattern (want, sizeof want, 0);
+  assert_memory_equal (buf, want, sizeof buf);
+
+  /* a completion callback */
+  memset (&rd, 0, sizeof rd);
+  rd.h = c->h;
+  nbdaio_completion_callback done = { .callback = re_done, .user_data = &rd };
+  assert_true (nbdaio_aio_pread (c->h, buf, 512, 0, done, 0) >= 1);
+  wait_idle (c->h);
+  assert_refused (&rd, RE_SHUTDOWN, "completion");
+  assert_int_equal (rd.frees, 2);
+
+  /* an extent callback */
+  memset (&rx, 0, sizeof rx);
+  rx.h = c->h;
+  nbdaio_extent_callback ext = { .callback = re_extent, .user_data = &rx };
+  assert_true (nbdaio_aio_block_status (c->h, 4096, 0, ext,
+                                        cbc_completion (&bs), 0) >= 1);
+  assert_true (drive_one (c->h, &bs, 4000) >= 0);
+  assert_int_equal (bs.error, 0);
+  assert_refused (&rx, RE_POLL + 1, "extent");
+
+  /* everything issued from the callbacks completed; the handle lives */
+  assert_int_equal (nbdaio_aio_in_flight (c->h), 0);
+  assert_int_equal (nbdaio_is_connected (c->h), 1);
+  assert_int_equal (nbdaio_pread (c->h, buf, 512, 8192, 0), 0);
+  fs_pattern (want, 512, 8192);
+  assert_memory_equal (buf, want, 512);
+  ctx_finish (c);
+}
+
 int
 main (void)
 {
@@ -1491,6 +2043,7 @@ main (void)
     cmocka_unit_test (test_chunk_length),
     cmocka_unit_test (test_bs_context),
     cmocka_unit_test (test_bs_extent),
+    cmocka_unit_test (test_chunk_df),
     T (test_unknown_error_chunk),
     T (test_error_values),
     T (test_simple_replies),
@@ -1509,6 +2062,9 @@ main (void)
     T (test_poll_idle),
     T (test_server_vanishes),
     T (test_issue_during_death),
+    T (test_bs_buffer_growth),
+    T (test_fragmented_256k),
+    T (test_reenter_from_callbacks),
   };
 #undef T
   return cmocka_run_group_tests (tests, NULL, NULL);
