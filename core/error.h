@@ -3,6 +3,9 @@
 #ifndef NBDAIO_ERROR_H
 #define NBDAIO_ERROR_H
 
+/* Text a server sent goes into a message only through ESCAPED (s, len). */
+#include "escape.h"
+
 /* Record errnum and a printf-style message as this thread's last error.
  * Always returns -1 so callers can write `return set_error (...)`. */
 int set_error (int errnum, const char *fmt, ...)

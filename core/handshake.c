@@ -23,7 +23,7 @@
 
 #define OPT_REPLY_MAX (64 * 1024)    /* no option reply we ask for is longer */
 #define RAW_REPLIES_MAX 64           /* replies read for one raw option */
-#define LIST_BYTES_MAX (16 * 1024 * 1024) /* names kept by one LIST call */
+#define LIST_BYTES_MAX (16 * 1024 * 1024) /* memory one listing may take */
 #define ABORT_WAIT_MS 1000           /* for the reply to NBD_OPT_ABORT */
 
 struct hs {
@@ -197,7 +197,7 @@ option_refused (struct hs *hs, const char *what, uint32_t opt,
     send_abort (hs);
   set_error (refusal_errno (r->type), "server refused %s%s: %s%s%s%s",
              proto_option_name (opt), what, proto_reply_name (r->type), hint,
-             r->len ? ": " : "", r->len ? (char *) r->data : "");
+             r->len ? ": " : "", r->len ? ESCAPED (r->data, r->len) : "");
   return hs->o->stay ? HS_REFUSED : -1;
 }
 
@@ -225,7 +225,7 @@ opt_starttls (struct hs *hs)
       ret = set_error (ENOTSUP, "TLS required, but the server does not offer "
                        "TLS: it answered NBD_OPT_STARTTLS with %s%s%s",
                        proto_reply_name (r.type), r.len ? ": " : "",
-                       r.len ? (char *) r.data : "");
+                       r.len ? ESCAPED (r.data, r.len) : "");
     }
     else
       debug (o->debug, "server refused TLS (%s), continuing in plaintext",
@@ -327,9 +327,9 @@ opt_set_meta_context (struct hs *hs)
     /* NBD_REP_META_CONTEXT: id (4) + name */
     if (r.len < 5 || r.len - 4 != clen || memcmp (r.data + 4, ctx, clen) != 0) {
       ret = set_violation ("meta-context-name", "NBD_REP_META_CONTEXT names "
-                           "'%.*s', but only '%s' was asked for",
-                           r.len > 4 ? (int) (r.len - 4) : 0,
-                           r.len > 4 ? (char *) r.data + 4 : "", ctx);
+                           "'%s', but only '%s' was asked for",
+                           r.len > 4 ? ESCAPED (r.data + 4, r.len - 4) : "",
+                           ESCAPED (ctx, clen));
       free (r.data);
       return ret;
     }
@@ -443,14 +443,15 @@ opt_go_or_info (struct hs *hs, uint32_t opt)
       return 0;
     }
     if (r.type & NBD_REP_FLAG_ERROR) {
-      char what[NBD_MAX_STRING + 32];
+      char what[ESCAPE_MSG_MAX + 32];
       if (r.type == NBD_REP_ERR_UNSUP && opt == NBD_OPT_GO) {
         free (r.data);
         debug (hs->o->debug, "NBD_OPT_GO unsupported, falling back to "
                "NBD_OPT_EXPORT_NAME");
         return 1;
       }
-      snprintf (what, sizeof what, " for export '%s'", exp);
+      snprintf (what, sizeof what, " for export '%s'",
+                ESCAPED (exp, strlen (exp)));
       ret = option_refused (hs, what, opt, &r);
       free (r.data);
       return ret;
@@ -477,7 +478,7 @@ opt_export_name (struct hs *hs)
     if (errno == ENOTCONN)
       return set_error (ENOENT, "server closed the connection after "
                         "NBD_OPT_EXPORT_NAME: export '%s' is probably "
-                        "unknown to it", exp);
+                        "unknown to it", ESCAPED (exp, strlen (exp)));
     return -1;
   }
   hs->info->size = wire_get64 (buf);
@@ -720,56 +721,101 @@ handshake_opt_info (struct transport *t, const struct handshake_opts *o,
 
 /* The entries a LIST or LIST_META_CONTEXT collected: handed to the
  * caller's callback only once the final NBD_REP_ACK arrived (the spec
- * has the client disregard them after an error reply). */
+ * has the client disregard them after an error reply).  The strings lie
+ * one after the other in one buffer, each NUL-terminated, and an entry
+ * holds their offsets: the list takes what its two buffers take, both
+ * grown by doubling within LIST_BYTES_MAX together, so the cap bounds the
+ * memory really used, the bookkeeping of every entry included. */
 struct listed {
   uint32_t id;
-  char *name, *description;
+  uint32_t name, description;  /* offsets into text */
 };
 
 struct list {
+  uint32_t opt;                /* the option listing, for the message */
   struct listed *v;
-  size_t n, cap, bytes;
+  size_t n, cap;               /* entries held, allocated */
+  char *text;
+  size_t len, size;            /* bytes of text held, allocated */
 };
+
+_Static_assert (LIST_BYTES_MAX / sizeof (struct listed) < INT_MAX,
+                "the number of entries fits the int the calls return");
 
 static void
 list_free (struct list *l)
 {
-  for (size_t i = 0; i < l->n; i++) {
-    free (l->v[i].name);
-    free (l->v[i].description);
-  }
   free (l->v);
+  free (l->text);
   memset (l, 0, sizeof *l);
 }
 
+/* buf (cap elements of elsize bytes) grown to hold need elements, by
+ * doubling, within what the other buffer's other bytes leave of
+ * LIST_BYTES_MAX; *cap updated.  NULL when that is not enough (EOVERFLOW,
+ * naming the cap) or memory ran out; buf is then still allocated. */
+static void *
+list_grow (const struct list *l, void *buf, size_t *cap, size_t elsize,
+           size_t need, size_t other)
+{
+  size_t room = (LIST_BYTES_MAX - other) / elsize, c = *cap ? *cap : 64;
+  void *p;
+
+  if (need > room) {
+    set_error (EOVERFLOW, "%s: the server listed %zu entries, more than fit "
+               "in %d MiB of memory (the cap of one listing): giving up",
+               proto_option_name (l->opt), l->n + 1, LIST_BYTES_MAX >> 20);
+    return NULL;
+  }
+  while (c < need)
+    c *= 2;
+  if (c > room)
+    c = room;
+  if (!(p = realloc (buf, c * elsize))) {
+    set_error (ENOMEM, "out of memory");
+    return NULL;
+  }
+  *cap = c;
+  return p;
+}
+
+/* Append len bytes of s and a NUL to the text (the room is there);
+ * returns their offset. */
+static uint32_t
+put_text (struct list *l, const uint8_t *s, size_t len)
+{
+  uint32_t at = (uint32_t) l->len;
+
+  memcpy (l->text + at, s, len);
+  l->text[at + len] = '\0';
+  l->len += len + 1;
+  return at;
+}
+
+/* Keep one entry: name, and desc unless it is NULL (contexts). */
 static int
 list_add (struct list *l, uint32_t id, const uint8_t *name, size_t nlen,
           const uint8_t *desc, size_t dlen)
 {
+  size_t tlen = nlen + 1 + (desc ? dlen + 1 : 0);
   struct listed *e;
+  void *p;
 
-  l->bytes += nlen + dlen + sizeof *e;
-  if (l->bytes > LIST_BYTES_MAX || l->n >= INT_MAX)
-    return set_error (EOVERFLOW, "the server listed more than %d MiB of "
-                      "names: giving up", LIST_BYTES_MAX >> 20);
   if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 16;
-    struct listed *v = realloc (l->v, cap * sizeof *v);
-    if (!v)
-      return set_error (ENOMEM, "out of memory");
-    l->v = v;
-    l->cap = cap;
+    if (!(p = list_grow (l, l->v, &l->cap, sizeof *l->v, l->n + 1, l->size)))
+      return -1;
+    l->v = p;
   }
-  e = &l->v[l->n];
+  if (l->size - l->len < tlen) {
+    if (!(p = list_grow (l, l->text, &l->size, 1, l->len + tlen,
+                         l->cap * sizeof *l->v)))
+      return -1;
+    l->text = p;
+  }
+  e = &l->v[l->n++];
   e->id = id;
-  e->name = strndup ((const char *) name, nlen);
-  e->description = desc ? strndup ((const char *) desc, dlen) : NULL;
-  if (!e->name || (desc && !e->description)) {
-    free (e->name);
-    free (e->description);
-    return set_error (ENOMEM, "out of memory");
-  }
-  l->n++;
+  e->name = put_text (l, name, nlen);
+  e->description = desc ? put_text (l, desc, dlen) : e->name;
   return 0;
 }
 
@@ -807,13 +853,14 @@ add_context (struct list *l, const struct opt_reply *r)
   return list_add (l, wire_get32 (r->data), r->data + 4, r->len - 4, NULL, 0);
 }
 
-/* Read the replies to a listing option up to the final one, collecting
- * the entries with add.  Returns 0 on NBD_REP_ACK, else -1 or HS_REFUSED
- * (the list is then emptied). */
+/* Read the replies to the listing option l->opt up to the final one,
+ * collecting the entries with add.  Returns 0 on NBD_REP_ACK, else -1 or
+ * HS_REFUSED (the list is then emptied). */
 static int
-read_list (struct hs *hs, uint32_t opt, struct list *l,
+read_list (struct hs *hs, struct list *l,
            int (*add) (struct list *l, const struct opt_reply *r))
 {
+  uint32_t opt = l->opt;
   struct opt_reply r;
   int ret;
 
@@ -843,16 +890,16 @@ handshake_opt_list (struct transport *t, const struct handshake_opts *o,
                     nbdaio_list_callback cb, void *user_data)
 {
   struct hs hs = { .t = t, .o = o };
-  struct list l = { 0 };
+  struct list l = { .opt = NBD_OPT_LIST };
   int r, n;
 
   if (send_option (&hs, NBD_OPT_LIST, NULL, 0) == -1)
     return -1;
-  r = read_list (&hs, NBD_OPT_LIST, &l, add_server);
+  r = read_list (&hs, &l, add_server);
   if (r != 0)
     return r;
   for (size_t i = 0; cb && i < l.n; i++)
-    cb (user_data, l.v[i].name, l.v[i].description);
+    cb (user_data, l.text + l.v[i].name, l.text + l.v[i].description);
   n = (int) l.n;
   list_free (&l);
   return n;
@@ -865,16 +912,16 @@ handshake_opt_list_meta_context (struct transport *t,
                                  nbdaio_context_callback cb, void *user_data)
 {
   struct hs hs = { .t = t, .o = o };
-  struct list l = { 0 };
+  struct list l = { .opt = NBD_OPT_LIST_META_CONTEXT };
   int r, n;
 
   if (send_meta_option (&hs, NBD_OPT_LIST_META_CONTEXT, queries) == -1)
     return -1;
-  r = read_list (&hs, NBD_OPT_LIST_META_CONTEXT, &l, add_context);
+  r = read_list (&hs, &l, add_context);
   if (r != 0)
     return r;
   for (size_t i = 0; cb && i < l.n; i++)
-    cb (user_data, l.v[i].id, l.v[i].name);
+    cb (user_data, l.v[i].id, l.text + l.v[i].name);
   n = (int) l.n;
   list_free (&l);
   return n;

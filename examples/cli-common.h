@@ -9,17 +9,53 @@
 #define NBDAIO_CLI_COMMON_H
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "nbdaio.h"
 
-/* Print s as a JSON string literal to fp, escaping what RFC 8259
- * requires (control characters as \uXXXX). */
+/* The length (1-4) of the valid UTF-8 sequence at p and its code point
+ * in *cp, or 0 when p starts no valid sequence (a stray continuation
+ * byte, a truncated or overlong sequence, a surrogate, past U+10FFFF). */
+static inline int
+cli_utf8_decode (const unsigned char *p, unsigned *cp)
+{
+  static const unsigned min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+  int n = *p < 0x80 ? 1 : *p >= 0xc2 && *p <= 0xdf ? 2 :
+          *p >= 0xe0 && *p <= 0xef ? 3 : *p >= 0xf0 && *p <= 0xf4 ? 4 : 0;
+  unsigned c = n == 1 ? *p : *p & (0x7f >> n);
+
+  for (int i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    c = c << 6 | (p[i] & 0x3f);
+  }
+  if (n == 0 || c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+    return 0;
+  *cp = c;
+  return n;
+}
+
+/* Print s as a JSON string literal to fp: the exact text, with what RFC
+ * 8259 requires escaped and every other control character (C0, DEL, C1)
+ * and invisible or direction-changing format character as \uXXXX, so the
+ * output is safe on a terminal; a byte that is not
+ * valid UTF-8 (which the NBD spec forbids in its strings) becomes
+ * U+FFFD, so the output is valid JSON whatever a server sent. */
 static inline void
 cli_json_string (FILE *fp, const char *s)
 {
   putc ('"', fp);
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-    switch (*p) {
+  for (const unsigned char *p = (const unsigned char *) s; *p; ) {
+    unsigned cp;
+    int n = cli_utf8_decode (p, &cp);
+
+    if (n == 0) {
+      fputs ("\\ufffd", fp);
+      p++;
+      continue;
+    }
+    switch (cp) {
     case '"':  fputs ("\\\"", fp); break;
     case '\\': fputs ("\\\\", fp); break;
     case '\n': fputs ("\\n", fp); break;
@@ -28,13 +64,46 @@ cli_json_string (FILE *fp, const char *s)
     case '\b': fputs ("\\b", fp); break;
     case '\f': fputs ("\\f", fp); break;
     default:
-      if (*p < 0x20 || *p == 0x7f)
-        fprintf (fp, "\\u%04x", *p);
+      if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+          (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+          (cp >= 0x2060 && cp <= 0x2069) || cp == 0xfeff)
+        fprintf (fp, "\\u%04x", cp);
       else
-        putc (*p, fp);
+        fwrite (p, 1, (size_t) n, fp);
     }
+    p += n;
   }
   putc ('"', fp);
+}
+
+/* s, text a server sent, escaped with nbdaio_escape_string into a
+ * malloc'd string; NULL when out of memory. */
+static inline char *
+cli_escape (const char *s)
+{
+  size_t len = strlen (s), n = nbdaio_escape_string (NULL, 0, s, len);
+  char *e = malloc (n + 1);
+
+  if (e)
+    nbdaio_escape_string (e, n + 1, s, len);
+  return e;
+}
+
+/* Print s, text a server sent: escaped (cli_escape) for people, or when
+ * json as a JSON string literal holding the exact text (cli_json_string
+ * escapes every control character, so neither reaches a terminal raw). */
+static inline void
+cli_print_server_text (FILE *fp, const char *s, int json)
+{
+  char *e;
+
+  if (json) {
+    cli_json_string (fp, s);
+    return;
+  }
+  e = cli_escape (s);
+  fputs (e ? e : "(out of memory)", fp);
+  free (e);
 }
 
 /* Load profile name from config (NULL: the usual places) and apply its

@@ -94,7 +94,7 @@ print_json (void)
     switch (f->kind) {
     case K_STR:
       if (f->s)
-        cli_json_string (stdout, f->s);
+        cli_print_server_text (stdout, f->s, 1);
       else
         printf ("null");
       break;
@@ -107,7 +107,9 @@ print_json (void)
   printf ("}\n");
 }
 
-/* Human output: control characters in server strings are shown as '?'. */
+/* Human output.  Strings (the server's, and for uniformity the URI and
+ * profile too) are printed escaped; JSON holds them exactly, with every
+ * control character \u-escaped (cli_print_server_text). */
 static void
 print_human (void)
 {
@@ -126,8 +128,7 @@ print_human (void)
       if (!f->s)
         printf ("(none)");
       else
-        for (const unsigned char *p = (const unsigned char *) f->s; *p; p++)
-          putchar (*p < 0x20 || *p == 0x7f ? '?' : *p);
+        cli_print_server_text (stdout, f->s, 0);
       break;
     case K_BOOL: printf ("%s", f->n ? "yes" : "no"); break;
     case K_INT:  printf ("%" PRId64, f->n); break;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cli-common.h"
 
 #define REP_ACK            1
 #define REP_ERR(n)         ((1u << 31) | (n))
@@ -255,16 +256,20 @@ struct names {
   int has_base_allocation;
 };
 
+/* Add a name the server listed, escaped (it goes into the report). */
 static void
-add_name (struct names *n, const char *name)
+add_name (struct names *n, const char *raw)
 {
+  char *name = cli_escape (raw);
+
   n->count++;
-  if (n->len + strlen (name) + 8 < sizeof n->text)
+  if (name && n->len + strlen (name) + 8 < sizeof n->text)
     n->len += (size_t) snprintf (n->text + n->len, sizeof n->text - n->len,
                                  "%s'%s'", n->len ? ", " : "", name);
   else if (n->len + 5 < sizeof n->text && !strstr (n->text, "..."))
     n->len += (size_t) snprintf (n->text + n->len, sizeof n->text - n->len,
                                  ", ...");
+  free (name);
 }
 
 static void

@@ -119,7 +119,7 @@ report_info_str (const char *key, const char *s)
     fprintf (stderr, PROG ": out of memory\n");
     exit (2);
   }
-  cli_json_string (fp, s);
+  cli_print_server_text (fp, s, 1);    /* exact, controls \u-escaped */
   fclose (fp);
   report_info_raw (key, buf);
   free (buf);
@@ -147,7 +147,8 @@ count (int n[4])
     n[results[i].v]++;
 }
 
-/* Server strings may hold anything: control characters become '?'. */
+/* Details quote server text escaped (the library's messages, cli_escape
+ * in the probes); a control character left anyway becomes '?'. */
 static void
 print_clean (const char *s)
 {

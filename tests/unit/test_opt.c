@@ -13,6 +13,12 @@
 
 #include "test_common.h"
 
+#ifdef __SANITIZE_ADDRESS__
+size_t __sanitizer_get_current_allocated_bytes (void);
+#else
+#include <malloc.h>
+#endif
+
 /* ---------------------------------------------------------------------- */
 /* the server side */
 
@@ -876,6 +882,151 @@ test_timeout_per_call (void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* the memory a listing takes */
+
+#define LIST_CAP (16 * MiB)        /* nbdaio.h: the cap of one listing */
+#define LIST_SLACK (2 * MiB)       /* the rest of the process meanwhile */
+
+/* Bytes allocated on the heap now, by every thread. */
+static size_t
+heap_in_use (void)
+{
+#ifdef __SANITIZE_ADDRESS__
+  return __sanitizer_get_current_allocated_bytes ();
+#else
+  struct mallinfo2 m = mallinfo2 ();
+  return m.uordblks + m.hblkhd;
+#endif
+}
+
+/* What the server lists: entries NBD_REP_SERVER replies with empty names
+ * and descriptions (24 bytes each on the wire: the smallest entry, where
+ * the bookkeeping per entry weighs most), then NBD_REP_ACK; sent counts
+ * the entries written before the client hung up; peak is the most heap in
+ * use seen after each batch. */
+static struct {
+  size_t entries, sent, peak;
+} big;
+
+#define BATCH 4096
+
+static void
+note_peak (void)
+{
+  size_t now = heap_in_use ();
+  if (now > big.peak)
+    big.peak = now;
+}
+
+static int
+hook_big_list (struct fs *s, uint32_t opt, const uint8_t *d, uint32_t l)
+{
+  enum { REPLY = NBD_OPT_REPLY_HDR_LEN + 4 };
+  uint8_t *b;
+  (void) d; (void) l;
+
+  if (opt != NBD_OPT_LIST)
+    return 0;
+  if (!(b = calloc (BATCH, REPLY)))
+    return fs_fail (s, "out of memory");
+  for (size_t i = 0; i < BATCH; i++) {
+    wire_put64 (b + i * REPLY, NBD_MAGIC_OPT_REPLY);
+    wire_put32 (b + i * REPLY + 8, opt);
+    wire_put32 (b + i * REPLY + 12, NBD_REP_SERVER);
+    wire_put32 (b + i * REPLY + 16, 4);
+  }
+  for (big.sent = 0; big.sent < big.entries; big.sent += BATCH) {
+    size_t n = big.entries - big.sent < BATCH ? big.entries - big.sent : BATCH;
+    if (fs_write (s, b, n * REPLY) == -1)
+      break;                     /* the client gave up */
+    note_peak ();
+  }
+  free (b);
+  if (big.sent < big.entries)
+    return 2;
+  return fs_send_ack (s, opt) == 0 ? 1 : -1;
+}
+
+struct held {
+  size_t calls, heap;
+};
+
+/* The heap in use while the callbacks run: every entry is held then. */
+static void
+count_held (void *user_data, const char *name, const char *description)
+{
+  struct held *h = user_data;
+  if (h->calls++ == 0)
+    h->heap = heap_in_use ();
+  assert_string_equal (name, "");
+  assert_string_equal (description, "");
+}
+
+/* 400,000 empty entries: 9.6 MB on the wire, well inside the cap once
+ * the bookkeeping is counted honestly; what the library holds for them
+ * must stay inside the cap too. */
+static void
+test_list_memory (void **state)
+{
+  struct ctx *c = *state;
+  /* static: the server thread may outlive a failing assertion here */
+  static struct cfg cfg = { .first = hook_big_list };
+  struct held held = { 0 };
+  size_t base;
+
+  memset (&big, 0, sizeof big);
+  big.entries = 400000;
+  opt_start (c, &cfg);
+  base = heap_in_use ();
+  assert_int_equal (nbdaio_opt_list (c->h, count_held, &held), 400000);
+  assert_int_equal (held.calls, 400000);
+  fprintf (stderr, "  400000 entries held in %zu KiB (cap %u KiB)\n",
+           (held.heap - base) / 1024, LIST_CAP / 1024);
+  assert_true (held.heap - base <= LIST_CAP);
+  /* all given back */
+  assert_true (heap_in_use () <= base + LIST_SLACK);
+  assert_int_equal (nbdaio_is_negotiating (c->h), 1);
+  assert_int_equal (nbdaio_opt_abort (c->h), 0);
+  ctx_finish (c);
+}
+
+/* 2,000,000 empty entries do not fit: the call fails with EOVERFLOW
+ * naming the cap and the count it reached, which honest accounting puts
+ * between cap / 64 (64 bytes per entry) and cap / 2 (the two NULs of the
+ * strings alone); the heap stayed near the cap; the connection ended. */
+static void
+test_list_over_cap (void **state)
+{
+  struct ctx *c = *state;
+  static struct cfg cfg = { .first = hook_big_list };
+  struct held held = { 0 };
+  const char *msg, *at;
+  size_t base, n;
+
+  memset (&big, 0, sizeof big);
+  big.entries = 2000000;
+  opt_start (c, &cfg);
+  base = big.peak = heap_in_use ();
+  assert_int_equal (nbdaio_opt_list (c->h, count_held, &held), -1);
+  assert_int_equal (nbdaio_get_errno (), EOVERFLOW);
+  msg = nbdaio_get_error ();
+  fprintf (stderr, "  %s (sent %zu, peak +%zu KiB)\n", msg, big.sent,
+           (big.peak - base) / 1024);
+  assert_true (contains (msg, "NBD_OPT_LIST"));
+  assert_true (contains (msg, "16 MiB"));
+  assert_non_null (at = strstr (msg, "listed "));
+  assert_int_equal (sscanf (at, "listed %zu entries", &n), 1);
+  assert_true (n >= LIST_CAP / 64 && n <= LIST_CAP / 2);
+  assert_int_equal (held.calls, 0);
+  assert_true (big.peak - base <= LIST_CAP + LIST_SLACK);
+  assert_true (heap_in_use () <= base + LIST_SLACK);
+  assert_int_equal (nbdaio_is_negotiating (c->h), 0);
+  assert_int_equal (nbdaio_is_connected (c->h), 0);
+  assert_true (contains (nbdaio_get_connection_error (c->h), "16 MiB"));
+  ctx_finish (c);
+}
+
+/* ---------------------------------------------------------------------- */
 /* settings and states */
 
 static void
@@ -1093,6 +1244,8 @@ main (void)
     T (test_go_export_name_fallback),
     T (test_close_while_negotiating),
     T (test_abort_without_reply),
+    T (test_list_memory),
+    T (test_list_over_cap),
     cmocka_unit_test (test_violations),
     cmocka_unit_test (test_timeout_per_call),
   };
