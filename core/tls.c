@@ -25,6 +25,7 @@
 
 #include "debug.h"
 #include "error.h"
+#include "localfile.h"
 #include "tls.h"
 
 #define TLS_RECORD_MAX 16384        /* plaintext bytes per record */
@@ -272,20 +273,102 @@ tls_writev (struct transport *t, const struct iovec *iov, int n)
 
 /* ---- credentials ----------------------------------------------------- */
 
+/* The largest certificate file read (a CA bundle), and the largest key
+ * file (a PSK file, a private key): far beyond real ones, and a bound for
+ * a path that names the wrong file. */
+#define TLS_CERT_FILE_MAX (1024 * 1024)
+#define TLS_KEY_FILE_MAX (64 * 1024)
+
+static const struct localfile ca_file = {
+  .what = "TLS CA certificate", .max = TLS_CERT_FILE_MAX,
+};
+static const struct localfile cert_file = {
+  .what = "TLS client certificate", .max = TLS_CERT_FILE_MAX,
+};
+static const struct localfile key_file = {
+  .what = "TLS client key", .max = TLS_KEY_FILE_MAX, .secret = true,
+};
+static const struct localfile psk_file = {
+  .what = "TLS PSK file", .max = TLS_KEY_FILE_MAX, .secret = true,
+};
+
 static bool
 file_exists (const char *path)
 {
   return access (path, F_OK) == 0;
 }
 
-/* A file gnutls is about to load must be readable: say which one is not. */
+/* A file read whole, as gnutls takes it from memory. */
+struct loaded {
+  gnutls_datum_t d;
+  bool secret;
+};
+
 static int
-check_readable (const char *path, const char *what)
+load_file (const char *path, const struct localfile *how, struct loaded *l)
 {
-  if (access (path, R_OK) == 0)
-    return 0;
-  return set_error (errno, "cannot read %s %s: %s", what, path,
-                    strerror (errno));
+  char *data;
+  size_t len;
+
+  l->d.data = NULL;
+  l->d.size = 0;
+  l->secret = how->secret;
+  if (localfile_read (path, how, &data, &len) == -1)
+    return -1;
+  l->d.data = (unsigned char *) data;
+  l->d.size = (unsigned) len;
+  return 0;
+}
+
+/* Free (and for a key, wipe) what load_file read. */
+static void
+unload_file (struct loaded *l)
+{
+  localfile_free ((char *) l->d.data, l->d.size, l->secret);
+  l->d.data = NULL;
+  l->d.size = 0;
+}
+
+static int
+load_ca (struct tls_session *ts, const char *ca)
+{
+  struct loaded l;
+  int r;
+
+  if (load_file (ca, &ca_file, &l) == -1)
+    return -1;
+  r = gnutls_certificate_set_x509_trust_mem (ts->x509, &l.d,
+                                             GNUTLS_X509_FMT_PEM);
+  unload_file (&l);
+  if (r <= 0)
+    return set_error (EINVAL, "TLS CA certificate %s holds no usable "
+                      "certificate%s%s", ca, r < 0 ? ": " : "",
+                      r < 0 ? gnutls_strerror (r) : "");
+  return 0;
+}
+
+/* The client certificate and its key; the key is wiped from our memory as
+ * soon as gnutls has it, on every path. */
+static int
+load_client_cert (struct tls_session *ts, const char *cert, const char *key)
+{
+  struct loaded c, k = { { NULL, 0 }, true };
+  int r = -1;
+
+  if (load_file (cert, &cert_file, &c) == 0 &&
+      load_file (key, &key_file, &k) == 0) {
+    r = gnutls_certificate_set_x509_key_mem (ts->x509, &c.d, &k.d,
+                                             GNUTLS_X509_FMT_PEM);
+    if (r < 0)
+      set_error (EINVAL, "TLS client certificate %s / key %s: %s", cert,
+                 key, gnutls_strerror (r));
+  }
+  unload_file (&k);
+  unload_file (&c);
+  if (r < 0)
+    return -1;
+  ts->client_cert = true;
+  return 0;
 }
 
 static int
@@ -308,26 +391,11 @@ load_x509 (struct tls_session *ts, const struct tls_config *c)
   snprintf (ca, sizeof ca, "%s/ca-cert.pem", c->certificates);
   snprintf (cert, sizeof cert, "%s/client-cert.pem", c->certificates);
   snprintf (key, sizeof key, "%s/client-key.pem", c->certificates);
-  if (check_readable (ca, "TLS CA certificate") == -1)
+  if (load_ca (ts, ca) == -1)
     return -1;
-  r = gnutls_certificate_set_x509_trust_file (ts->x509, ca,
-                                              GNUTLS_X509_FMT_PEM);
-  if (r <= 0)
-    return set_error (EINVAL, "TLS CA certificate %s holds no usable "
-                      "certificate%s%s", ca, r < 0 ? ": " : "",
-                      r < 0 ? gnutls_strerror (r) : "");
   if (!file_exists (cert) && !file_exists (key))
     return 0;                   /* no client certificate */
-  if (check_readable (cert, "TLS client certificate") == -1 ||
-      check_readable (key, "TLS client key") == -1)
-    return -1;
-  r = gnutls_certificate_set_x509_key_file (ts->x509, cert, key,
-                                            GNUTLS_X509_FMT_PEM);
-  if (r < 0)
-    return set_error (EINVAL, "TLS client certificate %s / key %s: %s",
-                      cert, key, gnutls_strerror (r));
-  ts->client_cert = true;
-  return 0;
+  return load_client_cert (ts, cert, key);
 }
 
 /* The login name, for PSK when no user name was given. */
@@ -342,58 +410,76 @@ login_name (char *buf, size_t len)
 }
 
 static bool
-is_hex_key (const char *s)
+is_hex_key (const char *s, size_t len)
 {
-  size_t n = strspn (s, "0123456789abcdefABCDEF");
-
-  return n > 0 && n % 2 == 0 && s[n] == '\0';
+  return len > 0 && len % 2 == 0 &&
+         strspn (s, "0123456789abcdefABCDEF") >= len;
 }
 
-/* Find user's key in a psktool file ("user:hexkey" lines). */
+/* Hand the key of user (len hex digits at k, NUL-terminated) to gnutls. */
+static int
+set_psk (struct tls_session *ts, const char *user, char *k, size_t len)
+{
+  gnutls_datum_t key = { (unsigned char *) k, (unsigned) len };
+  int r;
+
+  if ((r = gnutls_psk_allocate_client_credentials (&ts->psk)) < 0 ||
+      (r = gnutls_psk_set_client_credentials (ts->psk, user, &key,
+                                              GNUTLS_PSK_KEY_HEX)) < 0)
+    return set_error (EINVAL, "TLS PSK for user '%s': %s", user,
+                      gnutls_strerror (r));
+  return 0;
+}
+
+/* Find user's key in the psktool file text ("user:hexkey" lines) and set
+ * it.  The text is cut into lines in place. */
+static int
+find_psk (struct tls_session *ts, const char *path, const char *user,
+          char *text, size_t len)
+{
+  size_t ulen = strlen (user), pos = 0;
+  unsigned lineno = 0;
+
+  while (pos < len) {
+    char *line = text + pos, *nl = memchr (line, '\n', len - pos);
+    size_t n = nl ? (size_t) (nl - line) : len - pos;
+
+    pos += n + (nl != NULL);
+    lineno++;
+    if (n > 0 && line[n - 1] == '\r')
+      n--;
+    line[n] = '\0';
+    if (n <= ulen || memcmp (line, user, ulen) != 0 || line[ulen] != ':')
+      continue;
+    if (!is_hex_key (line + ulen + 1, n - ulen - 1))
+      return set_error (EINVAL, "TLS PSK file %s line %u: the key of user "
+                        "'%s' is not an even number of hex digits", path,
+                        lineno, user);
+    return set_psk (ts, user, line + ulen + 1, n - ulen - 1);
+  }
+  return set_error (ENOENT, "TLS PSK file %s has no key for user '%s'",
+                    path, user);
+}
+
+/* Read the PSK file c names and take user's key from it; the file's text
+ * is wiped from our memory on every path. */
 static int
 load_psk (struct tls_session *ts, const struct tls_config *c)
 {
-  char pwbuf[1024], line[1024];
+  char pwbuf[1024];
   const char *user = c->username ? c->username :
     login_name (pwbuf, sizeof pwbuf);
-  size_t ulen;
-  unsigned lineno = 0;
-  FILE *f;
+  struct loaded l;
   int r;
 
   if (!user)
     return set_error (EINVAL, "TLS PSK: no user name given and the login "
                       "name is unknown (set tls-username)");
-  ulen = strlen (user);
-  if (!(f = fopen (c->psk_file, "r")))
-    return set_error (errno, "cannot read TLS PSK file %s: %s", c->psk_file,
-                      strerror (errno));
-  while (fgets (line, sizeof line, f)) {
-    gnutls_datum_t key;
-    char *k;
-
-    lineno++;
-    line[strcspn (line, "\r\n")] = '\0';
-    if (strncmp (line, user, ulen) != 0 || line[ulen] != ':')
-      continue;
-    fclose (f);
-    k = line + ulen + 1;
-    if (!is_hex_key (k))
-      return set_error (EINVAL, "TLS PSK file %s line %u: the key of user "
-                        "'%s' is not an even number of hex digits",
-                        c->psk_file, lineno, user);
-    key.data = (unsigned char *) k;
-    key.size = strlen (k);
-    if ((r = gnutls_psk_allocate_client_credentials (&ts->psk)) < 0 ||
-        (r = gnutls_psk_set_client_credentials (ts->psk, user, &key,
-                                                GNUTLS_PSK_KEY_HEX)) < 0)
-      return set_error (EINVAL, "TLS PSK for user '%s': %s", user,
-                        gnutls_strerror (r));
-    return 0;
-  }
-  fclose (f);
-  return set_error (ENOENT, "TLS PSK file %s has no key for user '%s'",
-                    c->psk_file, user);
+  if (load_file (c->psk_file, &psk_file, &l) == -1)
+    return -1;
+  r = find_psk (ts, c->psk_file, user, (char *) l.d.data, l.d.size);
+  unload_file (&l);
+  return r;
 }
 
 /* ---- handshake ------------------------------------------------------- */
@@ -478,16 +564,12 @@ run_handshake (struct tls_session *ts, int fd, int64_t deadline)
 
   while ((r = gnutls_handshake (ts->s)) < 0) {
     struct pollfd pfd = { .fd = fd };
-    int ms = -1;
+    int ms = transport_ms_left (deadline);
 
     if (gnutls_error_is_fatal (r))
       return r;
-    if (deadline) {
-      int64_t left = deadline - transport_now_ms ();
-      if (left <= 0)
-        return GNUTLS_E_TIMEDOUT;
-      ms = left > 1000000 ? 1000000 : (int) left;
-    }
+    if (ms == 0)
+      return GNUTLS_E_TIMEDOUT;
     pfd.events = gnutls_record_get_direction (ts->s) ? POLLOUT : POLLIN;
     if (poll (&pfd, 1, ms) == 0)
       return GNUTLS_E_TIMEDOUT;

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "parse.h"
+#include "proto.h"
 #include "tls.h"
 #include "transport.h"
 
@@ -25,6 +27,17 @@ transport_now_ms (void)
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+transport_ms_left (int64_t deadline)
+{
+  int64_t left;
+
+  if (!deadline)
+    return -1;
+  left = deadline - transport_now_ms ();
+  return left <= 0 ? 0 : left > 1000000 ? 1000000 : (int) left;
 }
 
 static ssize_t
@@ -83,16 +96,25 @@ transport_strerror (const struct transport *t, int err)
   return t->error ? t->error : strerror (err);
 }
 
-/* Wait for a non-blocking connect on fd to finish. */
+/* A unix socket whose listen queue is full refuses a non-blocking connect
+ * at once with EAGAIN: nothing is in progress, the socket stays
+ * unconnected.  The connect is tried again on a new socket, backing off
+ * from the first to the longest pause, until the connect timeout. */
+#define BACKLOG_RETRY_FIRST_MS 1
+#define BACKLOG_RETRY_MAX_MS 64
+#define CONNECT_QUEUE_FULL (-2)
+
+/* Wait for a non-blocking connect on fd to finish before the deadline. */
 static int
-wait_connect (int fd, unsigned timeout_ms, const char *target)
+wait_connect (int fd, int64_t deadline, unsigned timeout_ms,
+              const char *target)
 {
   struct pollfd pfd = { .fd = fd, .events = POLLOUT };
   int r, err = 0;
   socklen_t len = sizeof err;
 
   do
-    r = poll (&pfd, 1, timeout_ms ? (int) timeout_ms : -1);
+    r = poll (&pfd, 1, transport_ms_left (deadline));
   while (r == -1 && errno == EINTR);
   if (r == 0)
     return set_error (ETIMEDOUT, "connecting to %s: timed out after %u ms",
@@ -104,26 +126,64 @@ wait_connect (int fd, unsigned timeout_ms, const char *target)
   return 0;
 }
 
+/* One connect on a new socket: its fd, -1 with the error set, or
+ * CONNECT_QUEUE_FULL (a unix socket's EAGAIN, see above). */
+static int
+connect_once (int domain, const struct sockaddr *sa, socklen_t salen,
+              int64_t deadline, unsigned timeout_ms, const char *target)
+{
+  int fd = socket (domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int e;
+
+  if (fd == -1)
+    return set_error (errno, "socket: %s", strerror (errno));
+  if (connect (fd, sa, salen) == 0)
+    return fd;
+  e = errno;
+  if (e == EINPROGRESS && wait_connect (fd, deadline, timeout_ms,
+                                        target) == 0)
+    return fd;
+  close (fd);
+  if (e == EAGAIN && domain == AF_UNIX)
+    return CONNECT_QUEUE_FULL;
+  if (e != EINPROGRESS)
+    set_error (e, "connecting to %s: %s", target, strerror (e));
+  return -1;
+}
+
 static int
 connect_addr (int domain, const struct sockaddr *sa, socklen_t salen,
               unsigned timeout_ms, const char *target)
 {
-  int fd = socket (domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int64_t deadline = timeout_ms ? transport_now_ms () + timeout_ms : 0;
+  int pause = BACKLOG_RETRY_FIRST_MS, fd;
 
-  if (fd == -1)
-    return set_error (errno, "socket: %s", strerror (errno));
-  if (connect (fd, sa, salen) == -1) {
-    if (errno != EINPROGRESS && errno != EAGAIN) {
-      int e = errno;
-      close (fd);
-      return set_error (e, "connecting to %s: %s", target, strerror (e));
-    }
-    if (wait_connect (fd, timeout_ms, target) == -1) {
-      close (fd);
-      return -1;
-    }
+  while ((fd = connect_once (domain, sa, salen, deadline, timeout_ms,
+                             target)) == CONNECT_QUEUE_FULL) {
+    int left = transport_ms_left (deadline);
+
+    if (left == 0)
+      return set_error (ETIMEDOUT, "connecting to %s: timed out after %u "
+                        "ms: the server's listen queue stayed full (the "
+                        "server is not accepting connections)", target,
+                        timeout_ms);
+    poll (NULL, 0, left != -1 && left < pause ? left : pause);
+    if (pause < BACKLOG_RETRY_MAX_MS)
+      pause *= 2;
   }
   return fd;
+}
+
+/* A numeric TCP port must be 1 to 65535: getaddrinfo would take 65546 as
+ * port 10.  A name (from /etc/services) starts with a letter. */
+static int
+check_port (const char *port)
+{
+  uint64_t n;
+
+  if ((*port >= 'a' && *port <= 'z') || (*port >= 'A' && *port <= 'Z'))
+    return 0;
+  return parse_uint ("TCP port", port, 1, 65535, &n);
 }
 
 int
@@ -158,7 +218,9 @@ transport_connect_tcp (struct transport *t, const char *host,
   if (!host || !*host)
     return set_error (EINVAL, "TCP host is empty");
   if (!port)
-    port = "10809";
+    port = NBD_DEFAULT_PORT;
+  if (check_port (port) == -1)
+    return -1;
   snprintf (target, sizeof target, "%s port %s", host, port);
   r = getaddrinfo (host, port, &hints, &res);
   if (r != 0)
@@ -185,14 +247,9 @@ wait_ready (struct transport *t, short events, int64_t deadline)
   int r, ms;
 
   for (;;) {
-    ms = -1;
-    if (deadline) {
-      int64_t left = deadline - transport_now_ms ();
-      if (left <= 0)
-        return set_error (ETIMEDOUT, "timed out waiting for the server "
-                          "during the handshake");
-      ms = left > 1000000 ? 1000000 : (int) left;
-    }
+    if ((ms = transport_ms_left (deadline)) == 0)
+      return set_error (ETIMEDOUT, "timed out waiting for the server "
+                        "during the handshake");
     r = poll (&pfd, 1, ms);
     if (r > 0)
       return 0;

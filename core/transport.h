@@ -22,6 +22,10 @@ struct transport {
 
 /* Milliseconds on a monotonic clock, for deadlines. */
 int64_t transport_now_ms (void);
+/* What is left of a deadline (a transport_now_ms value) as a poll
+ * timeout: -1 for no deadline (0), else 0 once it has passed, else the
+ * milliseconds left (capped at 1000000). */
+int transport_ms_left (int64_t deadline);
 
 /* Connect to a unix socket / TCP host:port within timeout_ms (0 = none) and
  * set up *t.  Return 0 or -1 with an error naming the target. */

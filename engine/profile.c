@@ -4,6 +4,10 @@
  * file with errors that name FILE:LINE, and applying a profile to a handle
  * and connecting it.
  *
+ * The file is read whole first (a regular file of at most
+ * PROFILE_FILE_MAX bytes: see localfile.h), then handed to inih line by
+ * line.
+ *
  * Keys are the profile-only ones in profile_keys[] below (where to connect
  * and what the fio plugin reads) plus every setting nbdaio_set_option
  * knows; those are checked by applying them to a scratch handle, so their
@@ -14,12 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <ini.h>
 
 #include "nbdaio.h"
 #include "error.h"
+#include "localfile.h"
 #include "parse.h"
 #include "uri.h"
 
@@ -27,6 +31,9 @@
 #define SYSTEM_FILE    "/etc/" PROFILES_FILE
 /* inih keeps at most this many bytes of a section name. */
 #define SECTION_NAME_MAX 49
+/* The largest profile file read: far more than any real one, and a bound
+ * for a path that names the wrong file. */
+#define PROFILE_FILE_MAX (1024 * 1024)
 
 struct entry {
   char *key, *value;
@@ -44,7 +51,8 @@ struct nbdaio_profile {
 /* One file being read. */
 struct profile_file {
   char *path;
-  FILE *fp;
+  char *text;                   /* the whole file (see localfile.h) */
+  size_t len, pos;              /* its length; where the next line starts */
   int line;                     /* the line inih is at (see read_line) */
   int err_line;                 /* line of the first error found, or 0 */
   struct nbdaio_profile *profiles;  /* every section, in file order */
@@ -257,26 +265,34 @@ section_add (struct profile_file *f, const char *name, size_t len)
 /* inih's line reader: inih asks for one line per call, so counting them
  * here tells the key handler its line.  Leading blanks are dropped (the
  * format has no continuation lines), a [section] header is recorded (inih
- * tells the handler only about keys, so an empty section would go unseen)
- * and a line longer than inih's buffer is an error instead of being split.
- * Returns NULL at the end of the file or after the first error. */
+ * tells the handler only about keys, so an empty section would go unseen),
+ * and a line longer than inih's buffer or holding a NUL byte (which would
+ * cut it short unseen) is an error.  Returns NULL at the end of the file
+ * or after the first error. */
 static char *
 read_line (char *buf, int size, void *stream)
 {
   struct profile_file *f = stream;
+  const char *start = f->text + f->pos, *nl, *nul;
   size_t len, skip;
 
-  if (f->err_line || !fgets (buf, size, f->fp))
+  if (f->err_line || f->pos == f->len)
     return NULL;
   f->line++;
-  len = strlen (buf);
-  if (len == (size_t) size - 1 && buf[len - 1] != '\n') {
-    int c = getc (f->fp);
-    if (c != EOF && c != '\n') {
-      set_error (EINVAL, "line is longer than %d characters", size - 1);
-      goto fail;
-    }
+  nl = memchr (start, '\n', f->len - f->pos);
+  len = nl ? (size_t) (nl - start) : f->len - f->pos;
+  f->pos += len + (nl != NULL);
+  if ((nul = memchr (start, '\0', len))) {
+    set_error (EINVAL, "NUL byte at column %zu: a profile file is text",
+               (size_t) (nul - start) + 1);
+    goto fail;
   }
+  if (len > (size_t) size - 1) {
+    set_error (EINVAL, "line is longer than %d characters", size - 1);
+    goto fail;
+  }
+  memcpy (buf, start, len);
+  buf[len] = '\0';
   skip = strspn (buf, " \t");
   memmove (buf, buf + skip, len - skip + 1);
   if (buf[0] == '[') {
@@ -369,8 +385,6 @@ read_profiles (struct profile_file *f)
   }
   if (f->err_line)
     return -1;
-  if (ferror (f->fp))
-    return set_error (EIO, "%s: read error", f->path);
   for (size_t i = 0; i < f->n; i++)
     if (check_server (f->path, &f->profiles[i]) == -1)
       return -1;
@@ -409,36 +423,25 @@ file_close (struct profile_file *f)
     profile_clear (&f->profiles[i]);
   free (f->profiles);
   free (f->path);
-  if (f->fp)
-    fclose (f->fp);
+  localfile_free (f->text, f->len, false);
 }
 
 /* ---- finding the file ---------------------------------------------------- */
 
-/* Open path into f: 1 if opened, 0 if it does not exist, -1 on another
- * error.  from says where the name came from (for messages), or NULL. */
+/* Read path into f: 1 if read, 0 if it does not exist, -1 on another
+ * error (not a regular file, too large, unreadable).  from says where the
+ * name came from (for messages), or NULL. */
 static int
 try_open (struct profile_file *f, const char *path, const char *from)
 {
-  struct stat st;
-  FILE *fp = fopen (path, "re");
+  const struct localfile how = {
+    .what = "profile file", .note = from, .max = PROFILE_FILE_MAX,
+  };
 
-  if (!fp) {
-    if (errno == ENOENT)
-      return 0;
-    return set_error (errno, "cannot open profile file %s%s: %s", path,
-                      from ? from : "", strerror (errno));
-  }
-  if (fstat (fileno (fp), &st) == 0 && S_ISDIR (st.st_mode)) {
-    fclose (fp);
-    return set_error (EISDIR, "profile file %s%s is a directory", path,
-                      from ? from : "");
-  }
-  if (!(f->path = strdup (path))) {
-    fclose (fp);
+  if (localfile_read (path, &how, &f->text, &f->len) == -1)
+    return errno == ENOENT ? 0 : -1;
+  if (!(f->path = strdup (path)))
     return set_error (ENOMEM, "out of memory");
-  }
-  f->fp = fp;
   return 1;
 }
 

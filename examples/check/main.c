@@ -64,17 +64,22 @@ die_usage (const char *fmt, const char *arg)
   exit (2);
 }
 
-/* "N" with an optional k/M/G/T suffix (powers of 1024). */
+/* "N" with an optional k/M/G/T suffix (powers of 1024), at most
+ * INT64_MAX (the largest export size and offset).  Digits first:
+ * strtoull would read "-1" and " -1" as 2^64 - 1. */
 static uint64_t
 parse_size (const char *opt, const char *s)
 {
   char *end;
-  errno = 0;
-  unsigned long long v = strtoull (s, &end, 10);
+  unsigned long long v;
   unsigned shift = 0;
 
-  if (errno || end == s || *s == '-')
+  if (*s < '0' || *s > '9')
     goto bad;
+  errno = 0;
+  v = strtoull (s, &end, 10);
+  if (errno == ERANGE)
+    goto too_big;
   switch (*end) {
   case 'k': case 'K': shift = 10; end++; break;
   case 'm': case 'M': shift = 20; end++; break;
@@ -85,12 +90,18 @@ parse_size (const char *opt, const char *s)
     end++;
   if ((*end == 'b' || *end == 'B') && shift)
     end++;
-  if (*end || (shift && v > (UINT64_MAX >> shift)))
+  if (*end)
     goto bad;
+  if (v > ((uint64_t) INT64_MAX >> shift))
+    goto too_big;
   return (uint64_t) v << shift;
  bad:
   fprintf (stderr, PROG ": %s: '%s' is not a size (bytes, or a number "
            "with k, M, G or T)\n", opt, s);
+  exit (2);
+ too_big:
+  fprintf (stderr, PROG ": %s: '%s' is too large (at most %" PRId64
+           " bytes, 8 EiB - 1)\n", opt, s, INT64_MAX);
   exit (2);
 }
 
@@ -275,11 +286,13 @@ static int
 resolve_scratch (struct ctx *c, const struct config *cfg)
 {
   uint64_t a = ctx_align (c), need = scratch_needed (c);
-  uint64_t off = (cfg->scratch_offset + a - 1) / a * a;
-  uint64_t size = (uint64_t) c->size;
+  uint64_t size = (uint64_t) c->size, off = cfg->scratch_offset;
   uint64_t want = cfg->scratch_size_given ? cfg->scratch_size :
     (need > (1u << 20) ? need : (1u << 20));
 
+  /* round up only an offset inside the export: it cannot wrap then */
+  if (off < size)
+    off = (off + a - 1) / a * a;
   if (off >= size) {
     fprintf (stderr, PROG ": --scratch-offset %" PRIu64 " is not inside the "
              "export (size %" PRIu64 ")\n", cfg->scratch_offset, size);

@@ -85,4 +85,5 @@ cp pki/ca-cert.pem client-nocert/
 rm -f other-ca/ca-key.pem
 psktool -u alice -p psk/keys.psk >/dev/null
 psktool -u alice -p psk-wrong/keys.psk >/dev/null
+# private keys 0600: the client refuses a key file group or others can read
 chmod 0600 */*key* psk*/keys.psk

@@ -13,6 +13,7 @@ M=16777216
 C=$T/creds
 bash "$(dirname "$0")/make-creds.sh" "$C"
 sed 's/^alice:/bob:/' "$C/psk/keys.psk" > "$C/bob.psk"
+chmod 600 "$C/bob.psk"          # key files must be private to be read
 
 # nbdkit NAME ARGS...: on $T/NAME.sock with its debug log in $T/NAME.log;
 # sets SOCK.
@@ -169,6 +170,11 @@ case_refusals () {
     "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client&tls-hostname=wrong.example"
   refused "cannot read TLS CA certificate $C/nonexistent/ca-cert.pem" \
     "nbds+unix:///?socket=$SOCK&tls-certificates=$C/nonexistent"
+  # a client key that group or others can read is refused, with the fix
+  cp -r "$C/client" "$C/loose-client"
+  chmod 640 "$C/loose-client/client-key.pem"
+  refused "TLS client key $C/loose-client/client-key.pem can be read by group or others \\(mode 0640\\): .*run chmod 600 $C/loose-client/client-key.pem" \
+    "nbds+unix:///?socket=$SOCK&tls-certificates=$C/loose-client"
   # plaintext options were answered with TLS_REQD; after the TLS
   # failures nothing but the handshake happened
   grep -aq 'NBD_REP_ERR_TLS_REQD' "$T/good.log"
@@ -195,6 +201,15 @@ case_refusals () {
     "nbds+unix://carol@/?socket=$SOCK&tls-psk-file=$C/psk/keys.psk"
   refused "cannot read TLS PSK file $C/missing.psk" \
     "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/missing.psk"
+  # only a private regular file of at most 64 KiB is read as a PSK file
+  cp "$C/psk/keys.psk" "$C/loose.psk"
+  chmod 644 "$C/loose.psk"
+  refused "TLS PSK file $C/loose.psk can be read by group or others \\(mode 0644\\): .*run chmod 600 $C/loose.psk" \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/loose.psk"
+  refused "TLS PSK file $C/psk is a directory, not a file" \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/psk"
+  refused "TLS PSK file /dev/zero is a character device, not a regular file" \
+    "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=/dev/zero"
   no_plaintext_options "$T/psk.log"
 }
 

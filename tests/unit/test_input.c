@@ -310,6 +310,21 @@ static const struct setting_case setting_cases[] = {
     "unix socket path is longer than 107 bytes" },
   { W_NEW, S_CONNECT_TCP, NULL, "10809", 0, EINVAL, "TCP host is empty" },
   { W_NEW, S_CONNECT_TCP, "", NULL, 0, EINVAL, "TCP host is empty" },
+  /* a numeric port out of range would wrap (getaddrinfo takes 65546 as
+   * port 10); a service name is left to the resolver */
+  { W_NEW, S_CONNECT_TCP, "127.0.0.1", "65546", 0, EINVAL,
+    "TCP port: 65546 is out of range (1 to 65535)" },
+  { W_NEW, S_CONNECT_TCP, "127.0.0.1", "0", 0, EINVAL,
+    "TCP port: 0 is out of range (1 to 65535)" },
+  { W_NEW, S_CONNECT_TCP, "127.0.0.1", "18446744073709551626", 0, EINVAL,
+    "TCP port: bad value '18446744073709551626' (expected a whole number "
+    "from 1 to 65535)" },
+  { W_NEW, S_CONNECT_TCP, "127.0.0.1", "-1", 0, EINVAL,
+    "TCP port: bad value '-1'" },
+  { W_NEW, S_CONNECT_TCP, "127.0.0.1", " 80", 0, EINVAL,
+    "TCP port: bad value ' 80'" },
+  { W_NEW, S_CONNECT_TCP, "127.0.0.1", "", 0, EINVAL,
+    "TCP port: bad value ''" },
 
   /* after connecting: every setting but strict and debug is refused */
   { W_CONNECTED, S_OPTION, "export", "disk", 0, EINVAL, BEFORE },

@@ -2,8 +2,10 @@
  * lookup order of the profile file (explicit path, $NBDAIO_CONFIG,
  * $XDG_CONFIG_HOME or $HOME/.config, /etc), every key read back and
  * applied (getters, and connections to the scripted server listening on a
- * unix socket or on TCP), timeout as the connect bound, and every error
- * with its FILE:LINE text. */
+ * unix socket or on TCP), timeout as the connect bound, a unix socket
+ * whose listen queue is full (tried again until the timeout), and every
+ * error with its FILE:LINE text (a NUL byte too); only a regular file of
+ * at most 1 MiB is read. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -64,24 +66,38 @@ path_in_dir (const char *rel)
   return p;
 }
 
+/* Write len bytes of text (NUL bytes too) to path. */
 static void
-write_file (const char *path, const char *text)
+write_bytes (const char *path, const char *text, size_t len)
 {
   FILE *fp = fopen (path, "w");
 
   assert_non_null (fp);
-  assert_int_equal (fputs (text, fp) >= 0, 1);
+  assert_int_equal (fwrite (text, 1, len, fp), len);
   assert_int_equal (fclose (fp), 0);
+}
+
+static void
+write_file (const char *path, const char *text)
+{
+  write_bytes (path, text, strlen (text));
+}
+
+/* Write len bytes of text to DIR/rel; returns the path (free it). */
+static char *
+profile_bytes (const char *rel, const char *text, size_t len)
+{
+  char *p = path_in_dir (rel);
+
+  write_bytes (p, text, len);
+  return p;
 }
 
 /* Write text to DIR/rel; returns the path (free it). */
 static char *
 profile_file (const char *rel, const char *text)
 {
-  char *p = path_in_dir (rel);
-
-  write_file (p, text);
-  return p;
+  return profile_bytes (rel, text, strlen (text));
 }
 
 /* Load name from path; the profile's socket value must be want. */
@@ -315,7 +331,7 @@ test_every_key (void **state)
 /* connecting: the scripted server behind a listening socket */
 
 static int
-listen_unix (const char *path)
+listen_unix_backlog (const char *path, int backlog)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -324,8 +340,14 @@ listen_unix (const char *path)
   assert_true (strlen (path) < sizeof sun.sun_path);
   strcpy (sun.sun_path, path);
   assert_int_equal (bind (fd, (struct sockaddr *) &sun, sizeof sun), 0);
-  assert_int_equal (listen (fd, 4), 0);
+  assert_int_equal (listen (fd, backlog), 0);
   return fd;
+}
+
+static int
+listen_unix (const char *path)
+{
+  return listen_unix_backlog (path, 4);
 }
 
 static int
@@ -414,10 +436,12 @@ test_connect_socket_tcp_uri (void **state)
             "export = tcpdisk\n", port);
   connect_and_check (tfd, buf, "tcp", "tcpdisk", 1);
 
-  /* the profile's settings apply first, then the URI's own parts win */
-  snprintf (buf, sizeof buf, "[u]\nuri = nbd+unix:///from-uri?socket=%s\n"
+  /* the profile's settings apply first: a URI without an export asks for
+   * the profile's (a URI naming another one is refused, see
+   * nbdaio_connect_uri) */
+  snprintf (buf, sizeof buf, "[u]\nuri = nbd+unix:///?socket=%s\n"
             "export = from-profile\nstructured = no\n", sock);
-  connect_and_check (ufd, buf, "u", "from-uri", 0);
+  connect_and_check (ufd, buf, "u", "from-profile", 0);
   close (ufd);
   close (tfd);
   free (sock);
@@ -503,6 +527,98 @@ test_timeout_bounds_connect (void **state)
     nbdaio_close (h);
     free (path);
   }
+  close (lfd);
+  free (sock);
+}
+
+/* Connect non-blocking to the unix socket path until its listen queue is
+ * full (EAGAIN); the connections go to fds[], their number is returned. */
+static int
+fill_listen_queue (const char *path, int *fds, int max)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int n;
+
+  strcpy (sun.sun_path, path);
+  for (n = 0; n < max; n++) {
+    int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true (fd >= 0);
+    if (connect (fd, (struct sockaddr *) &sun, sizeof sun) == -1) {
+      assert_int_equal (errno, EAGAIN);
+      close (fd);
+      break;
+    }
+    fds[n] = fd;
+  }
+  return n;
+}
+
+/* A server that starts accepting late: lfd first (script_accept reads it
+ * through s->arg), and how many connections wait before the client's. */
+struct late_accept {
+  int lfd;
+  int queued;
+};
+
+/* After 200 ms, take the queued connections off the listening socket,
+ * then serve the next one as script_accept does. */
+static int
+script_accept_late (struct fs *s)
+{
+  struct late_accept *la = s->arg;
+
+  usleep (200 * 1000);
+  for (int i = 0; i < la->queued; i++) {
+    int fd = accept4 (la->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd == -1)
+      return fs_fail (s, "accept: %s", strerror (errno));
+    close (fd);
+  }
+  return script_accept (s);
+}
+
+/* A unix socket whose listen queue is full refuses connect with EAGAIN
+ * at once: the client tries again until the connect timeout and then
+ * says so (it once went on over the unconnected socket); a server that
+ * starts accepting in time gets the connection. */
+static void
+test_listen_queue_full (void **state)
+{
+  char *sock = path_in_dir ("full.sock");
+  int fds[64], lfd = listen_unix_backlog (sock, 0);
+  struct late_accept la = { lfd, fill_listen_queue (sock, fds, 64) };
+  struct nbdaio_handle *h = nbdaio_create ();
+  int64_t t0 = fs_now_ms (), took;
+  struct fs *s;
+
+  (void) state;
+  assert_true (la.queued >= 1 && la.queued < 64);
+  assert_int_equal (nbdaio_set_connect_timeout (h, 300), 0);
+  assert_int_equal (nbdaio_connect_unix (h, sock), -1);
+  took = fs_now_ms () - t0;
+  snprintf (buf, sizeof buf, "connecting to %s: timed out after 300 ms: "
+            "the server's listen queue stayed full (the server is not "
+            "accepting connections)", sock);
+  if (!contains (nbdaio_get_error (), buf))
+    fail_msg ("\"%s\" lacks \"%s\"", nbdaio_get_error (), buf);
+  assert_int_equal (nbdaio_get_errno (), ETIMEDOUT);
+  assert_true (took >= 250 && took < 5000);
+  nbdaio_close (h);
+
+  s = fs_new ();
+  assert_non_null (s);
+  assert_non_null (h = test_handle ());           /* 5 s to connect */
+  assert_true (fs_start (s, script_accept_late, &la) >= 0);
+  t0 = fs_now_ms ();
+  if (nbdaio_connect_unix (h, sock) == -1)
+    fail_msg ("connect failed: %s", nbdaio_get_error ());
+  assert_true (fs_now_ms () - t0 >= 150);
+  nbdaio_close (h);
+  assert_int_equal (fs_join (s), 0);
+  fs_free (s);
+  for (int i = 0; i < la.queued; i++)
+    close (fds[i]);
   close (lfd);
   free (sock);
 }
@@ -663,6 +779,77 @@ test_long_line_and_comments (void **state)
   free (path);
 }
 
+/* A NUL byte would cut a line short unseen: an error at FILE:LINE. */
+static void
+test_nul_byte (void **state)
+{
+  static const struct {
+    const char text[40];
+    size_t len;
+    const char *msg;
+  } cases[] = {
+    { "[a]\nsocket = /s\nexport = ab\0cd\n", 30,
+      ":3: NUL byte at column 12: a profile file is text" },
+    { "[a]\nsocket = /s\n\0bogus = 1\n", 27,
+      ":3: NUL byte at column 1" },
+    { "[a\0b]\nsocket = /s\n", 18, ":1: NUL byte at column 3" },
+    { "[a]\nsocket = /s\0", 16, ":2: NUL byte at column 12" },
+  };
+  (void) state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *path = profile_bytes ("nul.ini", cases[i].text, cases[i].len);
+
+    snprintf (buf, sizeof buf, "%s%s", path, cases[i].msg);
+    expect_load_error (path, "a", EINVAL, buf);
+    free (path);
+  }
+}
+
+/* Only a regular file of at most 1 MiB is read: a FIFO, a device or a
+ * huge file is refused at once (it could block or never end), saying what
+ * the path is. */
+static void
+test_not_a_profile_file (void **state)
+{
+  const size_t max = 1024 * 1024;
+  char *big = malloc (max + 1), *path, *fifo = path_in_dir ("fifo.ini");
+  struct nbdaio_profile *p;
+
+  (void) state;
+  assert_non_null (big);
+  memset (big, '\n', max + 1);
+  memcpy (big, "[a]\nsocket = /s\n", 16);
+  path = profile_bytes ("big.ini", big, max);
+  p = nbdaio_profile_load (path, "a");
+  if (!p)
+    fail_msg ("a file of exactly 1 MiB: %s", nbdaio_get_error ());
+  nbdaio_profile_free (p);
+  free (path);
+  path = profile_bytes ("big.ini", big, max + 1);
+  snprintf (buf, sizeof buf, "profile file %s is larger than 1 MiB, the "
+            "most read for a profile file (is it the right file?)", path);
+  expect_load_error (path, "a", EFBIG, buf);
+  free (path);
+  free (big);
+
+  expect_load_error (dir, "a", EISDIR, "is a directory, not a file");
+  assert_int_equal (mkfifo (fifo, 0600), 0);
+  snprintf (buf, sizeof buf, "profile file %s is a FIFO (named pipe), not "
+            "a regular file (only regular files are read: a pipe or a "
+            "device may block or never end)", fifo);
+  expect_load_error (fifo, "a", EINVAL, buf);
+  expect_load_error ("/dev/zero", "a", EINVAL, "profile file /dev/zero is a "
+                     "character device, not a regular file");
+  setenv ("NBDAIO_CONFIG", "/dev/zero", 1);
+  expect_load_error (NULL, "a", EINVAL, "profile file /dev/zero (from "
+                     "$NBDAIO_CONFIG) is a character device");
+  /* a regular file that reports size 0 is still read to its end */
+  expect_load_error ("/proc/self/status", "a", EINVAL,
+                     "/proc/self/status:1: key 'Name' outside any [section]");
+  free (fifo);
+}
+
 int
 main (void)
 {
@@ -674,9 +861,12 @@ main (void)
     T (test_connect_socket_tcp_uri),
     T (test_connect_max_in_flight),
     T (test_timeout_bounds_connect),
+    T (test_listen_queue_full),
     T (test_tls_require_applied),
     T (test_errors),
     T (test_long_line_and_comments),
+    T (test_nul_byte),
+    T (test_not_a_profile_file),
   };
 #undef T
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -6,13 +6,17 @@
  *    NBD_OPT_ABORT is sent;
  *  - tls=allow continues in plaintext when refused, tls=off never asks;
  *  - after an acknowledged STARTTLS the next bytes are a TLS ClientHello;
- *  - bad key files fail before any traffic;
+ *  - bad key files fail before any traffic: missing, not a regular file
+ *    (directory, FIFO, /dev/zero), too large, or a key (PSK file,
+ *    client-key.pem) that group or others can read;
  *  - the string settings (nbdaio_set_option) and the URI's tls-* query
  *    parameters. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test_common.h"
@@ -76,11 +80,12 @@ struct result {
   char msg[1024];
 };
 
-/* Connect a handle set to mode (and optionally a PSK file) to the script;
- * hflags 0 means the default (fixed newstyle, no zeroes). */
+/* Connect a handle set to mode and the settings (name, value pairs, then
+ * NULL) to the script; hflags 0 means the default (fixed newstyle, no
+ * zeroes). */
 static void
-run_tls (int mode, const char *psk_file, uint16_t hflags,
-         struct tls_script *t, struct result *res)
+run_tls_with (int mode, const char *const *settings, uint16_t hflags,
+              struct tls_script *t, struct result *res)
 {
   struct fs *s = fs_new ();
   struct nbdaio_handle *h = test_handle ();
@@ -91,8 +96,8 @@ run_tls (int mode, const char *psk_file, uint16_t hflags,
     s->hs.hflags = hflags;
   s->hs.tflags &= ~NBD_FLAG_SEND_DF;         /* no structured replies here */
   assert_int_equal (nbdaio_set_tls (h, mode), 0);
-  if (psk_file)
-    assert_int_equal (nbdaio_set_tls_psk_file (h, psk_file), 0);
+  for (; settings && *settings; settings += 2)
+    assert_int_equal (nbdaio_set_option (h, settings[0], settings[1]), 0);
   assert_true (fs_start (s, script_tls, t) >= 0);
   res->rc = test_connect (h, s);
   res->err = nbdaio_get_errno ();
@@ -103,6 +108,16 @@ run_tls (int mode, const char *psk_file, uint16_t hflags,
   nbdaio_close (h);
   fs_join (s);
   fs_free (s);
+}
+
+/* run_tls_with, and a PSK file (or none). */
+static void
+run_tls (int mode, const char *psk_file, uint16_t hflags,
+         struct tls_script *t, struct result *res)
+{
+  const char *const settings[] = { "tls-psk-file", psk_file, NULL };
+
+  run_tls_with (mode, psk_file ? settings : NULL, hflags, t, res);
 }
 
 static void
@@ -249,6 +264,7 @@ test_bad_key_files_before_traffic (void **state)
   assert_non_null (f = fopen (path, "w"));
   fputs ("bob:00112233\nalice:xyz\n", f);
   fclose (f);
+  assert_int_equal (chmod (path, 0600), 0);       /* a key file is private */
   t = (struct tls_script) { .starttls_reply = NBD_REP_ACK };
   run_tls (NBDAIO_TLS_REQUIRE, path, 0, &t, &r);   /* login name */
   assert_int_equal (r.rc, -1);
@@ -279,8 +295,177 @@ test_x509_missing_ca (void **state)
   assert_int_equal (t.first_byte, -1);
 }
 
-/* A TLS-only server refusing the first option with a message: the message
- * reaches the error (and is read before it is freed). */
+/* ---- key and certificate files: what is read, and from whom ---- */
+
+/* A self-signed CA certificate (made for these tests with certtool), so
+ * that loading ca-cert.pem succeeds and the client key is read next. */
+static const char test_ca_pem[] =
+  "-----BEGIN CERTIFICATE-----\n"
+  "MIIBgjCCASigAwIBAgIUCX3QpRQXb5CGQ1XIgDnPQD1t5CMwCgYIKoZIzj0EAwIw\n"
+  "HjEcMBoGA1UEAxMTbmJkYWlvIHVuaXQgdGVzdCBDQTAgFw0yNjExMzAxMDIxMDJa\n"
+  "GA8yMTI2MTEwNjEwMjEwMlowHjEcMBoGA1UEAxMTbmJkYWlvIHVuaXQgdGVzdCBD\n"
+  "QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIh01VC6KiPJSS1KHYmrUQWfhyMV\n"
+  "Qqojj37r/IH/MAzf3SbC8hvkHASzcDWuNXd/kS0wW5cqBbPRdLQi+m2viNKjQjBA\n"
+  "MA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgIEMB0GA1UdDgQWBBS9+iRK\n"
+  "SO3s9dw/MlDj+ck5m++r7zAKBggqhkjOPQQDAgNIADBFAiEAoMa5BPGkadfnEIKw\n"
+  "hxxKOGdVaFnv7eHgJ4MwnCIFdf4CIDr5tHusetLmssHhdymyh1lMtzjDrh4D0q/S\n"
+  "bXkoYD/w\n"
+  "-----END CERTIFICATE-----\n";
+
+#define ALICE_KEY "alice:00112233445566778899aabbccddeeff\n"
+
+/* Write len bytes of text to path with mode (exactly: no umask). */
+static void
+make_file (const char *path, const void *text, size_t len, mode_t mode)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+  assert_true (fd >= 0);
+  assert_int_equal (write (fd, text, len), (ssize_t) len);
+  assert_int_equal (fchmod (fd, mode), 0);
+  assert_int_equal (close (fd), 0);
+}
+
+/* Connect with settings; the error must be errnum with "WHAT PATH WANT"
+ * in the message, and nothing may have been sent after STARTTLS. */
+static void
+expect_key_refused (const char *const *settings, const char *what,
+                    const char *path, const char *want, int errnum)
+{
+  struct tls_script t = { .starttls_reply = NBD_REP_ACK };
+  struct result r;
+  char full[512];
+
+  snprintf (full, sizeof full, "%s %s %s", what, path, want);
+  run_tls_with (NBDAIO_TLS_REQUIRE, settings, 0, &t, &r);
+  if (r.rc != -1 || r.err != errnum || !contains (r.msg, full))
+    fail_msg ("rc %d, errno %d, \"%s\"; expected errno %d and \"%s\"", r.rc,
+              r.err, r.msg, errnum, full);
+  assert_int_equal (t.first_byte, -1);
+}
+
+/* Connect with settings: the key files are accepted, so a TLS ClientHello
+ * follows STARTTLS. */
+static void
+expect_key_used (const char *const *settings)
+{
+  struct tls_script t = { .starttls_reply = NBD_REP_ACK };
+  struct result r;
+
+  run_tls_with (NBDAIO_TLS_REQUIRE, settings, 0, &t, &r);
+  if (t.first_byte != TLS_RECORD_HANDSHAKE)
+    fail_msg ("no ClientHello after STARTTLS: \"%s\"", r.msg);
+}
+
+/* A PSK file must be a regular file of at most 64 KiB that only its
+ * owner can read; a NUL byte does not cut a key short. */
+static void
+test_psk_file_checks (void **state)
+{
+  char dir[] = "/tmp/nbdaio-tls-XXXXXX", path[64], fifo[64], want[256];
+  const char *const settings[] = {
+    "tls-psk-file", path, "tls-username", "alice", NULL,
+  };
+  static const mode_t loose[] = { 0644, 0640, 0604, 0660 };
+  static const mode_t tight[] = { 0600, 0400 };
+  static const char nul_key[] = "alice:0011\0" "2233\n";
+  char *big;
+  (void) state;
+
+  assert_non_null (mkdtemp (dir));
+  snprintf (path, sizeof path, "%s/keys.psk", dir);
+  snprintf (fifo, sizeof fifo, "%s/fifo.psk", dir);
+
+  /* readable by group or others: refused, with the fix */
+  for (size_t i = 0; i < sizeof loose / sizeof loose[0]; i++) {
+    make_file (path, ALICE_KEY, strlen (ALICE_KEY), loose[i]);
+    snprintf (want, sizeof want, "can be read by group or others (mode "
+              "%04o): a key must be private to its owner; run chmod 600 %s",
+              (unsigned) loose[i], path);
+    expect_key_refused (settings, "TLS PSK file", path, want, EACCES);
+  }
+  /* private: the key is used (a ClientHello follows STARTTLS) */
+  for (size_t i = 0; i < sizeof tight / sizeof tight[0]; i++) {
+    make_file (path, ALICE_KEY, strlen (ALICE_KEY), tight[i]);
+    expect_key_used (settings);
+  }
+  /* a NUL byte inside the key: an error, not the digits before it */
+  make_file (path, nul_key, sizeof nul_key - 1, 0600);
+  expect_key_refused (settings, "TLS PSK file", path, "line 1: the key of "
+                      "user 'alice' is not an even number of hex digits",
+                      EINVAL);
+  /* larger than 64 KiB (comment lines psktool would never write) */
+  assert_non_null (big = malloc (64 * 1024 + 1));
+  memset (big, '\n', 64 * 1024 + 1);
+  memcpy (big, ALICE_KEY, strlen (ALICE_KEY));
+  make_file (path, big, 64 * 1024, 0600);
+  expect_key_used (settings);
+  make_file (path, big, 64 * 1024 + 1, 0600);
+  expect_key_refused (settings, "TLS PSK file", path, "is larger than 64 KiB, "
+                      "the most read for a TLS PSK file", EFBIG);
+  free (big);
+  unlink (path);
+  /* not a regular file: say what it is (a FIFO or /dev/zero would block
+   * or never end) */
+  memcpy (path, dir, sizeof dir);
+  expect_key_refused (settings, "TLS PSK file", dir,
+                      "is a directory, not a file", EISDIR);
+  assert_int_equal (mkfifo (fifo, 0600), 0);
+  memcpy (path, fifo, sizeof fifo);
+  expect_key_refused (settings, "TLS PSK file", fifo,
+                      "is a FIFO (named pipe), not a regular file", EINVAL);
+  unlink (fifo);
+  snprintf (path, sizeof path, "/dev/zero");
+  expect_key_refused (settings, "TLS PSK file", "/dev/zero",
+                      "is a character device, not a regular file", EINVAL);
+  rmdir (dir);
+}
+
+/* x509: client-key.pem must be private too; every file of the directory
+ * must be a regular file. */
+static void
+test_x509_file_checks (void **state)
+{
+  char dir[] = "/tmp/nbdaio-tls-XXXXXX", ca[64], cert[64], key[64];
+  char want[256];
+  const char *const settings[] = { "tls-certificates", dir, NULL };
+  static const char junk[] = "not a PEM file\n";
+  (void) state;
+
+  assert_non_null (mkdtemp (dir));
+  snprintf (ca, sizeof ca, "%s/ca-cert.pem", dir);
+  snprintf (cert, sizeof cert, "%s/client-cert.pem", dir);
+  snprintf (key, sizeof key, "%s/client-key.pem", dir);
+  make_file (ca, test_ca_pem, strlen (test_ca_pem), 0644);
+  make_file (cert, junk, strlen (junk), 0644);   /* public: fine */
+
+  make_file (key, junk, strlen (junk), 0644);
+  snprintf (want, sizeof want, "can be read by group or others (mode "
+            "0644): a key must be private to its owner; run chmod 600 %s",
+            key);
+  expect_key_refused (settings, "TLS client key", key, want, EACCES);
+  make_file (key, junk, strlen (junk), 0640);
+  expect_key_refused (settings, "TLS client key", key, "can be read by "
+                      "group or others (mode 0640)", EACCES);
+  /* private: read and handed to gnutls, which finds no key in it */
+  make_file (key, junk, strlen (junk), 0600);
+  snprintf (want, sizeof want, "/ key %s: ", key);
+  expect_key_refused (settings, "TLS client certificate", cert, want,
+                      EINVAL);
+  unlink (key);
+  assert_int_equal (mkdir (key, 0700), 0);
+  expect_key_refused (settings, "TLS client key", key,
+                      "is a directory, not a file", EISDIR);
+  rmdir (key);
+  unlink (cert);
+  /* a CA file that never ends */
+  unlink (ca);
+  assert_int_equal (symlink ("/dev/zero", ca), 0);
+  expect_key_refused (settings, "TLS CA certificate", ca,
+                      "is a character device, not a regular file", EINVAL);
+  unlink (ca);
+  rmdir (dir);
+}
 static int
 script_tls_reqd_with_message (struct fs *s)
 {
@@ -439,6 +624,8 @@ main (void)
     cmocka_unit_test (test_require_oldstyle),
     cmocka_unit_test (test_bad_key_files_before_traffic),
     cmocka_unit_test (test_x509_missing_ca),
+    cmocka_unit_test (test_psk_file_checks),
+    cmocka_unit_test (test_x509_file_checks),
     cmocka_unit_test (test_tls_reqd_message),
     cmocka_unit_test (test_set_option_errors),
     cmocka_unit_test (test_set_option_values),
