@@ -110,10 +110,38 @@ typedef struct {
 
 /* ---- errors ---------------------------------------------------------- */
 
-/* The message of the last error in this thread, or NULL if none. */
+/* The message of the last error in this thread, or NULL if none.  Text
+ * the server sent (an option refusal's message, a name it returned) is
+ * quoted escaped as by nbdaio_escape_string, so the message is safe to
+ * print. */
 NBDAIO_API const char *nbdaio_get_error (void);
 /* The errno of the last error in this thread, or 0 if none. */
 NBDAIO_API int nbdaio_get_errno (void);
+
+/* ---- untrusted server text ------------------------------------------- */
+
+/* Strings a server chose (export names and descriptions, the names and
+ * descriptions of nbdaio_opt_list, the context names of
+ * nbdaio_opt_list_meta_context) are handed over raw: they may hold any
+ * byte but NUL, including terminal escape sequences and invalid UTF-8.
+ * Escape them before printing them or writing them to a log:
+ *
+ * nbdaio_escape_string copies the len bytes at s (s may be NULL when len
+ * is 0) to buf, keeping printable ASCII and the UTF-8 encoding of
+ * printable code points, writing a backslash as "\\" and every other byte
+ * as "\xNN" (two lowercase hex digits): C0 controls and NUL, DEL, C1
+ * controls (U+0080-U+009F), invisible and direction-changing format
+ * characters (U+200B-U+200F, U+2028-U+202E, U+2060-U+206F, U+FEFF,
+ * U+FFF9-U+FFFB), the noncharacters U+FFFE-U+FFFF, and every byte of
+ * invalid UTF-8 (stray continuation bytes, truncated or overlong
+ * sequences, surrogates, code points above U+10FFFF).  The output holds
+ * at most size - 1 bytes and a NUL (when size > 0; buf may be NULL when
+ * size is 0), never cuts an escape or a character in two, and is at most
+ * 4 * len bytes long.  Returns the length of the whole escaped text
+ * (without the NUL), as snprintf does: the text was cut when the result is
+ * >= size.  Never fails. */
+NBDAIO_API size_t nbdaio_escape_string (char *buf, size_t size,
+                                        const char *s, size_t len);
 
 /* ---- handle lifecycle and settings ----------------------------------- */
 
@@ -164,11 +192,18 @@ NBDAIO_API int nbdaio_set_tls (struct nbdaio_handle *h, int mode);
 NBDAIO_API int nbdaio_get_tls (struct nbdaio_handle *h);
 /* x509: a directory holding ca-cert.pem (trusted CAs) and optionally
  * client-cert.pem + client-key.pem, laid out as nbdkit and qemu do.  NULL
- * (the default) trusts the system store and sends no client certificate. */
+ * (the default) trusts the system store and sends no client certificate.
+ * The files are read when connecting, as for the PSK file below
+ * (certificates up to 1 MiB; client-key.pem as a key). */
 NBDAIO_API int nbdaio_set_tls_certificates (struct nbdaio_handle *h,
                                             const char *dir);
 /* PSK: a key file in psktool's format (lines "user:hexkey").  Setting one
- * selects PSK instead of x509. */
+ * selects PSK instead of x509.  Key files are read when connecting, before
+ * anything is sent, and the connect fails naming the file unless it is a
+ * regular file (EISDIR for a directory, EINVAL for a FIFO, device or
+ * socket) of at most 64 KiB (EFBIG) that group and others cannot read
+ * (EACCES, with the chmod 600 fix).  The library wipes its copies of the
+ * key once gnutls has it. */
 NBDAIO_API int nbdaio_set_tls_psk_file (struct nbdaio_handle *h,
                                         const char *path);
 /* The PSK user name (default: the URI's user@, else the login name). */
@@ -213,6 +248,8 @@ NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
 /* Each connects and runs the whole handshake, blocking up to the connect
  * timeout.  Return 0, or -1 with an error naming the cause (bad URI,
  * connection refused, unknown export, TLS required, protocol violation...).
+ * A unix socket whose listen queue is full is tried again until the
+ * timeout (then ETIMEDOUT, "the server's listen queue stayed full").
  * A handle connects once: a second call fails with EINVAL. */
 
 /* nbd[s]://[user@]host[:port][/export][?query],
@@ -226,7 +263,8 @@ NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
 NBDAIO_API int nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri);
 NBDAIO_API int nbdaio_connect_unix (struct nbdaio_handle *h,
                                     const char *path);
-/* port may be NULL (10809). */
+/* port may be NULL (10809); a numeric port must be 1 to 65535 (EINVAL),
+ * a name is looked up as a service. */
 NBDAIO_API int nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
                                    const char *port);
 /* Run the handshake over an already connected stream socket, which the
@@ -271,6 +309,11 @@ struct nbdaio_profile;
  *           section [s] given twice; syntax error; line too long; "F:LINE:
  *           [s]: 'host' cannot be combined with 'uri' (line N) ..."; "F:LINE:
  *           [s]: no server given: set uri, socket or host"
+ *           a NUL byte ("F:LINE: NUL byte at column N"); F is not a
+ *           regular file ("F is a FIFO (named pipe), not a regular file";
+ *           a device, a socket)
+ *   EISDIR  F is a directory
+ *   EFBIG   F is larger than 1 MiB
  *   other   the file cannot be opened or read (errno of the failure), or
  *           ENOMEM. */
 NBDAIO_API struct nbdaio_profile *nbdaio_profile_load (const char *path,
@@ -346,13 +389,18 @@ NBDAIO_API int nbdaio_is_negotiating (struct nbdaio_handle *h);
 NBDAIO_API int64_t nbdaio_get_opt_reply_type (struct nbdaio_handle *h);
 
 /* Called once per export by nbdaio_opt_list; description is "" when the
- * server sent none.  The strings are valid only during the call.  The
- * callbacks run once the final NBD_REP_ACK arrived (after an error reply
- * none runs). */
+ * server sent none.  The strings are valid only during the call and are
+ * untrusted server text (see nbdaio_escape_string).  The callbacks run
+ * once the final NBD_REP_ACK arrived (after an error reply none runs). */
 typedef void (*nbdaio_list_callback) (void *user_data, const char *name,
                                       const char *description);
 /* NBD_OPT_LIST.  Returns the number of exports listed (callback called
- * that many times; callback may be NULL), or -1. */
+ * that many times; callback may be NULL), or -1.  The names are kept until
+ * the final reply, in at most 16 MiB of memory (what they really take:
+ * the strings and the bookkeeping per entry); a server listing more ends
+ * the connection with EOVERFLOW ("... more than fit in 16 MiB ...") and
+ * nothing stays allocated.  The same cap holds for
+ * nbdaio_opt_list_meta_context. */
 NBDAIO_API int nbdaio_opt_list (struct nbdaio_handle *h,
                                 nbdaio_list_callback callback,
                                 void *user_data);
@@ -369,7 +417,8 @@ NBDAIO_API int nbdaio_opt_list (struct nbdaio_handle *h,
 NBDAIO_API int nbdaio_opt_info (struct nbdaio_handle *h);
 
 /* Called once per NBD_REP_META_CONTEXT by nbdaio_opt_list_meta_context,
- * once the final NBD_REP_ACK arrived (as for nbdaio_opt_list). */
+ * once the final NBD_REP_ACK arrived (as for nbdaio_opt_list); name is
+ * untrusted server text, valid only during the call. */
 typedef void (*nbdaio_context_callback) (void *user_data, uint32_t id,
                                          const char *name);
 /* NBD_OPT_LIST_META_CONTEXT for the export name set with the given queries
@@ -411,9 +460,11 @@ NBDAIO_API int nbdaio_opt_abort (struct nbdaio_handle *h);
 
 /* Each returns -1 (EINVAL) if the handle is not connected. */
 NBDAIO_API int64_t nbdaio_get_size (struct nbdaio_handle *h);
-/* The export name (as the server named it, else as requested). */
+/* The export name (as the server named it, else as requested): untrusted
+ * server text (see nbdaio_escape_string). */
 NBDAIO_API const char *nbdaio_get_export_name (struct nbdaio_handle *h);
-/* The description, or NULL when the server sent none. */
+/* The description, or NULL when the server sent none: untrusted server
+ * text. */
 NBDAIO_API const char *nbdaio_get_export_description (struct nbdaio_handle *h);
 /* "newstyle-fixed", "newstyle" or "oldstyle". */
 NBDAIO_API const char *nbdaio_get_protocol (struct nbdaio_handle *h);
@@ -533,19 +584,25 @@ NBDAIO_API unsigned nbdaio_aio_get_direction (struct nbdaio_handle *h);
  * Returns the number of commands whose request fully left, or -1. */
 NBDAIO_API int nbdaio_aio_submit (struct nbdaio_handle *h);
 /* The socket is readable: read and dispatch every reply available without
- * blocking.  Returns 0 or -1 (connection died; commands were failed). */
+ * blocking.  Returns 0 or -1 (connection died; commands were failed; or
+ * EBUSY: called from a chunk, extent or completion callback of h while h
+ * reads replies, which would re-enter the reader; nothing was read, the
+ * connection lives on).  A callback may issue commands and call
+ * nbdaio_aio_notify_write, nbdaio_aio_submit and nbdaio_abort. */
 NBDAIO_API int nbdaio_aio_notify_read (struct nbdaio_handle *h);
 /* The socket is writable: continue sending.  Returns 0 or -1. */
 NBDAIO_API int nbdaio_aio_notify_write (struct nbdaio_handle *h);
 /* Submit, wait up to timeout_ms (-1 = forever) for the socket and handle
  * what arrived.  Returns 1 if progress was made, 0 on timeout, -1 on
- * error. */
+ * error (EBUSY from a callback of h, as nbdaio_aio_notify_read). */
 NBDAIO_API int nbdaio_poll (struct nbdaio_handle *h, int timeout_ms);
 
 /* ---- synchronous wrappers ------------------------------------------- */
 
 /* Each issues the command and polls until it completes.  Return 0 or -1
- * with the command's (or the connection's) error. */
+ * with the command's (or the connection's) error.  From a callback of h
+ * (chunk, extent, completion) they would wait inside the reply reader:
+ * -1 with EBUSY, nothing issued, the free function passed runs once. */
 NBDAIO_API int nbdaio_pread (struct nbdaio_handle *h, void *buf, size_t count,
                              uint64_t offset, uint32_t flags);
 NBDAIO_API int nbdaio_pread_structured (struct nbdaio_handle *h, void *buf,
@@ -566,7 +623,9 @@ NBDAIO_API int nbdaio_block_status (struct nbdaio_handle *h, uint64_t count,
                                     nbdaio_extent_callback extent,
                                     uint32_t flags);
 /* Drain in-flight commands, send NBD_CMD_DISC and close the socket.  The
- * handle stays allocated (free it with nbdaio_close).  Returns 0 or -1. */
+ * handle stays allocated (free it with nbdaio_close).  Returns 0 or -1;
+ * EBUSY when called from a callback of h while commands are in flight (it
+ * would have to wait for them inside the reply reader). */
 NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
 
 #ifdef __cplusplus

@@ -35,6 +35,8 @@ declare -A EARNED=(
   [error-value-unknown-simple]=cmd.write
   # ESHUTDOWN to that read: the client disconnects, the probe cannot finish
   [eshutdown]=cmd.read-df
+  # NBD_OPT_INFO refused (with escape sequences); the read error as above
+  [escape-text]=handshake.info-go,cmd.read-df
 )
 
 # The per-command --timeout: short where the mode stalls on purpose (the

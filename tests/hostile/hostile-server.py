@@ -27,10 +27,11 @@
 # client must give up by itself), errno:NAME (some commands fail with that
 # errno, the connection lives on), shutdown (ESHUTDOWN, then a clean soft
 # disconnect).  COMMANDS says what the client should issue (read, sread,
-# write, bs, bs-one, mixed; opt: connect in opt mode, call list, info,
-# list_meta_context and an unknown raw option, then go and read) and which
-# requests a transmission mode acts on: a read (read, sread, opt), a write,
-# a block status (bs; bs-one: one with NBD_CMD_FLAG_REQ_ONE), any (mixed).
+# dfread, write, bs, bs-one, mixed; opt: connect in opt mode, call list,
+# info, list_meta_context and an unknown raw option, then go and read) and
+# which requests a transmission mode acts on: a read (read, sread, opt;
+# dfread: one with NBD_CMD_FLAG_DF), a write, a block status (bs; bs-one:
+# one with NBD_CMD_FLAG_REQ_ONE), any (mixed).
 #
 # usage: hostile-server.py --mode NAME SOCKET
 #        hostile-server.py --list
@@ -80,8 +81,10 @@ KNOWN_OPTIONS = range(OPT_EXPORT_NAME, OPT_EXTENDED_HEADERS + 1)
 REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 REP_ERR_UNSUP = (1 << 31) | 1
 REP_ERR_INVALID = (1 << 31) | 3
+REP_ERR_POLICY = (1 << 31) | 2
 
 INFO_EXPORT, INFO_NAME, INFO_BLOCK_SIZE = 0, 1, 3
+INFO_DESCRIPTION = 2
 
 CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM = 0, 1, 2, 3, 4
 CMD_CACHE, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS = 5, 6, 7
@@ -490,6 +493,8 @@ class Conn:
         if kind == "bs-one":
             return (r.type == CMD_BLOCK_STATUS and
                     bool(r.flags & CMD_FLAG_REQ_ONE))
+        if kind == "dfread":
+            return r.type == CMD_READ and bool(r.flags & CMD_FLAG_DF)
         return r.type == CMD_READ        # read, sread, opt
 
     def claim(self, r):
@@ -638,6 +643,33 @@ def go_unknown_info(c, opt):
     return c.go(opt)
 
 
+# Server text a client must never print raw: an OSC setting the window
+# title, BEL, a clear-screen CSI, a stray C1 CSI byte, the same as UTF-8,
+# an invalid byte and a backslash (tests/hostile/test-escape.sh).
+EVIL = b"evil\x1b]0;pwned\x07\x1b[2J\x9b\xc2\x9b\xff\\end"
+
+
+def go_evil(c, opt):
+    """GO: NBD_INFO_NAME and NBD_INFO_DESCRIPTION carrying EVIL."""
+    for itype in (INFO_NAME, INFO_DESCRIPTION):
+        c.opt_reply(opt, REP_INFO, struct.pack(">H", itype) + EVIL)
+    return c.go(opt)
+
+
+def opt_evil(c, opt, _data):
+    """LIST: one export named and described EVIL; INFO refused with EVIL
+    as the message."""
+    if opt == OPT_LIST:
+        c.opt_reply(opt, REP_SERVER,
+                    struct.pack(">I", len(EVIL)) + EVIL + EVIL)
+        c.ack(opt)
+    elif opt == OPT_INFO:
+        c.opt_reply(opt, REP_ERR_POLICY, EVIL)
+    else:
+        return False
+    return True
+
+
 def interleave(c, r):
     """The reads pending: first halves (last read first), then second
     halves; other requests (and DF reads, which must come in one chunk)
@@ -707,13 +739,22 @@ def reset(c, _r):
 
 
 def overlap_fragmented(c, r):
-    for off in range(r.offset, r.offset + 256, 32):
-        c.data(r.cookie, off, 16, flags=0)
-    c.data(r.cookie, r.offset + 24, 32)
+    """16-byte chunks with gaps, then one across a gap into a chunk (a DF
+    read may have one content chunk: one, then one into it)."""
+    n = 1 if r.flags & CMD_FLAG_DF else 8
+    for k in range(n):
+        c.data(r.cookie, r.offset + 32 * k, 16, flags=0)
+    c.data(r.cookie, r.offset + (8 if n == 1 else 24), 32)
 
 
 def error_midway(c, r):
+    """Data, an error chunk at the middle, then the rest of the data (a DF
+    read may have one content chunk: all the data, then the error)."""
     half = r.count // 2
+    if r.flags & CMD_FLAG_DF:
+        c.data(r.cookie, r.offset, r.count, flags=0)
+        c.error(r.cookie, EIO, ctype=T_ERROR_OFFSET, offset=r.offset + half)
+        return
     c.data(r.cookie, r.offset, half, flags=0)
     c.error(r.cookie, EIO, ctype=T_ERROR_OFFSET, flags=0,
             offset=r.offset + half)
@@ -723,6 +764,13 @@ def error_midway(c, r):
 def bs_second_chunk(c, r):
     c.block_status(r.cookie, [(r.count, 0)], flags=0)
     c.block_status(r.cookie, [(r.count, 0)])
+
+
+def df_two_chunks(c, r):
+    """A DF read in two data chunks (each correct, together complete)."""
+    half = r.count // 2
+    c.data(r.cookie, r.offset, half, flags=0)
+    c.data(r.cookie, r.offset + half, r.count - half)
 
 
 M = Mode
@@ -941,6 +989,9 @@ MODES = [
     M("chunk-coverage-none", "chunk-coverage", "read",
       "NBD_REPLY_TYPE_NONE alone as a successful read's reply",
       tx=lambda c, r: c.none(r.cookie)),
+    M("chunk-df", "chunk-df", "dfread",
+      "a read with NBD_CMD_FLAG_DF answered in two data chunks",
+      tx=df_two_chunks),
     M("chunk-command-write", "chunk-command", "write",
       "a data chunk in reply to a write",
       tx=lambda c, r: c.data(r.cookie, r.offset, r.count)),
@@ -969,6 +1020,11 @@ MODES = [
     M("chunk-length-bs", "chunk-length", "bs",
       "block status chunk of length 10",
       tx=lambda c, r: c.chunk(r.cookie, T_BLOCK_STATUS, b"\0" * 10)),
+    M("chunk-length-bs-huge", "chunk-length", "bs",
+      "block status chunk announcing 2^20 + 1 extents (never sent): more "
+      "than any request may get",
+      tx=lambda c, r: c.chunk(r.cookie, T_BLOCK_STATUS,
+                              length=4 + 8 * ((1 << 20) + 1))),
     M("chunk-unknown", "chunk-unknown", "read",
       "chunk type 3 (unknown, not an error type)",
       tx=lambda c, r: c.chunk(r.cookie, 3, b"\0" * 4)),
@@ -1024,6 +1080,11 @@ MODES = [
     M("eshutdown", "shutdown", "read",
       "ESHUTDOWN for one read: the client disconnects softly",
       tx=then_serve(lambda c, r: c.error(r.cookie, ESHUTDOWN))),
+    M("escape-text", "errno:EIO", "read",
+      "terminal escape sequences in the export name and description, a "
+      "LIST entry, the refusal of NBD_OPT_INFO and an error chunk (EIO)",
+      opt=opt_evil, go=go_evil,
+      tx=then_serve(lambda c, r: c.error(r.cookie, EIO, msg=EVIL))),
 
     # -- truncated replies, lost connections, garbage, stalls --
     M("trunc-header", "eof", "read", "10 bytes of a chunk header, then EOF",
