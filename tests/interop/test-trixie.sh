@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# tests/interop/test-trixie.sh - nbdaio against today's servers and clients,
+# run from a Debian trixie root (tests/interop/make-root.sh builds it once,
+# in $NBDAIO_TRIXIE_ROOT or /var/cache/nbdaio/trixie): nbdkit 1.42,
+# qemu-nbd 10 and nbd-server 3.26 serve, libnbd 1.22's nbdcopy reads back
+# what nbdaio wrote, nbdaio-check judges each server and fio (the host's
+# 3.33) runs verify jobs through nbdaio.so.  Exit 77 (skipped, never
+# passed) when the root cannot be built here.
+# usage: test-trixie.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK [NBDAIO.SO]
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../integration/lib.sh"
+[ $# -ge 4 ] || {
+  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK [NBDAIO.SO]" >&2
+  exit 2; }
+CHECK=$(realpath "$4")
+SO=${5:+$(realpath "$5")}
+init "$1" "$2" "$3"
+
+R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
+bash "$here/make-root.sh" "$R"
+case $? in
+  0) ;;
+  77) echo "SKIP: no trixie root (see above)"; exit 77 ;;
+  *) echo "make-root.sh failed" >&2; exit 1 ;;
+esac
+# this run's files inside the root: /tmp/nbdaio-interop.XXX there is
+# $R/tmp/... here
+IN=$(mktemp -d "$R/tmp/nbdaio-interop.XXXXXX")
+J=/tmp/${IN##*/}                # the same directory, seen from inside
+trap 'stop_servers; rm -rf "$T" "$IN"' EXIT
+
+# "${IN_ROOT[@]}" CMD...: run a trixie program with a clean environment
+# (chroot execs it: $! of a background one is the program's own pid)
+IN_ROOT=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+         chroot "$R")
+
+# start_in_root NAME CMD...: a server in the root, in the background
+start_in_root () {
+  local name=$1; shift
+  rm -f "$IN/$name.sock"
+  "${IN_ROOT[@]}" "$@" > "$T/$name.log" 2>&1 &
+  track $!
+  wait_started $! test -S "$IN/$name.sock" || { cat "$T/$name.log" >&2; return 1; }
+  URI="nbd+unix:///?socket=$IN/$name.sock"
+}
+
+# nbdcopy_back URI PATTERN: libnbd 1.22's nbdcopy reads the export back;
+# it must start with PATTERN's bytes
+nbdcopy_back () {
+  local inner=${1/socket=$IN/socket=$J}
+  echo "  + (trixie) nbdcopy $inner | cmp $2"
+  rm -f "$IN/copy.bin"
+  timeout 60 "${IN_ROOT[@]}" nbdcopy "$inner" "$J/copy.bin"
+  same_data "$2" "$IN/copy.bin"
+}
+
+# check_clean URI [--write]: nbdaio-check finds no FAIL
+check_clean () {
+  echo "  + nbdaio-check $*"
+  timeout 300 "$CHECK" --timeout 10 "$@" > "$T/check.txt" ||
+    { grep -E '^(FAIL|WARN)' "$T/check.txt" >&2; return 1; }
+  grep -E '^(WARN|summary)' "$T/check.txt"
+}
+
+# fio_verify URI BS SIZE: a verified write job through nbdaio.so
+fio_verify () {
+  [ -n "$SO" ] || { echo "  (no nbdaio.so: fio part left out)"; return 0; }
+  echo "  + fio verify bs=$2 size=$3 on $1"
+  timeout 300 fio --name=v --ioengine=external:"$SO" --uri="$1" \
+    --rw=write --bs="$2" --size="$3" --iodepth=4 --verify=crc32c \
+    --do_verify=1 --output-format=json --output="$T/fio.json" ||
+    { cat "$T/fio.json" >&2; return 1; }
+  python3 - "$T/fio.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+assert j["error"] == 0, j["error"]
+assert j["read"]["io_bytes"] == j["write"]["io_bytes"] > 0, (j["read"]["io_bytes"], j["write"]["io_bytes"])
+PY
+}
+
+case_nbdkit () {
+  start_in_root kit nbdkit -f --exit-with-parent -U "$J/kit.sock" memory 64M
+  info "$URI" "$T/info.json"
+  expect_json "$T/info.json" size=67108864 structured_replies=true
+  rt --write-pattern "$T/pattern.bin" "$URI"
+  nbdcopy_back "$URI" "$T/pattern.bin"
+  check_clean --write "$URI"
+  fio_verify "$URI" 4k 16m
+  fio_verify "$URI" 32m 64m
+}
+
+case_qemu_nbd () {
+  "${IN_ROOT[@]}" qemu-img create -q -f qcow2 "$J/q.qcow2" 64M
+  start_in_root q qemu-nbd -t -k "$J/q.sock" -f qcow2 "$J/q.qcow2"
+  info "$URI" "$T/info.json"
+  expect_json "$T/info.json" size=67108864 structured_replies=true
+  rt --write-pattern "$T/pattern.bin" "$URI"
+  nbdcopy_back "$URI" "$T/pattern.bin"
+  check_clean --write "$URI"
+  fio_verify "$URI" 4k 16m
+  fio_verify "$URI" 32m 64m
+}
+
+case_nbd_server () {
+  truncate -s 64M "$IN/rw.img"
+  # nbd-server daemonizes; port 0 would mean inetd mode, so a real port
+  cat > "$IN/nbd.conf" <<CONF
+[generic]
+port = $(free_port)
+listenaddr = 127.0.0.1
+unixsock = $J/nbd.sock
+duallisten = true
+[rw]
+exportname = $J/rw.img
+flush = true
+fua = true
+trim = true
+CONF
+  rm -f "$IN/nbd.pid" "$IN/nbd.sock"
+  timeout 20 "${IN_ROOT[@]}" nbd-server -C "$J/nbd.conf" -p "$J/nbd.pid"
+  wait_until 20 test -s "$IN/nbd.pid"
+  track "$(cat "$IN/nbd.pid")"
+  wait_until 20 test -S "$IN/nbd.sock"
+  URI="nbd+unix:///rw?socket=$IN/nbd.sock"
+  info "$URI" "$T/info.json"
+  expect_json "$T/info.json" size=67108864 structured_replies=true
+  # 3.26 negotiates structured replies but answers a failing or DF read
+  # with a simple reply (a MUST NOT): the data path runs with simple
+  # replies, and nbdaio-check must name exactly those faults
+  rt --request-sr=0 --write-pattern "$T/pattern.bin" "$URI"
+  nbdcopy_back "$URI" "$T/pattern.bin"
+  fio_verify "$URI" 4k 16m
+  echo "  + nbdaio-check --json --write $URI (known faults only)"
+  timeout 300 "$CHECK" --json --timeout 10 --write "$URI" > "$T/check.json" || true
+  python3 - "$T/check.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+fails = {r["id"]: r["violation"] for r in d["results"] if r["verdict"] == "FAIL"}
+known = {"handshake.info-go": None, "cmd.read-df": "simple-reply-read",
+         "refuse.past-end-read": "simple-reply-read",
+         "refuse.unknown-flag": "simple-reply-read",
+         "replies.valid": "simple-reply-read"}
+assert fails == known, fails
+PY
+}
+
+run_case "nbdkit 1.42 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_nbdkit
+run_case "qemu-nbd 10 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_qemu_nbd
+run_case "nbd-server 3.26 (trixie): write, nbdcopy 1.22 reads back, fio, its faults named" case_nbd_server
+finish
