@@ -67,7 +67,7 @@ fio_verify () {
   [ -n "$SO" ] || { echo "  (no nbdaio.so: fio part left out)"; return 0; }
   echo "  + fio verify bs=$2 size=$3 on $1"
   timeout 300 fio --name=v --ioengine=external:"$SO" --uri="$1" \
-    --rw=write --bs="$2" --size="$3" --iodepth=4 --verify=crc32c \
+    --rw=write --bs="$2" --size="$3" --iodepth=4 --verify=crc32c --verify_state_save=0 \
     --do_verify=1 --output-format=json --output="$T/fio.json" ||
     { cat "$T/fio.json" >&2; return 1; }
   python3 - "$T/fio.json" <<'PY'
