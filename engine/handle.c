@@ -114,8 +114,10 @@ handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o, bool stay)
     .structured = h->request_structured,
     .meta_context = h->meta_context_wanted,
     .debug = h->debug,
-    .deadline = h->connect_timeout_ms ?
-      transport_now_ms () + h->connect_timeout_ms : 0,
+    /* a connect call has one deadline for all of it; an opt mode call
+     * (h negotiating) counts afresh */
+    .deadline = h->connect_deadline ? h->connect_deadline :
+      h->connect_timeout_ms ? transport_now_ms () + h->connect_timeout_ms : 0,
     .tls = &h->tls,
     .stay = stay,
     /* remembered for nbdaio_get_opt_reply_type: only while negotiating */
@@ -144,11 +146,20 @@ handle_finish_handshake (struct nbdaio_handle *h, bool stay)
   return 0;
 }
 
+/* A connect call starts: the connect timeout bounds all of it, the
+ * socket's connect and every step of the handshake together. */
+static void
+connect_begin (struct nbdaio_handle *h)
+{
+  h->connect_deadline = h->connect_timeout_ms ?
+    transport_now_ms () + h->connect_timeout_ms : 0;
+}
+
 /* Handshake on the connected transport: all of it, or in opt mode up to
  * the options (the handle is then negotiating).  host is the TCP host
  * name (what a TLS certificate must name), NULL for others. */
 static int
-finish_connect (struct nbdaio_handle *h, const char *host)
+handshake_connect (struct nbdaio_handle *h, const char *host)
 {
   struct handshake_opts o;
 
@@ -164,11 +175,22 @@ finish_connect (struct nbdaio_handle *h, const char *host)
   return handle_finish_handshake (h, false);
 }
 
+/* handshake_connect, within the connect call's deadline. */
+static int
+finish_connect (struct nbdaio_handle *h, const char *host)
+{
+  int r = handshake_connect (h, host);
+
+  h->connect_deadline = 0;      /* opt mode calls count afresh */
+  return r;
+}
+
 int
 nbdaio_connect_unix (struct nbdaio_handle *h, const char *path)
 {
   if (settings_check_new (h) == -1)
     return -1;
+  connect_begin (h);
   if (transport_connect_unix (&h->t, path, h->connect_timeout_ms) == -1)
     return connect_failed (h);
   return finish_connect (h, NULL);
@@ -180,6 +202,7 @@ nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
 {
   if (settings_check_new (h) == -1)
     return -1;
+  connect_begin (h);
   if (transport_connect_tcp (&h->t, host, port, h->connect_timeout_ms) == -1)
     return connect_failed (h);
   return finish_connect (h, host);
@@ -192,6 +215,7 @@ nbdaio_connect_socket (struct nbdaio_handle *h, int fd)
     return -1;
   if (fd < 0)
     return set_error (EBADF, "socket %d is not a valid descriptor", fd);
+  connect_begin (h);
   if (transport_adopt (&h->t, fd) == -1) {
     transport_close (&h->t);
     return connect_failed (h);

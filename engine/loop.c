@@ -1,5 +1,7 @@
 /* loop.c - event-loop integration (fd, direction, notify, poll), the death
- * of a connection and the graceful disconnect. */
+ * of a connection and the graceful disconnect.  The notify calls and
+ * nbdaio_poll check the request deadline (deadline.c) after they have read
+ * and sent; nbdaio_poll never waits past it. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -49,6 +51,8 @@ conn_die (struct nbdaio_handle *h, int err)
     free (h->conn_error);
     h->conn_error = strdup (msg ? msg : "connection failed");
     h->state = H_DEAD;
+    if (err == EPROTO)
+      h->st.violations++;
     transport_close (&h->t);
     debug (h->debug, "connection ended: %s", h->conn_error ? h->conn_error : "");
     cmd_fail_all (h, err);
@@ -108,7 +112,7 @@ nbdaio_aio_notify_read (struct nbdaio_handle *h)
   if (h->sq_len && send_flush (h) == -1)
     return -1;
   conn_maybe_disconnect (h);
-  return 0;
+  return deadline_check (h);
 }
 
 int
@@ -119,7 +123,7 @@ nbdaio_aio_notify_write (struct nbdaio_handle *h)
   if (send_flush (h) == -1)
     return -1;
   conn_maybe_disconnect (h);
-  return 0;
+  return deadline_check (h);
 }
 
 int
@@ -139,20 +143,22 @@ nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
   pfd.fd = h->t.fd;
   pfd.events = POLLIN | (h->sq_len ? POLLOUT : 0);
   pfd.revents = 0;
-  r = poll (&pfd, 1, timeout_ms);
+  r = poll (&pfd, 1, deadline_poll_ms (h, timeout_ms));
   if (r == -1) {
     if (errno == EINTR)
       return 0;
     return set_error (errno, "poll: %s", strerror (errno));
   }
-  if (r == 0)
-    return 0;
-  if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && reply_read (h) == -1)
+  if (r > 0) {
+    if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && reply_read (h) == -1)
+      return -1;
+    if (h->state == H_CONNECTED && h->sq_len && send_flush (h) == -1)
+      return -1;
+    conn_maybe_disconnect (h);
+  }
+  if (deadline_check (h) == -1)
     return -1;
-  if (h->state == H_CONNECTED && h->sq_len && send_flush (h) == -1)
-    return -1;
-  conn_maybe_disconnect (h);
-  return 1;
+  return r > 0;
 }
 
 int

@@ -80,9 +80,10 @@ error_at (const char *path, int line, const char *section)
 /* ---- profile-only keys --------------------------------------------------- */
 
 /* Keys that are not handle settings.  The server: uri, or socket, or host
- * with an optional port.  conns, timeout and force-multi-conn are for the
- * caller (the fio plugin); timeout also bounds the connect, so it is at
- * most what nbdaio_set_connect_timeout takes. */
+ * with an optional port.  conns and force-multi-conn are for the caller
+ * (the fio plugin).  timeout is shorthand for the settings in
+ * timeout_settings[] (each unless the profile gives it by its own name),
+ * so it is at most what they take. */
 static const struct {
   const char *key;
   enum { V_URI, V_STRING, V_UINT, V_DURATION, V_BOOL } type;
@@ -97,6 +98,11 @@ static const struct {
   { "force-multi-conn", V_BOOL, 0, 0 },
 };
 #define NR_PROFILE_KEYS (sizeof profile_keys / sizeof profile_keys[0])
+
+/* What the profile key timeout stands for. */
+static const char *const timeout_settings[] = {
+  "request-timeout", "connect-timeout",
+};
 
 /* Index in profile_keys, or NR_PROFILE_KEYS for a handle setting. */
 static size_t
@@ -574,24 +580,36 @@ nbdaio_profile_get_number (const struct nbdaio_profile *p, const char *key,
   }
 }
 
+/* Apply the key timeout (entry e) as each of timeout_settings the profile
+ * does not give by its own name. */
+static int
+apply_timeout (const struct nbdaio_profile *p, const struct entry *e,
+               struct nbdaio_handle *h)
+{
+  for (size_t i = 0; i < sizeof timeout_settings / sizeof timeout_settings[0];
+       i++)
+    if (!entry_find (p, timeout_settings[i]) &&
+        nbdaio_set_option (h, timeout_settings[i], e->value) == -1)
+      return -1;
+  return 0;
+}
+
 int
 nbdaio_profile_apply (const struct nbdaio_profile *p, struct nbdaio_handle *h)
 {
-  bool own_connect_timeout;
-
   if (!p || !h)
     return set_error (EINVAL, "%s is NULL", p ? "handle" : "profile");
-  own_connect_timeout = entry_find (p, "connect-timeout") != NULL;
   for (size_t i = 0; i < p->n; i++) {
     const struct entry *e = &p->entries[i];
-    const char *setting = e->key;
+    int r;
 
-    if (profile_key (e->key) < NR_PROFILE_KEYS) {
-      if (strcmp (e->key, "timeout") != 0 || own_connect_timeout)
-        continue;
-      setting = "connect-timeout";
-    }
-    if (nbdaio_set_option (h, setting, e->value) == -1)
+    if (strcmp (e->key, "timeout") == 0)
+      r = apply_timeout (p, e, h);
+    else if (profile_key (e->key) < NR_PROFILE_KEYS)
+      continue;
+    else
+      r = nbdaio_set_option (h, e->key, e->value);
+    if (r == -1)
       return error_at (p->path, e->line, p->name);
   }
   return 0;

@@ -1,6 +1,8 @@
 /* send.c - the send queue: issued commands wait here in issue order and
  * leave in batched sendmsg calls (headers and write payloads gathered into
- * one iovec array, payloads never copied), resuming after partial writes. */
+ * one iovec array, payloads never copied), resuming after partial writes.
+ * Each command that has left joins the sent list of deadline.c, stamped
+ * with the one clock read of its batch (only with a request timeout). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@ send_init (struct nbdaio_handle *h)
   h->sq_mask = size - 1;
   h->sq_head = h->sq_len = 0;
   h->sq_sent = 0;
+  h->sent_head = h->sent_tail = CMD_NONE;
+  h->sq_head_ms = -1;
   return 0;
 }
 
@@ -32,6 +36,7 @@ send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
   h->sendq[(h->sq_head + h->sq_len) & h->sq_mask] = (uint32_t) (cmd - h->cmds);
   h->sq_len++;
+  h->st.issued[cmd->type]++;
 }
 
 static size_t
@@ -82,6 +87,9 @@ advance (struct nbdaio_handle *h, size_t sent)
       break;
     sent -= len;
     cmd->state = CMD_SENT;
+    deadline_sent (h, cmd);
+    if (cmd->type == NBD_CMD_WRITE)
+      h->st.payload_sent += cmd->count;
     h->sq_head = (h->sq_head + 1) & h->sq_mask;
     h->sq_len--;
     done++;
@@ -98,6 +106,8 @@ send_flush (struct nbdaio_handle *h)
 {
   int done = 0;
 
+  if (h->request_timeout_ms)
+    h->send_ms = deadline_clock ();     /* once per batch */
   while (h->sq_len && h->state == H_CONNECTED) {
     size_t want;
     int n = gather (h, &want);
@@ -114,10 +124,13 @@ send_flush (struct nbdaio_handle *h)
       set_error (errno, "sending to server: %s", strerror (errno));
       return conn_die (h, errno == ENOTCONN ? ENOTCONN : errno);
     }
+    h->st.bytes_sent += (size_t) r;
     done += advance (h, (size_t) r);
     if ((size_t) r < want)
       break;                    /* socket buffer full: wait for POLLOUT */
   }
+  if (h->sq_len && h->state == H_CONNECTED)
+    deadline_send_blocked (h);
   return done;
 }
 
@@ -134,6 +147,7 @@ send_disconnect (struct nbdaio_handle *h)
   if (transport_write_full (&h->t, hdr, sizeof hdr,
                             transport_now_ms () + 1000) == -1)
     return -1;
+  h->st.bytes_sent += sizeof hdr;
   shutdown (h->t.fd, SHUT_WR);
   return 0;
 }

@@ -1,5 +1,7 @@
 /* sync.c - synchronous wrappers: issue one command and poll until it
- * completes; and nbdaio_shutdown (drain, NBD_CMD_DISC, close). */
+ * completes; and nbdaio_shutdown (drain, NBD_CMD_DISC, close).  They wait
+ * only in nbdaio_poll, which never sleeps past the request deadline
+ * (deadline.c): with a request timeout none of them waits longer. */
 #include <errno.h>
 #include <string.h>
 

@@ -9,7 +9,9 @@
 #  - cmd_timeout=500 against a server that takes 5 s per read: fio fails
 #    with ETIMEDOUT well before the first reply could come;
 #  - a server paused mid-run (nbdkit pause filter) with cmd_timeout: the
-#    job ends with ETIMEDOUT about cmd_timeout after the pause;
+#    job ends with ETIMEDOUT about cmd_timeout after the pause; also with
+#    io_submit_mode=offload (fio's submit threads reap with their own
+#    connections: the library's request timeout ends them);
 #  - 20% EIO on reads and 20% ENOSPC on writes: fio counts exactly the
 #    errors the server injected;
 #  - ESHUTDOWN from the server: the job ends with ESHUTDOWN, a soft
@@ -86,28 +88,40 @@ command_timeout () {
 assert jobs[0]['error'] == 110, 'job error %d, want ETIMEDOUT' % jobs[0]['error']"
 }
 
-paused_server () {
-  start_nbdkit paused --filter=pause memory 64M pause-control="$T/pause.ctl"
+# paused_run NAME FIO-ARGS...: a 20 s job with cmd_timeout=500 against
+# nbdkit paused (pause filter) after 1 s must end with ETIMEDOUT within
+# 2.5 s of the pause.
+paused_run () {
+  local name=$1 pauser ended after
+  shift
+  start_nbdkit "$name" --filter=pause memory 64M \
+    pause-control="$T/$name.ctl"
   # the time is taken once the filter confirms the pause ('P')
   ( sleep 1
     python3 -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"p")
-s.settimeout(10); assert s.recv(1) == b"P"' "$T/pause.ctl"
-    now_ms > "$T/paused.at" ) &
-  local pauser=$! ended after
-  fio_nbd paused --rw=randread --bs=4k --size=64m --iodepth=32 \
-    --time_based --runtime=20 --cmd_timeout=500
+s.settimeout(10); assert s.recv(1) == b"P"' "$T/$name.ctl"
+    now_ms > "$T/$name.at" ) &
+  pauser=$!
+  fio_nbd "$name" --rw=randread --bs=4k --size=64m --iodepth=32 \
+    --time_based --runtime=20 --cmd_timeout=500 "$@"
   ended=$(now_ms)
   wait "$pauser"
-  after=$(( ended - $(cat "$T/paused.at") ))
+  after=$(( ended - $(cat "$T/$name.at") ))
   echo "  fio exited with $FIO_RC, ${after} ms after the pause"
+  [ "$FIO_RC" -ne 124 ] || fail "fio hung against a paused server"
   [ "$FIO_RC" -ne 0 ] || fail "fio succeeded against a paused server"
   [ "$after" -lt 2500 ] || fail "fio took ${after} ms (cmd_timeout=500)"
-  grep -q 'cmd_timeout' "$T/paused.err" || fail "no cmd_timeout message"
-  fio_json paused "
+  grep -q 'cmd_timeout' "$T/$name.err" || fail "no cmd_timeout message"
+  grep -q 'request-timeout' "$T/$name.err" ||
+    fail "the library's request timeout did not end the connection"
+  fio_json "$name" "
 assert jobs[0]['error'] == 110, 'job error %d, want ETIMEDOUT' % jobs[0]['error']
 assert jobs[0]['read']['total_ios'] > 1000, 'no I/O before the pause'"
 }
+
+paused_server () { paused_run paused; }
+paused_offload () { paused_run offload --io_submit_mode=offload; }
 
 eio_and_enospc () {
   local log=$T/mixed.log injected
@@ -180,6 +194,8 @@ case_ "injected EIO replies are counted exactly" injected_errors
 case_ "server killed mid-run" server_killed
 case_ "cmd_timeout against a slow server" command_timeout
 case_ "server paused mid-run, cmd_timeout" paused_server
+case_ "server paused mid-run, cmd_timeout, io_submit_mode=offload" \
+  paused_offload
 case_ "20% EIO reads and 20% ENOSPC writes counted exactly" eio_and_enospc
 case_ "ESHUTDOWN: soft disconnect" server_shutdown
 case_ "nothing lost: flushed data survives kill -9" nothing_lost
