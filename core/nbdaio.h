@@ -14,8 +14,9 @@
  *  - Commands may only be issued on a connected handle that has finished the
  *    handshake.
  *  - Every command issued with a completion callback gets exactly one call of
- *    its callback (also when the connection dies: error ENOTCONN, or EPROTO
- *    when the server broke the protocol) and every non-NULL free function
+ *    its callback (also when the connection dies: error ENOTCONN, EPROTO
+ *    when the server broke the protocol, ETIMEDOUT when the request timeout
+ *    ended it) and every non-NULL free function
  *    passed to a call runs exactly once, also when issuing fails.
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
@@ -167,8 +168,24 @@ NBDAIO_API int nbdaio_set_request_structured_replies (struct nbdaio_handle *h,
  * "base:allocation"); NULL negotiates none. */
 NBDAIO_API int nbdaio_set_meta_context (struct nbdaio_handle *h,
                                         const char *name);
-/* Connect + handshake timeout in milliseconds (default 30000; 0 = none). */
+/* Connect + handshake timeout in milliseconds (default 30000; 0 = none):
+ * one deadline for the whole connect call (socket, TLS, every option). */
 NBDAIO_API int nbdaio_set_connect_timeout (struct nbdaio_handle *h,
+                                           unsigned ms);
+/* Request timeout in milliseconds (default 0 = none).  A command sent to
+ * the server that has no final reply after ms (or, while the server does
+ * not read, a request that could not be sent whole within ms) ends the
+ * connection, since NBD cannot cancel a command: every command in flight
+ * completes with ETIMEDOUT (callbacks once, frees once) and the call that
+ * noticed returns -1 with ETIMEDOUT and a message naming the oldest
+ * command (type, offset, length) and the timeout, which is also
+ * nbdaio_get_connection_error.  It is checked, with the resolution of
+ * the coarse monotonic clock (a few ms), by nbdaio_poll,
+ * nbdaio_aio_notify_read, nbdaio_aio_notify_write and so by the
+ * synchronous wrappers and nbdaio_shutdown; an event loop of its own
+ * waits at most nbdaio_aio_get_timeout.  Only before connecting (else -1,
+ * EINVAL). */
+NBDAIO_API int nbdaio_set_request_timeout (struct nbdaio_handle *h,
                                            unsigned ms);
 /* Maximum number of commands issued and not yet retired (default 256,
  * 1..65536).  Issuing beyond it fails with EAGAIN. */
@@ -178,6 +195,17 @@ NBDAIO_API int nbdaio_set_max_in_flight (struct nbdaio_handle *h,
  * time. */
 NBDAIO_API int nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags);
 NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
+/* Split commands longer than one request may carry (default 1; only
+ * before connecting, else -1, EINVAL).  With it on, a read or write
+ * longer than the maximum payload (nbdaio_get_max_payload), and a trim,
+ * zero or cache longer than the 32-bit wire length, is sent as several
+ * requests ("pieces"), each aligned to the minimum block size (trim, zero
+ * and cache pieces to the preferred one), and completes as one command:
+ * see "asynchronous commands".  Block status is never split.  0 sends
+ * every command as one request: the old refusals stand (ERANGE). */
+NBDAIO_API int nbdaio_set_split (struct nbdaio_handle *h, int split);
+/* 1 if split is on, 0 if off, -1 (EINVAL) if h is NULL. */
+NBDAIO_API int nbdaio_get_split (struct nbdaio_handle *h);
 /* Protocol tracing to stderr (default: NBDAIO_DEBUG=1 in the environment). */
 NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 
@@ -233,9 +261,11 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *   structured        boolean: ask for structured replies
  *   meta-context      context name, or "none"
  *   connect-timeout   duration (bare number = milliseconds; units ms, s, m)
+ *   request-timeout   duration, as connect-timeout (0 = none)
  *   max-in-flight     1..65536
  *   strict            all | none | a boolean (all / none) | a comma list
  *                     of commands, flags, bounds, align, payload
+ *   split             boolean (nbdaio_set_split)
  *   debug             boolean
  * Booleans are yes/no, true/false, on/off or 1/0.  Returns 0, or -1 with
  * EINVAL and a message naming the setting and the bad value (ENOENT for an
@@ -280,9 +310,9 @@ NBDAIO_API int nbdaio_connect_socket (struct nbdaio_handle *h, int fd);
  *   socket            a unix socket path
  *   host, port        a TCP server (port 1..65535, default 10809)
  *   conns             1..64: connections the caller should open
- *   timeout           duration (as connect-timeout): the per-command
- *                     timeout of the caller; it also bounds the connect
- *                     unless connect-timeout is given
+ *   timeout           duration (as connect-timeout): shorthand for
+ *                     request-timeout and connect-timeout, each unless
+ *                     the profile gives it by its own name
  *   force-multi-conn  boolean: use several connections even when the
  *                     server does not advertise multi-conn
  *   and every setting nbdaio_set_option knows (export, tls,
@@ -332,7 +362,8 @@ NBDAIO_API const char *nbdaio_profile_get (const struct nbdaio_profile *p,
 NBDAIO_API int nbdaio_profile_get_number (const struct nbdaio_profile *p,
                                           const char *key, uint64_t *out);
 /* Apply every handle setting of the profile to h with nbdaio_set_option,
- * and timeout as connect-timeout unless the profile sets connect-timeout.
+ * and timeout as request-timeout and connect-timeout (each unless the
+ * profile sets it by its own name).
  * uri/socket/host/port/conns/force-multi-conn are not applied.  Must be
  * called before connecting.  Returns 0, or -1 with the setting's error
  * prefixed "F:LINE: [name]: " (EINVAL when h is already connected). */
@@ -485,8 +516,9 @@ NBDAIO_API int nbdaio_can_block_status (struct nbdaio_handle *h);
 /* The advertised block size (NBDAIO_SIZE_*), 0 if the server advertised
  * none, -1 on error. */
 NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
-/* The largest read/write payload this handle sends (the advertised maximum, else
- * 32 MiB). */
+/* The largest read/write payload this handle sends in one request (the
+ * advertised maximum, else 32 MiB); longer reads and writes are split
+ * (nbdaio_set_split) or, with split off, refused. */
 NBDAIO_API int64_t nbdaio_get_max_payload (struct nbdaio_handle *h);
 /* 1 if structured replies were negotiated. */
 NBDAIO_API int nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h);
@@ -508,11 +540,30 @@ NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
  * or -1.  Errors: ENOTCONN (not connected / connection dead), EAGAIN (max in
  * flight reached), EINVAL (zero length, out of bounds, unaligned, flag not
  * allowed or not advertised, command not advertised), EPERM (write to a
- * read-only export), ERANGE (payload above the maximum), ESHUTDOWN (server
- * asked to shut down).  Queued commands leave in one batched write at the
- * latest at the next nbdaio_aio_submit, nbdaio_aio_notify_write,
- * nbdaio_aio_notify_read or nbdaio_poll.  Buffers must stay valid until the
- * command completes. */
+ * read-only export), ERANGE (with split off: a read or write above the
+ * maximum payload, or a length above 2^32 - 1; block status above
+ * 2^32 - 1 always), ESHUTDOWN (server asked to shut down).  Queued
+ * commands leave in one batched write at the latest at the next
+ * nbdaio_aio_submit, nbdaio_aio_notify_write, nbdaio_aio_notify_read or
+ * nbdaio_poll.  Buffers must stay valid until the command completes.
+ *
+ * Large requests (nbdaio_set_split on, the default): a read or write of
+ * any size_t length, and a trim, zero or cache of any 64-bit length, is
+ * accepted (inside the export) and sent as pieces of at most the maximum
+ * payload (reads, writes) or of the largest multiple of the preferred
+ * block size below 2^32 (trims, zeroes, caches), every piece carrying the
+ * command's flags (FUA on each write piece, DF on each read piece).  It
+ * is still one command: one cookie, one call of the completion callback
+ * (after the last piece; the error is the first a piece got, and no
+ * further pieces are sent once one failed), each free function once, one
+ * count in nbdaio_aio_in_flight and one max-in-flight slot.  The chunk
+ * callback of pread_structured is called for the chunks of every piece
+ * with offsets in the export and sub-buffers of buf, as they arrive (in
+ * the order of each piece's reply).  The pieces have slots of their own
+ * (as many as max-in-flight, at least 8, at most 1024), shared by all
+ * split commands: pieces that find none wait, oldest command first, and
+ * leave as earlier pieces complete, so a split command is never refused
+ * for want of them. */
 NBDAIO_API int64_t nbdaio_aio_pread (struct nbdaio_handle *h, void *buf,
                                      size_t count, uint64_t offset,
                                      nbdaio_completion_callback completion,
@@ -570,7 +621,8 @@ NBDAIO_API int nbdaio_aio_command_completed (struct nbdaio_handle *h,
  * completed yet, -1 (EINVAL) if no command is in flight or awaiting
  * retirement. */
 NBDAIO_API int64_t nbdaio_aio_peek_command_completed (struct nbdaio_handle *h);
-/* Number of commands issued and not yet completed (queued or sent). */
+/* Number of commands issued and not yet completed (queued or sent; a
+ * split command counts once, however many of its pieces are out). */
 NBDAIO_API int nbdaio_aio_in_flight (struct nbdaio_handle *h);
 
 /* ---- event loop integration ------------------------------------------ */
@@ -580,27 +632,42 @@ NBDAIO_API int nbdaio_get_fd (struct nbdaio_handle *h);
 /* NBDAIO_DIRECTION_READ while commands await replies, | WRITE while queued
  * bytes wait to be sent. */
 NBDAIO_API unsigned nbdaio_aio_get_direction (struct nbdaio_handle *h);
+/* How long an event loop may wait for the socket before the next request
+ * deadline (see nbdaio_set_request_timeout), as a poll timeout: -1 when
+ * there is none (no request timeout, nothing awaiting the server, not
+ * connected, or h NULL: then EINVAL), 0 once it has passed (call
+ * nbdaio_aio_notify_read: it ends the connection with ETIMEDOUT unless
+ * the reply has arrived), else the milliseconds left.  O(1). */
+NBDAIO_API int nbdaio_aio_get_timeout (struct nbdaio_handle *h);
 /* Send queued commands now, in as few system calls as the socket allows.
  * Returns the number of commands whose request fully left, or -1. */
 NBDAIO_API int nbdaio_aio_submit (struct nbdaio_handle *h);
 /* The socket is readable: read and dispatch every reply available without
- * blocking.  Returns 0 or -1 (connection died; commands were failed; or
- * EBUSY: called from a chunk, extent or completion callback of h while h
- * reads replies, which would re-enter the reader; nothing was read, the
- * connection lives on).  A callback may issue commands and call
- * nbdaio_aio_notify_write, nbdaio_aio_submit and nbdaio_abort. */
+ * blocking, then check the request deadline.  Returns 0 or -1 (connection
+ * died, ETIMEDOUT included; commands were failed; or EBUSY: called from a
+ * chunk, extent or completion callback of h while h reads replies, which
+ * would re-enter the reader; nothing was read, the connection lives on).
+ * A callback may issue commands and call nbdaio_aio_notify_write,
+ * nbdaio_aio_submit and nbdaio_abort. */
 NBDAIO_API int nbdaio_aio_notify_read (struct nbdaio_handle *h);
-/* The socket is writable: continue sending.  Returns 0 or -1. */
+/* The socket is writable: continue sending, then check the request
+ * deadline (without reading: when the socket is readable too, call
+ * nbdaio_aio_notify_read first).  Returns 0 or -1. */
 NBDAIO_API int nbdaio_aio_notify_write (struct nbdaio_handle *h);
 /* Submit, wait up to timeout_ms (-1 = forever) for the socket and handle
- * what arrived.  Returns 1 if progress was made, 0 on timeout, -1 on
- * error (EBUSY from a callback of h, as nbdaio_aio_notify_read). */
+ * what arrived; the wait never passes the request deadline, which is
+ * checked after reading.  Returns 1 if progress was made, 0 on timeout,
+ * -1 on error (ETIMEDOUT: the request timeout ended the connection;
+ * EBUSY from a callback of h, as nbdaio_aio_notify_read). */
 NBDAIO_API int nbdaio_poll (struct nbdaio_handle *h, int timeout_ms);
 
 /* ---- synchronous wrappers ------------------------------------------- */
 
 /* Each issues the command and polls until it completes.  Return 0 or -1
- * with the command's (or the connection's) error.  From a callback of h
+ * with the command's (or the connection's) error.  With a request timeout
+ * they return at most about that long after the command left (ETIMEDOUT,
+ * the connection ended); without one they wait as long as the server
+ * takes.  From a callback of h
  * (chunk, extent, completion) they would wait inside the reply reader:
  * -1 with EBUSY, nothing issued, the free function passed runs once. */
 NBDAIO_API int nbdaio_pread (struct nbdaio_handle *h, void *buf, size_t count,
@@ -625,8 +692,55 @@ NBDAIO_API int nbdaio_block_status (struct nbdaio_handle *h, uint64_t count,
 /* Drain in-flight commands, send NBD_CMD_DISC and close the socket.  The
  * handle stays allocated (free it with nbdaio_close).  Returns 0 or -1;
  * EBUSY when called from a callback of h while commands are in flight (it
- * would have to wait for them inside the reply reader). */
+ * would have to wait for them inside the reply reader).  The wait for the
+ * commands in flight is bounded by the request timeout (then -1,
+ * ETIMEDOUT, every command failed, the connection ended); without one it
+ * lasts as long as the server takes to answer them (forever if it never
+ * does: set a request timeout, or use nbdaio_close, which never waits).
+ * Sending NBD_CMD_DISC itself waits at most 1 s. */
 NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
+
+/* ---- statistics ------------------------------------------------------ */
+
+/* Counters of one NBD command type.  A command the library splits into
+ * several requests counts once per request. */
+struct nbdaio_cmd_stats {
+  uint64_t issued;              /* requests queued for the server */
+  uint64_t completed;           /* of those, completed (successfully or
+                                 * not, including failed with the
+                                 * connection) */
+  uint64_t failed;              /* of those, completed with an error */
+};
+
+/* The counters of a handle since it was created.  Bytes are those of the
+ * transmission phase (the handshake is not counted), as NBD sees them
+ * (over TLS: before encryption).  New fields are only ever appended. */
+struct nbdaio_stats {
+  struct nbdaio_cmd_stats read, write, flush, trim, zero, cache,
+                          block_status;
+  uint64_t bytes_sent;          /* requests: headers and write payloads,
+                                 * NBD_CMD_DISC included */
+  uint64_t bytes_received;      /* replies: headers, chunk payloads, read
+                                 * data */
+  uint64_t payload_sent;        /* write data */
+  uint64_t payload_received;    /* read data (data chunks and simple read
+                                 * replies; holes are not received) */
+  uint64_t simple_replies;      /* simple replies received */
+  uint64_t structured_chunks;   /* structured reply chunks received */
+  uint64_t timeouts;            /* connections ended by the request
+                                 * timeout */
+  uint64_t violations;          /* connections ended by a protocol
+                                 * violation of the server (EPROTO) */
+};
+
+/* Copy h's counters into out, which holds size bytes: pass sizeof (struct
+ * nbdaio_stats); a program built with an older (shorter) struct gets its
+ * first size bytes, a newer (longer) one gets the rest zeroed.  Returns the
+ * number of bytes that hold counters (at most size), or -1 (EINVAL) when h
+ * or out is NULL.  Valid at any time, also after the connection ended.
+ * Counting costs no system call and no lock. */
+NBDAIO_API int nbdaio_get_stats (struct nbdaio_handle *h,
+                                 struct nbdaio_stats *out, size_t size);
 
 #ifdef __cplusplus
 }

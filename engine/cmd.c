@@ -1,9 +1,10 @@
-/* cmd.c - command slots: allocation from a free stack, completion (the one
- * place callbacks run and are freed), retirement, and the public calls that
- * ask about completed commands.  Everything here is O(1) per command;
- * tracking the data/hole chunks of a read (cmd_cover) is O(1) per chunk
- * while they form at most CMD_INLINE_RUNS runs, then O(1 + length / 64)
- * on a bitmap of the request. */
+/* cmd.c - command slots: allocation from a free stack (the caller's, and
+ * one for the pieces of split commands, which complete into split.c),
+ * completion (the one place callbacks run and are freed), retirement, and
+ * the public calls that ask about completed commands.  Everything here is
+ * O(1) per command; tracking the data/hole chunks of a read (cmd_cover) is
+ * O(1) per chunk while they form at most CMD_INLINE_RUNS runs, then
+ * O(1 + length / 64) on a bitmap of the request. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,21 +12,40 @@
 #include "error.h"
 #include "internal.h"
 
-int
-cmd_slots_init (struct nbdaio_handle *h)
+/* The piece slots of split commands: as many as the caller's, within
+ * CMD_PIECE_SLOTS_MIN.._MAX; none when split is off. */
+static uint32_t
+piece_slots (const struct nbdaio_handle *h)
 {
   uint32_t n = h->max_in_flight;
 
-  h->cmds = calloc (n, sizeof *h->cmds);
+  if (h->split_off)
+    return 0;
+  return n < CMD_PIECE_SLOTS_MIN ? CMD_PIECE_SLOTS_MIN :
+         n > CMD_PIECE_SLOTS_MAX ? CMD_PIECE_SLOTS_MAX : n;
+}
+
+int
+cmd_slots_init (struct nbdaio_handle *h)
+{
+  uint32_t n = h->max_in_flight, np = piece_slots (h);
+
+  h->cmds = calloc (n + np, sizeof *h->cmds);
   h->free_stack = malloc (n * sizeof *h->free_stack);
-  if (!h->cmds || !h->free_stack)
-    return set_error (ENOMEM, "out of memory allocating %u command slots", n);
-  h->ncmds = n;
+  h->piece_stack = malloc ((np ? np : 1) * sizeof *h->piece_stack);
+  if (!h->cmds || !h->free_stack || !h->piece_stack)
+    return set_error (ENOMEM, "out of memory allocating %u command slots",
+                      n + np);
+  h->ncmds = n + np;
   for (uint32_t i = 0; i < n; i++)
     h->free_stack[i] = n - 1 - i;
   h->nfree = n;
+  for (uint32_t i = 0; i < np; i++)
+    h->piece_stack[i] = n + np - 1 - i;
+  h->npiece_free = np;
   h->next_seq = 1;
   h->done_head = h->done_tail = CMD_NONE;
+  h->wait_head = h->wait_tail = CMD_NONE;
   return 0;
 }
 
@@ -34,31 +54,47 @@ cmd_slots_free (struct nbdaio_handle *h)
 {
   free (h->cmds);
   free (h->free_stack);
+  free (h->piece_stack);
   h->cmds = NULL;
   h->free_stack = NULL;
-  h->ncmds = h->nfree = 0;
+  h->piece_stack = NULL;
+  h->ncmds = h->nfree = h->npiece_free = 0;
 }
 
-struct nbdaio_cmd *
-cmd_alloc (struct nbdaio_handle *h)
+/* Slot idx, taken off its free stack, with a new cookie. */
+static struct nbdaio_cmd *
+slot_take (struct nbdaio_handle *h, uint32_t idx)
 {
-  struct nbdaio_cmd *cmd;
-  uint32_t idx;
+  struct nbdaio_cmd *cmd = &h->cmds[idx];
 
-  if (h->nfree == 0) {
-    set_error (EAGAIN, "too many commands: %u in flight and %u completed but "
-               "not retired (limit %u, see nbdaio_set_max_in_flight)",
-               h->in_flight, h->ncmds - h->in_flight, h->ncmds);
-    return NULL;
-  }
-  idx = h->free_stack[--h->nfree];
-  cmd = &h->cmds[idx];
   cmd->cookie = (h->next_seq++ << CMD_SLOT_BITS) | idx;
   cmd->error = 0;
   cmd->covered = 0;
   cmd->nruns = 0;
   cmd->got_block_status = false;
+  cmd->parent = CMD_NONE;
   return cmd;
+}
+
+struct nbdaio_cmd *
+cmd_alloc (struct nbdaio_handle *h)
+{
+  if (h->nfree == 0) {
+    set_error (EAGAIN, "too many commands: %u in flight and %u completed but "
+               "not retired (limit %u, see nbdaio_set_max_in_flight)",
+               h->in_flight, h->max_in_flight - h->in_flight,
+               h->max_in_flight);
+    return NULL;
+  }
+  return slot_take (h, h->free_stack[--h->nfree]);
+}
+
+struct nbdaio_cmd *
+cmd_alloc_piece (struct nbdaio_handle *h)
+{
+  if (h->npiece_free == 0)
+    return NULL;
+  return slot_take (h, h->piece_stack[--h->npiece_free]);
 }
 
 static uint32_t
@@ -70,10 +106,15 @@ cmd_index (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 static void
 cmd_retire (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
+  uint32_t idx = cmd_index (h, cmd);
+
   cmd->last_cookie = cmd->cookie;
   cmd->cookie = 0;
   cmd->state = CMD_FREE;
-  h->free_stack[h->nfree++] = cmd_index (h, cmd);
+  if (idx < h->max_in_flight)
+    h->free_stack[h->nfree++] = idx;
+  else
+    h->piece_stack[h->npiece_free++] = idx;
 }
 
 static void
@@ -227,7 +268,12 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   uint64_t cookie = cmd->cookie;
   int err = cmd->error, retire = 0;
 
-  h->in_flight--;
+  if (cmd->state == CMD_SENT)
+    deadline_unsent (h, cmd);
+  if (cmd->state == CMD_SENT || cmd->state == CMD_QUEUED) {
+    h->st.completed[cmd->type]++;       /* a request of the wire */
+    h->st.failed[cmd->type] += err != 0;
+  }
   cmd->state = CMD_DONE;
   if (cmd->bits) {
     free (cmd->bits);
@@ -237,6 +283,13 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
     h->server_shutdown = true;
     h->disc_wanted = true;
   }
+  if (cmd->parent != CMD_NONE) {        /* a piece: free its slot first */
+    struct nbdaio_cmd *parent = &h->cmds[cmd->parent];
+    cmd_retire (h, cmd);
+    split_piece_done (h, parent, err);
+    return;
+  }
+  h->in_flight--;
   /* The command is complete (and retirable) before its callback runs: the
    * callback may retire it, or issue commands that reuse slots. */
   memset (&cmd->chunk, 0, sizeof cmd->chunk);
@@ -266,6 +319,7 @@ cmd_fail_all (struct nbdaio_handle *h, int err)
       cmd_complete (h, cmd);
     }
   }
+  split_fail_all (h, err);
   h->sq_len = 0;
   h->sq_sent = 0;
 }
@@ -277,7 +331,7 @@ nbdaio_aio_command_completed (struct nbdaio_handle *h, int64_t cookie)
   uint64_t idx = (uint64_t) cookie & CMD_SLOT_MASK;
   int err;
 
-  if (!h || cookie < 1 || idx >= h->ncmds ||
+  if (!h || cookie < 1 || idx >= h->ncmds || idx >= h->max_in_flight ||
       h->cmds[idx].cookie != (uint64_t) cookie)
     return set_error (EINVAL, "cookie %lld is not a command of this handle "
                       "(unknown or already retired)", (long long) cookie);

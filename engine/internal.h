@@ -13,10 +13,15 @@
 #include "transport.h"
 
 /* A cookie is (sequence << CMD_SLOT_BITS) | slot index: unique per handle,
- * >= 1, and its slot is found in O(1). */
-#define CMD_SLOT_BITS 16
+ * >= 1, and its slot is found in O(1).  The slots are the caller's
+ * (max-in-flight of them, at most CMD_MAX_SLOTS), then the piece slots of
+ * split commands (split.c), between CMD_PIECE_SLOTS_MIN and _MAX: as many
+ * as the caller's, unless split is off (none). */
+#define CMD_SLOT_BITS 17
 #define CMD_SLOT_MASK ((UINT64_C(1) << CMD_SLOT_BITS) - 1)
-#define CMD_MAX_SLOTS (1u << CMD_SLOT_BITS)
+#define CMD_MAX_SLOTS (1u << 16)        /* the most max-in-flight */
+#define CMD_PIECE_SLOTS_MIN 8
+#define CMD_PIECE_SLOTS_MAX 1024
 #define CMD_INLINE_RUNS 4       /* disjoint chunk runs kept without malloc;
                                  * a more fragmented reply uses a bitmap */
 #define CMD_NONE UINT32_MAX     /* end of the done list */
@@ -27,8 +32,23 @@
 /* Extents in one block status chunk at most: the spec's "SHOULD NOT send
  * more than 2^20" (and the request's own bound, reply.c bs_max_extents). */
 #define BS_MAX_EXTENTS (1u << 20)
+/* Statistics are kept per NBD command type, NBD_CMD_READ (0) to
+ * NBD_CMD_BLOCK_STATUS (7). */
+#define STATS_CMD_TYPES (NBD_CMD_BLOCK_STATUS + 1)
 
-enum cmd_state { CMD_FREE = 0, CMD_QUEUED, CMD_SENT, CMD_DONE };
+/* CMD_SPLIT: a command issued and not completed that never goes on the
+ * wire: its pieces do (split.c). */
+enum cmd_state { CMD_FREE = 0, CMD_QUEUED, CMD_SENT, CMD_DONE, CMD_SPLIT };
+
+/* The pieces of a split command. */
+struct cmd_split {
+  uint64_t next;                /* export offset of the next piece */
+  uint64_t left;                /* bytes not issued yet */
+  uint32_t piece;               /* bytes per piece (the last may be less) */
+  uint32_t out;                 /* pieces issued and not completed */
+  uint32_t wait_prev, wait_next; /* FIFO of commands waiting for slots */
+  bool waiting;                 /* on that FIFO (pieces are left) */
+};
 
 struct nbdaio_cmd {
   uint64_t cookie;
@@ -53,6 +73,13 @@ struct nbdaio_cmd {
   nbdaio_extent_callback extent;
   nbdaio_completion_callback completion;
   uint32_t done_prev, done_next; /* list of completed, unretired commands */
+  uint32_t sent_prev, sent_next; /* list of sent, unanswered commands, in
+                                  * the order they left (deadline.c) */
+  int64_t sent_ms;              /* with a request timeout: when it began to
+                                 * leave (coarse clock, deadline.c) */
+  uint32_t parent;              /* a piece: the slot of its split command;
+                                 * else CMD_NONE */
+  struct cmd_split split;       /* state CMD_SPLIT */
   uint8_t hdr[NBD_REQUEST_LEN]; /* the encoded request */
 };
 
@@ -91,8 +118,10 @@ struct nbdaio_handle {
   bool request_structured;
   bool debug;
   unsigned connect_timeout_ms;
+  unsigned request_timeout_ms;  /* 0 = none (deadline.c) */
   unsigned max_in_flight;
   unsigned strict;
+  bool split_off;               /* nbdaio_set_split (h, 0) */
   struct tls_config tls;
 
   struct transport t;
@@ -106,8 +135,12 @@ struct nbdaio_handle {
   uint32_t *free_stack;
   uint32_t nfree;
   uint64_t next_seq;
-  uint32_t in_flight;           /* queued + sent */
+  uint32_t in_flight;           /* issued by the caller and not completed
+                                 * (a split command counts once) */
   uint32_t done_head, done_tail;
+  uint32_t *piece_stack;        /* free piece slots (split.c) */
+  uint32_t npiece_free;
+  uint32_t wait_head, wait_tail; /* split commands waiting for piece slots */
 
   /* send queue (send.c): ring of slot indices in issue order */
   uint32_t *sendq;
@@ -129,6 +162,23 @@ struct nbdaio_handle {
   size_t extents_cap;
 
   char *conn_error;             /* why the connection ended */
+  int64_t connect_deadline;     /* during a connect call: when it must
+                                 * have finished (0 = none; handle.c) */
+
+  /* request deadlines (deadline.c): the sent list is in send order, so
+   * its head is the oldest unanswered command */
+  uint32_t sent_head, sent_tail;
+  int64_t sq_head_ms;           /* when the send queue's head first failed
+                                 * to leave whole, -1 if it has not */
+  int64_t send_ms;              /* the coarse stamp of this send batch */
+
+  /* statistics (stats.c): plain counters on paths that run anyway */
+  struct handle_stats {
+    uint64_t issued[STATS_CMD_TYPES], completed[STATS_CMD_TYPES];
+    uint64_t failed[STATS_CMD_TYPES];
+    uint64_t bytes_sent, bytes_received, payload_sent, payload_received;
+    uint64_t simple_replies, chunks, timeouts, violations;
+  } st;
 
   /* opt mode (opt.c) */
   bool opt_mode;                /* nbdaio_set_opt_mode */
@@ -161,6 +211,8 @@ int settings_replace_string (char **dst, const char *src, const char *what);
 int cmd_slots_init (struct nbdaio_handle *h);
 void cmd_slots_free (struct nbdaio_handle *h);
 struct nbdaio_cmd *cmd_alloc (struct nbdaio_handle *h);
+/* A free piece slot (for split.c), or NULL when all are taken. */
+struct nbdaio_cmd *cmd_alloc_piece (struct nbdaio_handle *h);
 void cmd_set_error (struct nbdaio_cmd *cmd, int err);
 /* Record [start, start+len) of the request as covered by a chunk.  Returns
  * 0, or -1 with a violation if it overlaps what is covered already. */
@@ -170,6 +222,50 @@ void cmd_fail_all (struct nbdaio_handle *h, int err);
 void callbacks_release (nbdaio_chunk_callback *chunk,
                         nbdaio_extent_callback *extent,
                         nbdaio_completion_callback *completion);
+
+/* issue.c */
+/* Encode the request of cmd (allocated, its type, flags, offset, count
+ * and buf set) and put it on the send queue (state CMD_QUEUED). */
+void cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+
+/* split.c */
+/* Whether a command of this type and length is sent as pieces: split is
+ * on and count exceeds what one request of the type may carry (READ and
+ * WRITE: the maximum payload; TRIM, WRITE_ZEROES, CACHE: the 32-bit wire
+ * length, in multiples of the preferred block size). */
+bool split_needed (const struct nbdaio_handle *h, uint16_t type,
+                   uint64_t count);
+/* p (allocated, its fields and callbacks set, counted in in_flight)
+ * becomes a split command of count bytes; its pieces are issued as piece
+ * slots allow. */
+void split_start (struct nbdaio_handle *h, struct nbdaio_cmd *p,
+                  uint64_t count);
+/* A piece of p completed with err (its slot is free again): record the
+ * first error, issue waiting pieces, complete p after its last piece. */
+void split_piece_done (struct nbdaio_handle *h, struct nbdaio_cmd *p,
+                       int err);
+/* The connection died (its wire commands were failed): complete with err
+ * every split command still waiting for piece slots. */
+void split_fail_all (struct nbdaio_handle *h, int err);
+
+/* deadline.c */
+/* CLOCK_MONOTONIC_COARSE in milliseconds: one cheap stamp per send batch
+ * or notify call, never per command. */
+int64_t deadline_clock (void);
+/* cmd (the head of the send queue) has left whole at the batch stamp: it
+ * joins the end of the sent list. */
+void deadline_sent (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* cmd (state CMD_SENT) got its final reply or failed: off the list. */
+void deadline_unsent (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* A send batch left the queue non-empty: its head's clock starts. */
+void deadline_send_blocked (struct nbdaio_handle *h);
+/* The poll timeout for waiting up to timeout_ms (-1 = forever) without
+ * passing the next request deadline. */
+int deadline_poll_ms (struct nbdaio_handle *h, int timeout_ms);
+/* End the connection if the oldest unanswered command is past the request
+ * timeout: every command in flight completes with ETIMEDOUT.  Returns 0,
+ * or -1 (ETIMEDOUT, the message naming the command and the timeout). */
+int deadline_check (struct nbdaio_handle *h);
 
 /* send.c */
 int send_init (struct nbdaio_handle *h);

@@ -1,6 +1,8 @@
 /* issue.c - the aio command calls: local checks against what the server
  * advertised (NBDAIO_STRICT_*), a command slot, the encoded request, and the
- * send queue.  On every failure each supplied free function runs once. */
+ * send queue; or, for a command longer than one request may carry, a split
+ * command (split.c).  On every failure each supplied free function runs
+ * once. */
 #include <errno.h>
 #include <string.h>
 
@@ -72,9 +74,11 @@ check_command (struct nbdaio_handle *h, uint16_t type)
   return 0;
 }
 
+/* split: the command is sent as pieces, each within the maximum
+ * payload. */
 static int
 check_range (struct nbdaio_handle *h, uint16_t type, uint64_t offset,
-             uint64_t count)
+             uint64_t count, bool split)
 {
   unsigned strict = h->strict;
 
@@ -94,10 +98,10 @@ check_range (struct nbdaio_handle *h, uint16_t type, uint64_t offset,
                       "server's minimum block size %u", proto_cmd_name (type),
                       (unsigned long long) offset, (unsigned long long) count,
                       h->align);
-  if ((strict & NBDAIO_STRICT_PAYLOAD) &&
+  if ((strict & NBDAIO_STRICT_PAYLOAD) && !split &&
       (type == NBD_CMD_READ || type == NBD_CMD_WRITE) && count > h->max_payload)
     return set_error (ERANGE, "%s of %llu bytes exceeds the maximum payload "
-                      "of %llu bytes", proto_cmd_name (type),
+                      "of %llu bytes (split is off)", proto_cmd_name (type),
                       (unsigned long long) count,
                       (unsigned long long) h->max_payload);
   return 0;
@@ -105,7 +109,7 @@ check_range (struct nbdaio_handle *h, uint16_t type, uint64_t offset,
 
 static int
 check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
-           uint64_t offset, uint64_t count, const void *buf)
+           uint64_t offset, uint64_t count, const void *buf, bool split)
 {
   if (h && h->server_shutdown)
     return set_error (ESHUTDOWN, "server is shutting down (it answered "
@@ -114,9 +118,11 @@ check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
     return -1;
   if (h->disc_wanted)
     return set_error (ENOTCONN, "disconnect in progress: no new commands");
-  if (count > UINT32_MAX)
-    return set_error (ERANGE, "%s of %llu bytes: NBD lengths are 32-bit",
-                      proto_cmd_name (type), (unsigned long long) count);
+  if (count > UINT32_MAX && !split)
+    return set_error (ERANGE, "%s of %llu bytes: NBD lengths are 32-bit%s",
+                      proto_cmd_name (type), (unsigned long long) count,
+                      type == NBD_CMD_BLOCK_STATUS || type == NBD_CMD_FLUSH ?
+                      "" : " (split is off)");
   if ((type == NBD_CMD_READ || type == NBD_CMD_WRITE) && !buf && count)
     return set_error (EFAULT, "%s with a NULL buffer", proto_cmd_name (type));
   if ((h->strict & NBDAIO_STRICT_FLAGS) && check_flags (h, type, flags) == -1)
@@ -125,7 +131,20 @@ check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
     return -1;
   if (flags > UINT16_MAX)
     return set_error (EINVAL, "flags 0x%x do not fit in 16 bits", flags);
-  return check_range (h, type, offset, count);
+  return check_range (h, type, offset, count, split);
+}
+
+void
+cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  wire_put32 (cmd->hdr, NBD_MAGIC_REQUEST);
+  wire_put16 (cmd->hdr + 4, cmd->flags);
+  wire_put16 (cmd->hdr + 6, cmd->type);
+  wire_put64 (cmd->hdr + 8, cmd->cookie);
+  wire_put64 (cmd->hdr + 16, cmd->offset);
+  wire_put32 (cmd->hdr + 24, cmd->count);
+  cmd->state = CMD_QUEUED;
+  send_enqueue (h, cmd);
 }
 
 /* Issue one command; the caller passes every callback it was given. */
@@ -135,9 +154,10 @@ issue (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
        nbdaio_chunk_callback *chunk, nbdaio_extent_callback *extent,
        nbdaio_completion_callback *completion)
 {
+  bool split = split_needed (h, type, count);
   struct nbdaio_cmd *cmd;
 
-  if (check_all (h, type, flags, offset, count, buf) == -1 ||
+  if (check_all (h, type, flags, offset, count, buf, split) == -1 ||
       !(cmd = cmd_alloc (h))) {
     struct saved_error e;
     error_save (&e);            /* free functions may clobber it */
@@ -147,7 +167,7 @@ issue (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
   cmd->type = type;
   cmd->flags = (uint16_t) flags;
   cmd->offset = offset;
-  cmd->count = (uint32_t) count;
+  cmd->count = split ? 0 : (uint32_t) count; /* a split one is not sent */
   cmd->buf = buf;
   cmd->chunk = chunk ? *chunk : NBDAIO_NULL_CHUNK;
   if (extent)
@@ -155,15 +175,11 @@ issue (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
   else
     memset (&cmd->extent, 0, sizeof cmd->extent);
   cmd->completion = completion ? *completion : NBDAIO_NULL_COMPLETION;
-  wire_put32 (cmd->hdr, NBD_MAGIC_REQUEST);
-  wire_put16 (cmd->hdr + 4, cmd->flags);
-  wire_put16 (cmd->hdr + 6, type);
-  wire_put64 (cmd->hdr + 8, cmd->cookie);
-  wire_put64 (cmd->hdr + 16, offset);
-  wire_put32 (cmd->hdr + 24, cmd->count);
-  cmd->state = CMD_QUEUED;
   h->in_flight++;
-  send_enqueue (h, cmd);
+  if (split)
+    split_start (h, cmd, count);
+  else
+    cmd_queue (h, cmd);
   return (int64_t) cmd->cookie;
 }
 

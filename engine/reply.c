@@ -157,6 +157,7 @@ simple_reply (struct nbdaio_handle *h, const uint8_t *p)
                           "(cookie 0x%llx) although structured replies were "
                           "negotiated", (unsigned long long) cookie);
   h->rx.structured = false;
+  h->st.simple_replies++;
   h->rx.cmd = cmd;
   if (err) {
     cmd_set_error (cmd, proto_errno_from_wire (err));
@@ -240,6 +241,7 @@ chunk_header (struct nbdaio_handle *h, const uint8_t *p)
   debug (h->debug, "chunk %s cookie 0x%llx flags 0x%x length %u",
          proto_chunk_name (type), (unsigned long long) cookie, flags, len);
   rx->structured = true;
+  h->st.chunks++;
   rx->cmd = cmd;
   rx->chunk_flags = flags;
   rx->chunk_type = type;
@@ -326,9 +328,11 @@ data_done (struct nbdaio_handle *h)
 
   if (!h->rx.structured) {
     /* a simple reply is one data chunk covering the whole request */
+    h->st.payload_received += cmd->count;
     call_chunk (cmd, cmd->offset, cmd->count, NBDAIO_READ_DATA, 0);
     return finish_command (h, cmd);
   }
+  h->st.payload_received += h->rx.data_len;
   call_chunk (cmd, h->rx.data_offset, h->rx.data_len, NBDAIO_READ_DATA, 0);
   return chunk_done (h, cmd);
 }
@@ -587,6 +591,7 @@ read_loop (struct nbdaio_handle *h)
       set_error (ENOTCONN, "reading from server: %s", strerror (errno));
       return conn_die (h, ENOTCONN);
     }
+    h->st.bytes_received += (size_t) r;
     if (direct) {
       size_t k = (size_t) r < direct ? (size_t) r : direct;
       h->rx.dest += k;

@@ -104,6 +104,15 @@ nbdaio_set_connect_timeout (struct nbdaio_handle *h, unsigned ms)
 }
 
 int
+nbdaio_set_request_timeout (struct nbdaio_handle *h, unsigned ms)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->request_timeout_ms = ms;
+  return 0;
+}
+
+int
 nbdaio_set_max_in_flight (struct nbdaio_handle *h, unsigned n)
 {
   if (settings_check_new (h) == -1)
@@ -131,6 +140,23 @@ unsigned
 nbdaio_get_strict (struct nbdaio_handle *h)
 {
   return h ? h->strict : 0;
+}
+
+int
+nbdaio_set_split (struct nbdaio_handle *h, int split)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->split_off = split == 0;
+  return 0;
+}
+
+int
+nbdaio_get_split (struct nbdaio_handle *h)
+{
+  if (!h)
+    return set_error (EINVAL, "handle is NULL");
+  return !h->split_off;
 }
 
 int
@@ -233,14 +259,29 @@ opt_meta_context (struct nbdaio_handle *h, const char *name, const char *v)
   return nbdaio_set_meta_context (h, strcmp (v, "none") == 0 ? NULL : v);
 }
 
+/* A duration setting: setter takes milliseconds. */
 static int
-opt_connect_timeout (struct nbdaio_handle *h, const char *name,
-                     const char *v)
+opt_duration (struct nbdaio_handle *h, const char *name, const char *v,
+              int (*setter) (struct nbdaio_handle *, unsigned))
 {
   uint64_t ms;
 
   return parse_duration_ms (name, v, UINT32_MAX, &ms) == -1 ? -1 :
-    nbdaio_set_connect_timeout (h, (unsigned) ms);
+    setter (h, (unsigned) ms);
+}
+
+static int
+opt_connect_timeout (struct nbdaio_handle *h, const char *name,
+                     const char *v)
+{
+  return opt_duration (h, name, v, nbdaio_set_connect_timeout);
+}
+
+static int
+opt_request_timeout (struct nbdaio_handle *h, const char *name,
+                     const char *v)
+{
+  return opt_duration (h, name, v, nbdaio_set_request_timeout);
 }
 
 static int
@@ -306,8 +347,10 @@ static const struct {
   { "structured",       .set_bool = nbdaio_set_request_structured_replies },
   { "meta-context",     .set = opt_meta_context },
   { "connect-timeout",  .set = opt_connect_timeout },
+  { "request-timeout",  .set = opt_request_timeout },
   { "max-in-flight",    .set = opt_max_in_flight },
   { "strict",           .set = opt_strict },
+  { "split",            .set_bool = nbdaio_set_split },
   { "debug",            .set_bool = nbdaio_set_debug },
 };
 

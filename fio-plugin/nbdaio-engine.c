@@ -41,7 +41,7 @@ static const char *const trim_op_names[] = {
 enum setting {
   SET_TLS, SET_TLS_CERTIFICATES, SET_TLS_PSK_FILE, SET_TLS_USERNAME,
   SET_TLS_HOSTNAME, SET_TLS_VERIFY_PEER, SET_STRUCTURED, SET_STRICT,
-  NR_SETTINGS
+  SET_SPLIT, NR_SETTINGS
 };
 
 /* Engine options; the first member is fio's pad (it stores td there). */
@@ -129,9 +129,10 @@ static struct fio_option options[] = {
     .off1 = offsetof (struct engine_options, cmd_timeout),
     .def = "0",
     .help = "Fail a command with ETIMEDOUT (ending its connection) when it "
-            "has no reply after this many milliseconds; also bounds the "
-            "connect and handshake (0 = the profile's timeout, else no "
-            "limit; fio's own 'timeout' is its runtime, hence the name)",
+            "has no reply after this many milliseconds: the library's "
+            "request-timeout; also bounds the connect and handshake (0 = "
+            "the profile's timeout or request-timeout, else no limit; "
+            "fio's own 'timeout' is its runtime, hence the name)",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -161,6 +162,10 @@ static struct fio_option options[] = {
                   "advertised: 1/all (default), 0/none, or a list of "
                   "commands,flags,bounds,align,payload; server replies are "
                   "always validated"),
+  SETTING_OPTION (SET_SPLIT, "split", "NBD split large requests",
+                  "Send a request above the server's maximum size as "
+                  "several NBD requests (default 1; 0 = refuse such a "
+                  "job)"),
   SETTING_OPTION (SET_TLS, "tls", "NBD TLS mode",
                   "off, allow (TLS when the server offers it) or require "
                   "(never plaintext); an nbds:// URI means require"),
@@ -235,18 +240,15 @@ struct engine {
 
   enum trim_op trim_op;
   uint32_t write_flags;
-  unsigned cmd_timeout;         /* ms, 0 = none */
 
   struct io_u **ring;           /* completed io_us, in completion order */
   unsigned ring_mask;
   unsigned ring_head, ring_tail;
   unsigned reported;            /* handed to fio by the last getevents */
 
-  /* one slot per io_u (made by io_u_init); scanned for cmd_timeout every
-   * cmd_timeout / 4 ms while waiting, never per I/O */
+  /* one slot per io_u (made by io_u_init), kept for freeing */
   struct io_slot **slots;
   unsigned nslots;
-  int64_t next_scan;
 };
 
 /* What io_u->engine_data points to. */
@@ -254,9 +256,6 @@ struct io_slot {
   struct engine *e;
   struct io_u *io_u;
   struct conn *conn;            /* where it was issued */
-  int64_t issued_ms;            /* with cmd_timeout: sent at; 0 = not
-                                   waiting for a reply */
-  bool done;                    /* completed since it was issued */
 };
 
 static int
@@ -305,7 +304,8 @@ describe_target (const struct engine_options *o, char *buf, size_t len)
 }
 
 /* Load the job's profile, if it names one, and take from it what the job
- * leaves unset: conns, cmd_timeout, force_multi_conn.  Returns 0 with *out
+ * leaves unset: conns, force_multi_conn (its timeout and request-timeout
+ * are library settings, applied with the others).  Returns 0 with *out
  * (NULL without a profile), or -1 after saying why. */
 static int
 job_profile (const struct thread_data *td, struct engine_options *o,
@@ -331,8 +331,6 @@ job_profile (const struct thread_data *td, struct engine_options *o,
   }
   if (!o->conns)
     o->conns = nbdaio_profile_get_number (p, "conns", &v) == 1 ? v : 1;
-  if (!o->cmd_timeout && nbdaio_profile_get_number (p, "timeout", &v) == 1)
-    o->cmd_timeout = v;
   if (!o->force_multi_conn &&
       nbdaio_profile_get_number (p, "force-multi-conn", &v) == 1)
     o->force_multi_conn = v;
@@ -341,7 +339,9 @@ job_profile (const struct thread_data *td, struct engine_options *o,
 }
 
 /* Create a handle and connect it: the profile's settings first, then the
- * job's own, then the job's uri or else the profile's server. */
+ * job's own (cmd_timeout is the request timeout and, unless the profile
+ * sets connect-timeout, the connect timeout), then the job's uri or else
+ * the profile's server. */
 static struct nbdaio_handle *
 connect_one (struct thread_data *td, const struct engine_options *o,
              const struct nbdaio_profile *p, unsigned max_in_flight)
@@ -356,6 +356,8 @@ connect_one (struct thread_data *td, const struct engine_options *o,
   if ((p && nbdaio_profile_apply (p, h) == -1) ||
       apply_settings (o, h) == -1 ||
       nbdaio_set_max_in_flight (h, max_in_flight) == -1 ||
+      (o->cmd_timeout &&
+       nbdaio_set_request_timeout (h, o->cmd_timeout) == -1) ||
       (o->cmd_timeout && !(p && nbdaio_profile_get (p, "connect-timeout")) &&
        nbdaio_set_connect_timeout (h, o->cmd_timeout) == -1) ||
       (o->uri ? nbdaio_connect_uri (h, o->uri)
@@ -442,11 +444,14 @@ check_job (struct thread_data *td, const struct engine_options *o,
              "NBD_FLAG_SEND_FLUSH)\n", ENGINE, flush, flush_n);
     return -1;
   }
-  for (int d = DDIR_READ; d <= DDIR_WRITE; d++) {
+  /* larger requests are split by the library, unless split=0 */
+  for (int d = DDIR_READ; d <= DDIR_WRITE && nbdaio_get_split (h) == 0; d++) {
     if (td->o.max_bs[d] > (unsigned long long) max_payload &&
         (d == DDIR_READ ? td_read (td) : writes)) {
       log_err ("%s: bs=%llu exceeds the server's maximum request size of "
-               "%lld bytes\n", ENGINE, td->o.max_bs[d], (long long) max_payload);
+               "%lld bytes, and split=0 (split=1 sends it as several "
+               "requests)\n", ENGINE, td->o.max_bs[d],
+               (long long) max_payload);
       return -1;
     }
   }
@@ -674,7 +679,6 @@ engine_init (struct thread_data *td)
   e->write_flags = o->fua ? NBDAIO_CMD_FLAG_FUA : 0;
   if (job_profile (td, o, &p) == -1)
     return 1;
-  e->cmd_timeout = o->cmd_timeout;
   for (unsigned i = 0; i < o->conns; i++) {
     struct conn *c = &e->conns[i];
     /* every io_u may sit on one connection */
@@ -708,8 +712,6 @@ static void
 io_done (struct engine *e, struct io_slot *slot, int err)
 {
   slot->io_u->error = err;
-  slot->issued_ms = 0;
-  slot->done = true;
   slot->conn->inflight--;
   e->inflight--;
   e->ring[e->ring_tail++ & e->ring_mask] = slot->io_u;
@@ -790,15 +792,19 @@ pick_conn (struct engine *e)
   return c;
 }
 
-/* Say once per connection why it died. */
+/* Say once per connection why it died (a request timeout is cmd_timeout's
+ * or the profile's). */
 static void
 report_dead (struct conn *c, unsigned idx)
 {
   const char *why = nbdaio_get_connection_error (c->h);
+  struct nbdaio_stats st;
 
   if (!c->dead && why) {
     c->dead = true;
-    log_err ("%s: connection %u: %s\n", ENGINE, idx, why);
+    nbdaio_get_stats (c->h, &st, sizeof st);
+    log_err ("%s: connection %u: %s%s\n", ENGINE, idx, why,
+             st.timeouts ? " [cmd_timeout]" : "");
   }
 }
 
@@ -814,8 +820,6 @@ engine_queue (struct thread_data *td, struct io_u *io_u)
    * connections) queues io_us whose slots the parent job made */
   slot->e = e;
   slot->conn = c;
-  slot->done = false;
-  slot->issued_ms = 0;
   /* The library sees it in submit_conn: a command queued in the library
    * could leave with any read of the connection, unstamped and unbatched. */
   c->inflight++;
@@ -832,7 +836,8 @@ engine_queue (struct thread_data *td, struct io_u *io_u)
 /* Issue the io_us held for c to the library and send them (one sendmsg,
  * unless the socket buffer fills: the library sends the rest when the
  * socket takes it); account for them as issued now: fio's issue time and
- * submission latency, its submit histogram, the cmd_timeout clock.  One
+ * submission latency, its submit histogram (the library starts the
+ * request-timeout clock as they leave).  One
  * the library refuses (checks, dead connection) completes with its error.
  * The caller takes c off e->dirty. */
 static void
@@ -866,14 +871,6 @@ submit_conn (struct thread_data *td, struct engine *e, struct conn *c)
     for (unsigned i = 0; i < n; i++) {
       memcpy (&c->unsent[i]->issue_time, &now, sizeof now);
       io_u_queued (td, c->unsent[i]);
-    }
-  }
-  if (e->cmd_timeout) {
-    int64_t ms = now_ms ();
-    for (unsigned i = 0; i < n; i++) {
-      struct io_slot *slot = c->unsent[i]->engine_data;
-      if (!slot->done)
-        slot->issued_ms = ms;
     }
   }
   io_u_mark_submit (td, queued);
@@ -977,8 +974,11 @@ reap (struct engine *e, unsigned min, bool all)
   }
 }
 
-/* Sleep up to ms (-1: no limit) until a connection can go on, then read
- * (or finish sending on) the ones that can; returns poll's result. */
+/* Sleep up to ms (-1: no limit), never past a connection's request
+ * deadline (nbdaio_aio_get_timeout), until a connection can go on; then
+ * read (or finish sending on) the ones that can, and have the library end
+ * those whose deadline has passed (their io_us complete with ETIMEDOUT);
+ * returns poll's result. */
 static int
 wait_conns (struct engine *e, int ms)
 {
@@ -988,8 +988,11 @@ wait_conns (struct engine *e, int ms)
   for (unsigned c = 0; c < e->nconns; c++) {
     unsigned dir = e->conns[c].inflight ?
                    nbdaio_aio_get_direction (e->conns[c].h) : 0;
+    int left = dir ? nbdaio_aio_get_timeout (e->conns[c].h) : -1;
     if (!dir)
       continue;
+    if (left >= 0 && (ms < 0 || left < ms))
+      ms = left;
     e->pfd[n].fd = nbdaio_get_fd (e->conns[c].h);
     e->pfd[n].events = ((dir & NBDAIO_DIRECTION_READ) ? POLLIN : 0) |
                        ((dir & NBDAIO_DIRECTION_WRITE) ? POLLOUT : 0);
@@ -999,40 +1002,17 @@ wait_conns (struct engine *e, int ms)
   if (!n)
     return 0;
   r = poll (e->pfd, n, ms);
-  for (int i = 0; r > 0 && i < (int) n; i++) {
+  for (int i = 0; r >= 0 && i < (int) n; i++) {
     struct conn *c = &e->conns[e->pfd_conn[i]];
     short rev = e->pfd[i].revents;
     if (rev & (POLLIN | POLLHUP | POLLERR))
       read_conn (e, c);         /* also finishes a partial send */
     else if ((rev & POLLOUT) && nbdaio_aio_notify_write (c->h) == -1)
       report_dead (c, e->pfd_conn[i]);
+    else if (!rev && nbdaio_aio_get_timeout (c->h) == 0)
+      read_conn (e, c);         /* checks the deadline: ETIMEDOUT */
   }
   return r;
-}
-
-/* A command older than cmd_timeout: NBD cannot cancel a command, so its
- * connection is ended; everything in flight on it completes with
- * ETIMEDOUT.  Returns the time of the next check. */
-static int64_t
-check_timeouts (struct engine *e, unsigned timeout_ms, int64_t now)
-{
-  char why[160];
-
-  for (unsigned i = 0; i < e->nslots; i++) {
-    struct io_slot *slot = e->slots[i];
-    struct conn *c = slot->conn;
-    if (!slot->issued_ms || now - slot->issued_ms < timeout_ms)
-      continue;
-    snprintf (why, sizeof why, "a command got no reply within %u ms "
-              "(cmd_timeout): commands in flight failed with ETIMEDOUT",
-              timeout_ms);
-    slot->issued_ms = 0;
-    if (c->inflight > 0) {
-      nbdaio_abort (c->h, ETIMEDOUT, why);
-      report_dead (c, (unsigned) (c - e->conns));
-    }
-  }
-  return now + (timeout_ms >= 40 ? timeout_ms / 4 : 10);
 }
 
 /* busy_poll: check for replies without sleeping until min completions
@@ -1080,19 +1060,11 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
   while (avail (e) < min && e->inflight > 0) {
     int64_t now, ms = -1;
     submit_held (td, e, min);
-    if (deadline >= 0 || e->cmd_timeout) {
+    if (deadline >= 0) {
       now = now_ms ();
-      if (deadline >= 0) {
-        if (now >= deadline)
-          break;
-        ms = deadline - now;
-      }
-      if (e->cmd_timeout) {
-        if (now >= e->next_scan)
-          e->next_scan = check_timeouts (e, e->cmd_timeout, now);
-        if (ms < 0 || e->next_scan - now < ms)
-          ms = e->next_scan - now;
-      }
+      if (now >= deadline)
+        break;
+      ms = deadline - now;
     }
     if (wait_conns (e, (int) ms) < 0 && errno != EINTR) {
       int err = errno;

@@ -80,7 +80,9 @@ check_handle (const struct config *cfg, unsigned strict, struct outcome *o)
     if (nbdaio_set_option (h, cfg->settings[i].name,
                            cfg->settings[i].value) == -1)
       goto fail;
-  if (nbdaio_set_strict (h, strict) == -1)
+  /* each probe's request must reach the server as it is: never split
+   * (whatever --split or the profile says), checked as strict says */
+  if (nbdaio_set_split (h, 0) == -1 || nbdaio_set_strict (h, strict) == -1)
     goto fail;
   return h;
 

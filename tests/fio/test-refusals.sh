@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/fio/test-refusals.sh - jobs nbdaio.so must refuse before any I/O,
 # with a message naming the problem and a non-zero exit:
-#  bs=128m (over the 32 MiB maximum payload), a write job on a read-only
+#  bs=128m with split=0 (over the 32 MiB maximum payload; split on, the
+#  default, sends it as pieces: test-split.sh), a write job on a read-only
 #  export, size= beyond the end of the export, conns=2 without multi-conn
 #  (and force_multi_conn=1 overriding that), fua=1 without server FUA,
 #  trim_op needing a command the server lacks, trim_op=bogus, no uri;
@@ -35,10 +36,10 @@ no_io () {
 limits () {
   # (fio itself wants size >= bs, hence the 256 MiB export)
   start_nbdkit mem --filter=log memory 256M logfile="$T/mem.log"
-  refused bs128m "bs=134217728 exceeds the server's maximum request size of 33554432" \
-    --rw=randread --bs=128m --size=128m
+  refused bs128m "bs=134217728 exceeds the server's maximum request size of 33554432 bytes, and split=0" \
+    --rw=randread --bs=128m --size=128m --split=0
   refused bigwrite "exceeds the server's maximum request size" \
-    --rw=write --bs=64m --size=128m
+    --rw=write --bs=64m --size=128m --split=0
   refused beyond-end "beyond the end of the export \(268435456 bytes\)" \
     --rw=randread --bs=4k --size=257m
   refused beyond-end-offset "offset=134217728 \+ size=134221824 is beyond the end" \
@@ -50,6 +51,12 @@ limits () {
   # exactly at the limits: accepted
   fio_nbd at-limits --rw=read --bs=32m --size=64m --iodepth=2
   expect_ok at-limits
+  # above them, split (the default): accepted, sent as 32 MiB requests
+  start_nbdkit split --filter=log memory 256M logfile="$T/split.log"
+  fio_nbd split128m --rw=randread --bs=128m --size=128m
+  expect_ok split128m
+  [ "$(count_log "$T/split.log" ' Read id=[0-9]+ offset=0x[0-9a-f]+ count=0x2000000 ')" -eq 4 ] ||
+    fail "bs=128m was not read as 4 requests of 32 MiB: $(grep ' Read ' "$T/split.log")"
 
   # no uri at all
   run_fio no-uri --name=no-uri --ioengine="external:$SO" --rw=read --size=1m

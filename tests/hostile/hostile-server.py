@@ -1113,6 +1113,9 @@ MODES = [
     M("stall-mid-chunk", "timeout", "read",
       "half a data chunk, then silence",
       tx=lambda c, r: stall(half_data_chunk(c, r))),
+    M("stall-any", "timeout", "mixed",
+      "no reply after the first three, whatever the request (a flush too)",
+      tx=stall),
 ]
 
 

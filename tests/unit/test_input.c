@@ -270,6 +270,7 @@ static const struct setting_case setting_cases[] = {
     "strict: bad value 'flags,'" },
   { W_NEW, S_OPTION, "strict", "bounds,,align", 0, EINVAL,
     "strict: bad value 'bounds,,align'" },
+  { W_NEW, S_OPTION, "split", "maybe", 0, EINVAL, "split: bad value 'maybe'" },
   { W_NEW, S_OPTION, "tls-certificates", "", 0, EINVAL,
     "TLS certificates directory is empty" },
   { W_NEW, S_OPTION, "tls-psk-file", "", 0, EINVAL, "TLS PSK file is empty" },
@@ -329,6 +330,7 @@ static const struct setting_case setting_cases[] = {
   /* after connecting: every setting but strict and debug is refused */
   { W_CONNECTED, S_OPTION, "export", "disk", 0, EINVAL, BEFORE },
   { W_CONNECTED, S_OPTION, "max-in-flight", "8", 0, EINVAL, BEFORE },
+  { W_CONNECTED, S_OPTION, "split", "off", 0, EINVAL, BEFORE },
   { W_CONNECTED, S_OPTION, "tls", "require", 0, EINVAL, BEFORE },
   { W_CONNECTED, S_EXPORT, "disk", NULL, 0, EINVAL, BEFORE },
   { W_CONNECTED, S_STRUCTURED, NULL, NULL, 0, EINVAL, BEFORE },
@@ -410,6 +412,8 @@ enum fixture {
                  * and no block status), no block sizes (so the payload
                  * limit is the default 32 MiB) */
   F_RW_LAX,     /* F_RW with strictness off */
+  F_RW_NOSPLIT, /* F_RW with split off */
+  F_RO_NOSPLIT, /* F_RO with split off */
   F_NEW,        /* never connected */
   F_CLOSED,     /* nbdaio_shutdown done */
   F_DEAD,       /* the server hung up */
@@ -420,7 +424,8 @@ enum fixture {
 };
 
 static const char *const fixture_names[] = {
-  "read-write", "read-only", "not strict", "unconnected", "closed", "dead",
+  "read-write", "read-only", "not strict", "read-write, split off",
+  "read-only, split off", "unconnected", "closed", "dead",
   "full", "server shut down", "NULL",
 };
 
@@ -469,8 +474,14 @@ static const struct req_case req_cases[] = {
     "NBD_CMD_TRIM [18446744073709550592, +4096) is beyond the end" },
   { F_RW, OP_ZERO, 512, UINT64_C(1) << 63, 0, 0, EINVAL,
     "NBD_CMD_WRITE_ZEROES [9223372036854775808, +512) is beyond the end" },
-  { F_RW, OP_TRIM, UINT64_MAX - 511, 512, 0, 0, ERANGE,
-    "NBD_CMD_TRIM of 18446744073709551104 bytes: NBD lengths are 32-bit" },
+  { F_RW_NOSPLIT, OP_TRIM, UINT64_MAX - 511, 512, 0, 0, ERANGE,
+    "NBD_CMD_TRIM of 18446744073709551104 bytes: NBD lengths are 32-bit "
+    "(split is off)" },
+  /* split on: a length above 32 bits is judged by the export's end */
+  { F_RW, OP_TRIM, UINT64_MAX - 511, 512, 0, 0, EINVAL,
+    "NBD_CMD_TRIM [512, +18446744073709551104) is beyond the end" },
+  { F_RW, OP_PREAD, UINT64_C(1) << 32, 0, 0, 0, EINVAL,
+    "NBD_CMD_READ [0, +4294967296) is beyond the end" },
   /* unaligned to the 512-byte minimum block size */
   { F_RW, OP_PREAD, 512, 100, 0, 0, EINVAL,
     "NBD_CMD_READ [100, +512) is not aligned to the server's minimum block "
@@ -481,19 +492,21 @@ static const struct req_case req_cases[] = {
     "is not aligned" },
   { F_RW, OP_BS, 4096, 256, 0, 0, EINVAL, "NBD_CMD_BLOCK_STATUS [256, "
     "+4096) is not aligned" },
-  /* above the maximum payload, and counts beyond 32 bits */
-  { F_RW, OP_PREAD, BIG, 0, 0, 0, ERANGE,
+  /* with split off: above the maximum payload, and counts beyond 32 bits
+   * (split on sends them as pieces: test_split.c) */
+  { F_RW_NOSPLIT, OP_PREAD, BIG, 0, 0, 0, ERANGE,
     "NBD_CMD_READ of 131072 bytes exceeds the maximum payload of 65536 "
-    "bytes" },
-  { F_RW, OP_PWRITE, 64 * KiB + 512, 0, 0, 0, ERANGE,
+    "bytes (split is off)" },
+  { F_RW_NOSPLIT, OP_PWRITE, 64 * KiB + 512, 0, 0, 0, ERANGE,
     "NBD_CMD_WRITE of 66048 bytes exceeds the maximum payload of 65536" },
-  { F_RO, OP_PREAD, 32 * MiB + 512, 0, 0, 0, ERANGE,
+  { F_RO_NOSPLIT, OP_PREAD, 32 * MiB + 512, 0, 0, 0, ERANGE,
     "NBD_CMD_READ of 33554944 bytes exceeds the maximum payload of "
     "33554432 bytes" },
-  { F_RW, OP_PREAD, UINT64_C(1) << 32, 0, 0, 0, ERANGE,
+  { F_RW_NOSPLIT, OP_PREAD, UINT64_C(1) << 32, 0, 0, 0, ERANGE,
     "NBD_CMD_READ of 4294967296 bytes: NBD lengths are 32-bit" },
-  { F_RW, OP_ZERO, UINT64_C(1) << 32, 0, 0, 0, ERANGE,
+  { F_RW_NOSPLIT, OP_ZERO, UINT64_C(1) << 32, 0, 0, 0, ERANGE,
     "NBD_CMD_WRITE_ZEROES of 4294967296 bytes: NBD lengths are 32-bit" },
+  /* block status is never split */
   { F_RW, OP_BS, UINT64_MAX, 0, 0, 0, ERANGE, "NBD lengths are 32-bit" },
   /* flags not advertised by the server */
   { F_RW, OP_PWRITE, 512, 0, NBDAIO_CMD_FLAG_FUA, 0, EINVAL,
@@ -670,7 +683,7 @@ fixture_open (struct fixture_state *f, enum fixture kind)
   assert_non_null (f->s);
   hs = &f->s->hs;
   hs->size = SIZE;
-  if (kind == F_RO) {
+  if (kind == F_RO || kind == F_RO_NOSPLIT) {
     hs->size = 40 * MiB;
     hs->sr = 0;
     hs->tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY |
@@ -690,6 +703,8 @@ fixture_open (struct fixture_state *f, enum fixture kind)
     script = script_eshutdown;
   if (kind == F_FULL)
     assert_int_equal (nbdaio_set_max_in_flight (f->h, 1), 0);
+  if (kind == F_RW_NOSPLIT || kind == F_RO_NOSPLIT)
+    assert_int_equal (nbdaio_set_option (f->h, "split", "off"), 0);
   assert_true (fs_start (f->s, script, NULL) >= 0);
   assert_int_equal (test_connect (f->h, f->s), 0);
 
@@ -721,7 +736,8 @@ fixture_open (struct fixture_state *f, enum fixture kind)
 static void
 fixture_close (struct fixture_state *f, enum fixture kind)
 {
-  if (kind == F_RW || kind == F_RO || kind == F_RW_LAX) {
+  if (kind == F_RW || kind == F_RO || kind == F_RW_LAX ||
+      kind == F_RW_NOSPLIT || kind == F_RO_NOSPLIT) {
     /* the refusals left the handle as it was */
     assert_int_equal (nbdaio_aio_in_flight (f->h), 0);
     assert_int_equal (nbdaio_flush (f->h, 0), 0);
