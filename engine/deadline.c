@@ -148,6 +148,8 @@ nbdaio_aio_get_timeout (struct nbdaio_handle *h)
 
   if (!h)
     return set_error (EINVAL, "handle is NULL");
+  if (h->state == H_RECONNECTING)
+    return reconnect_timeout (h);       /* the next attempt */
   deadline = next_deadline (h, &cmd);
   return deadline < 0 ? -1 : ms_until (deadline);
 }

@@ -30,6 +30,7 @@ nbdaio_create (void)
   h->max_in_flight = DEFAULT_MAX_IN_FLIGHT;
   h->strict = NBDAIO_STRICT_ALL;
   h->tls.verify_peer = true;
+  h->rc.timer_fd = -1;
   h->debug = debug_from_env ();
   h->export_name = strdup ("");
   h->meta_context_wanted = strdup (DEFAULT_META_CONTEXT);
@@ -47,12 +48,9 @@ handle_teardown (struct nbdaio_handle *h)
   cmd_slots_free (h);
   free (h->sendq);
   free (h->iov);
-  free (h->rbuf);
-  free (h->extents);
+  reply_release (h);
   h->sendq = NULL;
   h->iov = NULL;
-  h->rbuf = NULL;
-  h->extents = NULL;
 }
 
 void
@@ -72,14 +70,20 @@ nbdaio_close (struct nbdaio_handle *h)
     }
     else {
       set_error (ENOTCONN, "handle closed with commands in flight");
-      conn_die (h, ENOTCONN);
+      conn_end (h, ENOTCONN);
     }
   }
+  if (h->state == H_RECONNECTING) {
+    set_error (ENOTCONN, "handle closed while reconnecting");
+    conn_end (h, ENOTCONN);
+  }
+  reconnect_free (h);
   transport_close (&h->t);
   handle_teardown (h);
   export_info_free (&h->info);
   free (h->export_name);
   free (h->meta_context_wanted);
+  settings_clear_meta_more (h);
   tls_config_free (&h->tls);
   free (h->conn_error);
   free (h);
@@ -112,7 +116,9 @@ handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o, bool stay)
   *o = (struct handshake_opts) {
     .export_name = h->export_name,
     .structured = h->request_structured,
+    .extended = !h->extended_off,
     .meta_context = h->meta_context_wanted,
+    .meta_more = (const char *const *) h->meta_more,
     .debug = h->debug,
     /* a connect call has one deadline for all of it; an opt mode call
      * (h negotiating) counts afresh */
@@ -123,6 +129,16 @@ handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o, bool stay)
     /* remembered for nbdaio_get_opt_reply_type: only while negotiating */
     .reply_type = stay ? &h->opt_reply_type : NULL,
   };
+}
+
+/* The request limits that follow from what the server advertised. */
+static void
+set_limits (struct nbdaio_handle *h)
+{
+  h->align = h->info.bs_min ? h->info.bs_min : 1;
+  h->max_payload = h->info.bs_max ? h->info.bs_max : NBD_DEFAULT_MAX_PAYLOAD;
+  if (h->max_payload > UINT32_MAX)
+    h->max_payload = UINT32_MAX;
 }
 
 int
@@ -138,10 +154,7 @@ handle_finish_handshake (struct nbdaio_handle *h, bool stay)
   if (r == -1 ||
       cmd_slots_init (h) == -1 || send_init (h) == -1 || reply_init (h) == -1)
     return handle_failed (h);
-  h->align = h->info.bs_min ? h->info.bs_min : 1;
-  h->max_payload = h->info.bs_max ? h->info.bs_max : NBD_DEFAULT_MAX_PAYLOAD;
-  if (h->max_payload > UINT32_MAX)
-    h->max_payload = UINT32_MAX;
+  set_limits (h);
   h->state = H_CONNECTED;
   return 0;
 }
@@ -191,7 +204,8 @@ nbdaio_connect_unix (struct nbdaio_handle *h, const char *path)
   if (settings_check_new (h) == -1)
     return -1;
   connect_begin (h);
-  if (transport_connect_unix (&h->t, path, h->connect_timeout_ms) == -1)
+  if (reconnect_remember (h, RC_UNIX, path, NULL) == -1 ||
+      transport_connect_unix (&h->t, path, h->connect_timeout_ms) == -1)
     return connect_failed (h);
   return finish_connect (h, NULL);
 }
@@ -203,7 +217,8 @@ nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
   if (settings_check_new (h) == -1)
     return -1;
   connect_begin (h);
-  if (transport_connect_tcp (&h->t, host, port, h->connect_timeout_ms) == -1)
+  if (reconnect_remember (h, RC_TCP, host, port) == -1 ||
+      transport_connect_tcp (&h->t, host, port, h->connect_timeout_ms) == -1)
     return connect_failed (h);
   return finish_connect (h, host);
 }
@@ -221,6 +236,39 @@ nbdaio_connect_socket (struct nbdaio_handle *h, int fd)
     return connect_failed (h);
   }
   return finish_connect (h, NULL);
+}
+
+int
+handle_reconnect (struct nbdaio_handle *h, unsigned timeout_ms)
+{
+  struct export_info info = { 0 };
+  struct handshake_opts o;
+  bool tcp = h->rc.kind == RC_TCP;
+  int r;
+
+  r = tcp ? transport_connect_tcp (&h->t, h->rc.host, h->rc.port, timeout_ms)
+          : transport_connect_unix (&h->t, h->rc.path, timeout_ms);
+  if (r == -1)
+    return -1;
+  h->connect_deadline = transport_now_ms () + timeout_ms;
+  handle_hs_opts (h, &o, false);
+  o.host = tcp ? h->rc.host : NULL;
+  r = handshake_run (&h->t, &o, &info);
+  h->connect_deadline = 0;
+  if (r == 0 && info.extended != h->info.extended)
+    /* the queued requests are encoded for the first connection's mode */
+    r = set_error (EPROTO, "the server %s extended headers after the "
+                   "reconnect, unlike before", info.extended ? "negotiated" :
+                   "refused");
+  if (r != 0) {
+    export_info_free (&info);
+    transport_close (&h->t);
+    return -1;
+  }
+  export_info_free (&h->info);
+  h->info = info;
+  set_limits (h);
+  return 0;
 }
 
 /* The export a URI names: an empty one (nbd://host, nbd+unix:///?socket=S)

@@ -1,7 +1,8 @@
 /* loop.c - event-loop integration (fd, direction, notify, poll), the death
  * of a connection and the graceful disconnect.  The notify calls and
  * nbdaio_poll check the request deadline (deadline.c) after they have read
- * and sent; nbdaio_poll never waits past it. */
+ * and sent; nbdaio_poll never waits past it.  They send only what may
+ * leave (send_ready: with auto-submit off, what was submitted). */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ conn_check_connected (struct nbdaio_handle *h)
     return set_error (EINVAL, "handle is NULL");
   switch (h->state) {
   case H_CONNECTED:
+  case H_RECONNECTING:          /* commands queue until it is back */
     return 0;
   case H_NEW:
     return set_error (ENOTCONN, "handle is not connected (connect first)");
@@ -45,15 +47,24 @@ conn_check_not_reading (struct nbdaio_handle *h, const char *call)
 int
 conn_die (struct nbdaio_handle *h, int err)
 {
+  if (err == EPROTO && h->state == H_CONNECTED)
+    h->st.violations++;
+  if (reconnect_begin (h, err))
+    return 0;
+  return conn_end (h, err);
+}
+
+int
+conn_end (struct nbdaio_handle *h, int err)
+{
   const char *msg = nbdaio_get_error ();
 
-  if (h->state == H_CONNECTED) {
+  if (h->state == H_CONNECTED || h->state == H_RECONNECTING) {
     free (h->conn_error);
     h->conn_error = strdup (msg ? msg : "connection failed");
     h->state = H_DEAD;
-    if (err == EPROTO)
-      h->st.violations++;
     transport_close (&h->t);
+    reconnect_free (h);
     debug (h->debug, "connection ended: %s", h->conn_error ? h->conn_error : "");
     cmd_fail_all (h, err);
     reply_release (h);
@@ -84,7 +95,7 @@ nbdaio_get_fd (struct nbdaio_handle *h)
 {
   if (conn_check_connected (h) == -1)
     return -1;
-  return h->t.fd;
+  return h->state == H_RECONNECTING ? h->rc.timer_fd : h->t.fd;
 }
 
 unsigned
@@ -92,11 +103,13 @@ nbdaio_aio_get_direction (struct nbdaio_handle *h)
 {
   unsigned dir = 0;
 
-  if (!h || h->state != H_CONNECTED)
+  if (!h || (h->state != H_CONNECTED && h->state != H_RECONNECTING))
     return 0;
+  if (h->state == H_RECONNECTING)       /* the timer fd: the next attempt */
+    return NBDAIO_DIRECTION_READ;
   if (h->in_flight)
     dir |= NBDAIO_DIRECTION_READ;
-  if (h->sq_len)
+  if (send_ready (h))
     dir |= NBDAIO_DIRECTION_WRITE;
   return dir;
 }
@@ -104,12 +117,16 @@ nbdaio_aio_get_direction (struct nbdaio_handle *h)
 int
 nbdaio_aio_notify_read (struct nbdaio_handle *h)
 {
+  int rc;
+
   if (conn_check_not_reading (h, __func__) == -1 ||
       conn_check_connected (h) == -1)
     return -1;
+  if (h->state == H_RECONNECTING && (rc = reconnect_run (h, 0)) <= 0)
+    return rc;
   if (reply_read (h) == -1)
     return -1;
-  if (h->sq_len && send_flush (h) == -1)
+  if (send_ready (h) && send_flush (h) == -1)
     return -1;
   conn_maybe_disconnect (h);
   return deadline_check (h);
@@ -118,8 +135,12 @@ nbdaio_aio_notify_read (struct nbdaio_handle *h)
 int
 nbdaio_aio_notify_write (struct nbdaio_handle *h)
 {
+  int rc;
+
   if (conn_check_connected (h) == -1)
     return -1;
+  if (h->state == H_RECONNECTING && (rc = reconnect_run (h, 0)) <= 0)
+    return rc;
   if (send_flush (h) == -1)
     return -1;
   conn_maybe_disconnect (h);
@@ -135,13 +156,20 @@ nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
   if (conn_check_not_reading (h, __func__) == -1 ||
       conn_check_connected (h) == -1)
     return -1;
-  if (h->sq_len && send_flush (h) == -1)
+  if (h->state == H_RECONNECTING) {
+    /* back (commands may have completed: refused by the new connection),
+     * still reconnecting after timeout_ms, or given up */
+    if ((r = reconnect_run (h, timeout_ms)) <= 0)
+      return r;
+    return h->sq_len && nbdaio_aio_submit (h) == -1 ? -1 : 1;
+  }
+  if (h->sq_len && nbdaio_aio_submit (h) == -1)
     return -1;
   conn_maybe_disconnect (h);
   if (h->state != H_CONNECTED)
     return 1;
   pfd.fd = h->t.fd;
-  pfd.events = POLLIN | (h->sq_len ? POLLOUT : 0);
+  pfd.events = POLLIN | (send_ready (h) ? POLLOUT : 0);
   pfd.revents = 0;
   r = poll (&pfd, 1, deadline_poll_ms (h, timeout_ms));
   if (r == -1) {
@@ -152,7 +180,7 @@ nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
   if (r > 0) {
     if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && reply_read (h) == -1)
       return -1;
-    if (h->state == H_CONNECTED && h->sq_len && send_flush (h) == -1)
+    if (h->state == H_CONNECTED && send_ready (h) && send_flush (h) == -1)
       return -1;
     conn_maybe_disconnect (h);
   }
@@ -178,6 +206,6 @@ nbdaio_abort (struct nbdaio_handle *h, int err, const char *reason)
     return -1;
   set_error (err ? err : ECONNABORTED, "%s",
              reason ? reason : "connection aborted by the caller");
-  conn_die (h, err ? err : ECONNABORTED);
+  conn_end (h, err ? err : ECONNABORTED);       /* never reconnects */
   return 0;
 }

@@ -50,6 +50,9 @@ nbdaio_get_stats (struct nbdaio_handle *h, struct nbdaio_stats *out,
   s.structured_chunks = st->chunks;
   s.timeouts = st->timeouts;
   s.violations = st->violations;
+  s.reconnects = st->reconnects;
+  s.commands_resent = st->resent;
+  s.downtime_ms = st->downtime_ms;
   if (size > sizeof s) {
     memset ((char *) out + sizeof s, 0, size - sizeof s);
     size = sizeof s;

@@ -132,7 +132,7 @@ nbdaio_shutdown (struct nbdaio_handle *h)
     return -1;                  /* it would wait, re-entering the reader */
   if (nbdaio_aio_disconnect (h) == -1)
     return -1;
-  while (h->state == H_CONNECTED)
+  while (h->state == H_CONNECTED || h->state == H_RECONNECTING)
     if (nbdaio_poll (h, -1) == -1)
       return -1;
   return 0;

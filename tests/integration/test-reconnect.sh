@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/integration/test-reconnect.sh - the library's reconnect-delay
+# through the synchronous calls (reconnect-probe, see there) against a
+# file-backed qemu-nbd killed with SIGKILL mid-run:
+#  - restarted on the same socket 0.5 s later: every block written before,
+#    during and after the outage reads back right, one reconnect counted;
+#  - never restarted: the call in progress fails with ENOTCONN when
+#    reconnect-delay (1 s) has run out after the kill, not before, not
+#    much later, and the handle is then dead;
+#  - restarted read-only: the reconnect succeeds, and the write that waited
+#    fails with EPERM (the export no longer allows it), not a hang;
+#  - a server that accepts every connection but never answers a read
+#    (nbdkit, reads delayed 10 s; request-timeout 300 ms): each reconnect
+#    succeeds and times out again, and the read fails with ETIMEDOUT once
+#    reconnect-delay (1 s) has passed since the first loss, not never.
+# usage: test-reconnect.sh RECONNECT-PROBE
+set -uo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 RECONNECT-PROBE" >&2; exit 2; }
+PROBE=$(realpath "$1")
+command -v qemu-nbd >/dev/null || { echo "qemu-nbd is not installed" >&2; exit 77; }
+T=$(mktemp -d /tmp/nbdaio-reconnect.XXXXXX)
+QEMU_PID=
+trap '[ -z "$QEMU_PID" ] || kill "$QEMU_PID" 2>/dev/null; rm -rf "$T"' EXIT
+truncate -s 16M "$T/disk.img"
+URI="nbd+unix:///?socket=$T/sock"
+FAILED=()
+
+# serve [QEMU-NBD-ARGS...]: qemu-nbd on the file, the old socket removed.
+serve () {
+  rm -f "$T/sock"
+  qemu-nbd -t -f raw -k "$T/sock" "$@" "$T/disk.img" 2>> "$T/qemu.err" &
+  QEMU_PID=$!
+  for _ in $(seq 100); do [ -S "$T/sock" ] && return 0; sleep 0.05; done
+  echo "qemu-nbd did not start" >&2
+  return 1
+}
+
+kill_server () { kill -9 "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; QEMU_PID=; }
+
+# check NAME PYTHON-CONDITION: judge the probe's JSON ($T/out, as d);
+# a sanitizer report on its stderr fails too.
+check () {
+  if ! grep -qE "Sanitizer|runtime error" "$T/err" &&
+     python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($2) else 1)"; then
+    echo "ok   $1: $(cat "$T/out")"
+  else
+    echo "FAIL $1: $(cat "$T/out") $(cat "$T/err")" >&2
+    FAILED+=("$1")
+  fi
+}
+
+# restart DELAY DURATION RESTART-ARGS...: the probe in the background,
+# the server killed after 0.7 s and (unless RESTART-ARGS is "never")
+# restarted 0.5 s later; waits for the probe.
+run_case () {
+  local delay=$1 dur=$2
+  shift 2
+  serve
+  timeout 20 "$PROBE" "$delay" "$dur" 8388608 "$URI" > "$T/out" 2> "$T/err" &
+  local probe=$!
+  sleep 0.7
+  kill_server
+  KILLED_AT=$(date +%s%N)
+  if [ "$1" != never ]; then
+    sleep 0.5
+    serve "$@"
+  fi
+  wait "$probe"
+  ENDED_MS=$(( ($(date +%s%N) - KILLED_AT) / 1000000 ))
+  [ -z "$QEMU_PID" ] || kill_server
+}
+
+run_case 5 2500 --
+check "failover" "d['errno'] == '' and d['written'] > 20 and d['verified'] == d['written'] and d['reconnects'] == 1 and d['downtime_ms'] >= 400"
+
+run_case 1 4000 never
+check "too late ($ENDED_MS ms after the kill)" "d['errno'] == 'ENOTCONN' and 'reconnect-delay' in d['message'] and d['connected'] == 0 and d['reconnects'] == 0 and 900 <= $ENDED_MS <= 2500"
+
+run_case 5 2500 -r
+check "read-only after the restart" "d['errno'] == 'EPERM' and d['reconnects'] == 1"
+
+if command -v nbdkit >/dev/null; then
+  rm -f "$T/sock"
+  nbdkit -f -U "$T/sock" --filter=delay memory 16M delay-read=10 \
+    2> "$T/nbdkit.err" &
+  QEMU_PID=$!                   # killed on exit
+  for _ in $(seq 100); do [ -S "$T/sock" ] && break; sleep 0.05; done
+  timeout 20 "$PROBE" 1 4000 8388608 "$URI" request-timeout=300ms \
+    > "$T/out" 2> "$T/err"
+  check "stalling server" "d['errno'] == 'ETIMEDOUT' and d['reconnects'] >= 1 and 'reconnect-delay' in d['message'] and 1000 <= d['error_ms'] <= 2500"
+  kill_server
+else
+  echo "skip stalling server: nbdkit is not installed"
+fi
+
+echo "$(basename "$0"): $(( 4 - ${#FAILED[@]} )) passed, ${#FAILED[@]} failed"
+[ ${#FAILED[@]} -eq 0 ]
