@@ -4,9 +4,10 @@
  * is linked in statically and only the symbol `ioengine` is exported.
  *
  * Per job: `conns` connections, each reap/refill cycle's requests going
- * mostly to one of them (the least loaded, see pick_conn); requests are
- * held and sent in batches of one sendmsg per connection (see struct
- * engine); a completion callback puts the io_u on a ring that getevents /
+ * mostly to one of them (the least loaded, see pick_conn); the library
+ * queues requests (auto-submit off) and the plugin decides when they leave,
+ * in batches of one sendmsg per connection (see struct engine); a
+ * completion callback puts the io_u on a ring that getevents /
  * event hand back to fio.
  */
 #include "fio.h"
@@ -41,7 +42,7 @@ static const char *const trim_op_names[] = {
 enum setting {
   SET_TLS, SET_TLS_CERTIFICATES, SET_TLS_PSK_FILE, SET_TLS_USERNAME,
   SET_TLS_HOSTNAME, SET_TLS_VERIFY_PEER, SET_STRUCTURED, SET_STRICT,
-  SET_SPLIT, NR_SETTINGS
+  SET_SPLIT, SET_RECONNECT_DELAY, NR_SETTINGS
 };
 
 /* Engine options; the first member is fio's pad (it stores td there). */
@@ -166,6 +167,11 @@ static struct fio_option options[] = {
                   "Send a request above the server's maximum size as "
                   "several NBD requests (default 1; 0 = refuse such a "
                   "job)"),
+  SETTING_OPTION (SET_RECONNECT_DELAY, "reconnect_delay",
+                  "NBD reconnect delay (s)",
+                  "Re-establish a lost connection and resend its requests "
+                  "for up to this many seconds (fractional allowed; default "
+                  "0 = off: the requests fail)"),
   SETTING_OPTION (SET_TLS, "tls", "NBD TLS mode",
                   "off, allow (TLS when the server offers it) or require "
                   "(never plaintext); an nbds:// URI means require"),
@@ -192,8 +198,9 @@ static struct fio_option options[] = {
 struct conn {
   struct nbdaio_handle *h;
   unsigned inflight;            /* io_us issued on it and not completed */
-  unsigned nunsent;             /* of those, issued but not submitted yet */
-  struct io_u **unsent;         /* them, in issue order (iodepth entries) */
+  unsigned nunsent;             /* of those, queued in the library and not
+                                 * submitted yet... */
+  struct io_u **unsent;         /* ...them, stamped when they leave */
   unsigned fresh;               /* submitted since getevents last began... */
   unsigned fresh_gen;           /* ...counted while e->gen had this value */
   bool dirty;                   /* on e->dirty (has unsent commands) */
@@ -203,8 +210,9 @@ struct conn {
 /* Per-job state.
  *
  * Sending: engine_queue hands each io_u to the library on one connection
- * (e->target, see pick_conn), which only queues it.  engine_commit sends a
- * connection's queue (one sendmsg) at once when fio has nothing else
+ * (e->target, see pick_conn), which only queues it: with auto-submit off
+ * it leaves only on nbdaio_aio_submit, never with a read.  engine_commit
+ * submits a connection's queue (one sendmsg) at once when fio has nothing else
  * outstanding (QD1, the first commit: latency) or when the queue holds
  * hold_max commands; otherwise it holds the queue back: fio must call
  * getevents for the other outstanding io_us before it can need the new
@@ -356,6 +364,7 @@ connect_one (struct thread_data *td, const struct engine_options *o,
   if ((p && nbdaio_profile_apply (p, h) == -1) ||
       apply_settings (o, h) == -1 ||
       nbdaio_set_max_in_flight (h, max_in_flight) == -1 ||
+      nbdaio_set_auto_submit (h, 0) == -1 ||     /* submit_conn sends */
       (o->cmd_timeout &&
        nbdaio_set_request_timeout (h, o->cmd_timeout) == -1) ||
       (o->cmd_timeout && !(p && nbdaio_profile_get (p, "connect-timeout")) &&
@@ -631,6 +640,27 @@ engine_setup (struct thread_data *td)
   return r == 0 ? 0 : 1;
 }
 
+/* One line per job when a connection was re-established. */
+static void
+report_reconnects (struct thread_data *td, struct engine *e)
+{
+  uint64_t n = 0, resent = 0, down = 0;
+  struct nbdaio_stats st;
+
+  for (unsigned i = 0; i < e->nconns; i++) {
+    if (nbdaio_get_stats (e->conns[i].h, &st, sizeof st) == -1)
+      continue;
+    n += st.reconnects;
+    resent += st.commands_resent;
+    down += st.downtime_ms;
+  }
+  if (n)
+    log_info ("%s: %s: %llu reconnect%s, %llu commands resent, %llu ms "
+              "down\n", ENGINE, td->o.name, (unsigned long long) n,
+              n == 1 ? "" : "s", (unsigned long long) resent,
+              (unsigned long long) down);
+}
+
 static void
 engine_cleanup (struct thread_data *td)
 {
@@ -638,6 +668,7 @@ engine_cleanup (struct thread_data *td)
 
   if (!e)
     return;
+  report_reconnects (td, e);
   /* Nothing waits here: fio reaped (or gave up on) every io_u already.
    * Commands still queued unsent fail with ENOTCONN as the handle closes. */
   for (unsigned i = 0; i < e->nconns; i++)
@@ -808,6 +839,22 @@ report_dead (struct conn *c, unsigned idx)
   }
 }
 
+/* The library refused io_u (checks, dead connection): it completes with
+ * the error; the first one on a live connection is said. */
+static void
+refused (struct thread_data *td, struct engine *e, struct conn *c,
+         struct io_u *io_u)
+{
+  int err = nbdaio_get_errno () ? nbdaio_get_errno () : EIO;
+
+  if (!td->error && !c->dead)
+    log_err ("%s: %s\n", ENGINE, nbdaio_get_error () ?
+             nbdaio_get_error () : strerror (err));
+  report_dead (c, (unsigned) (c - e->conns));
+  io_done (e, io_u->engine_data, err);
+  io_u_mark_submit (td, 1);
+}
+
 static enum fio_q_status
 engine_queue (struct thread_data *td, struct io_u *io_u)
 {
@@ -820,10 +867,12 @@ engine_queue (struct thread_data *td, struct io_u *io_u)
    * connections) queues io_us whose slots the parent job made */
   slot->e = e;
   slot->conn = c;
-  /* The library sees it in submit_conn: a command queued in the library
-   * could leave with any read of the connection, unstamped and unbatched. */
   c->inflight++;
   e->inflight++;
+  if (issue (e, c->h, io_u) == -1) {
+    refused (td, e, c, io_u);
+    return FIO_Q_QUEUED;
+  }
   e->unsent++;
   c->unsent[c->nunsent++] = io_u;
   if (!c->dirty) {
@@ -833,38 +882,21 @@ engine_queue (struct thread_data *td, struct io_u *io_u)
   return FIO_Q_QUEUED;
 }
 
-/* Issue the io_us held for c to the library and send them (one sendmsg,
- * unless the socket buffer fills: the library sends the rest when the
- * socket takes it); account for them as issued now: fio's issue time and
- * submission latency, its submit histogram (the library starts the
- * request-timeout clock as they leave).  One
- * the library refuses (checks, dead connection) completes with its error.
- * The caller takes c off e->dirty. */
+/* Submit what the library queued on c (one sendmsg, unless the socket
+ * buffer fills: the library sends the rest when the socket takes it);
+ * account for it as issued now: fio's issue time and submission latency,
+ * its submit histogram (the library starts the request-timeout clock as
+ * the requests leave).  The caller takes c off e->dirty. */
 static void
 submit_conn (struct thread_data *td, struct engine *e, struct conn *c)
 {
-  unsigned queued = c->nunsent, n = 0, idx = (unsigned) (c - e->conns);
-  bool said = false;
+  unsigned n = c->nunsent;
 
   c->dirty = false;
   c->nunsent = 0;
-  e->unsent -= queued;
-  for (unsigned i = 0; i < queued; i++) {
-    struct io_u *io_u = c->unsent[i];
-    if (issue (e, c->h, io_u) != -1) {
-      c->unsent[n++] = io_u;    /* keep the issued ones for stamping */
-      continue;
-    }
-    int err = nbdaio_get_errno () ? nbdaio_get_errno () : EIO;
-    if (!td->error && !said && !c->dead)
-      log_err ("%s: %s\n", ENGINE, nbdaio_get_error () ?
-               nbdaio_get_error () : strerror (err));
-    said = true;
-    report_dead (c, idx);
-    io_done (e, io_u->engine_data, err);
-  }
-  if (n && nbdaio_aio_submit (c->h) == -1)
-    report_dead (c, idx);       /* its commands completed with errors */
+  e->unsent -= n;
+  if (nbdaio_aio_submit (c->h) == -1)
+    report_dead (c, (unsigned) (c - e->conns)); /* its commands failed */
   if (fio_fill_issue_time (td)) {
     struct timespec now;
     fio_gettime (&now, NULL);
@@ -873,7 +905,7 @@ submit_conn (struct thread_data *td, struct engine *e, struct conn *c)
       io_u_queued (td, c->unsent[i]);
     }
   }
-  io_u_mark_submit (td, queued);
+  io_u_mark_submit (td, n);
   if (c->fresh_gen != e->gen) {
     c->fresh_gen = e->gen;
     c->fresh = 0;

@@ -97,7 +97,7 @@ paused_run () {
   start_nbdkit "$name" --filter=pause memory 64M \
     pause-control="$T/$name.ctl"
   # the time is taken once the filter confirms the pause ('P')
-  ( sleep 1
+  ( sleep "${PAUSE_AFTER:-1}"
     python3 -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"p")
 s.settimeout(10); assert s.recv(1) == b"P"' "$T/$name.ctl"
@@ -121,7 +121,13 @@ assert jobs[0]['read']['total_ios'] > 1000, 'no I/O before the pause'"
 }
 
 paused_server () { paused_run paused; }
-paused_offload () { paused_run offload --io_submit_mode=offload; }
+# offload: fio starts one submit worker per queue slot, each connecting,
+# before any I/O; a pause that lands while some are still starting can
+# leave fio itself waiting for them (seen on a loaded machine, also with
+# the old plugin), so fewer workers and a later pause
+paused_offload () {
+  PAUSE_AFTER=3 paused_run offload --io_submit_mode=offload --iodepth=4
+}
 
 eio_and_enospc () {
   local log=$T/mixed.log injected

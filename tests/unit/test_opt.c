@@ -249,9 +249,10 @@ test_negotiating_state (void **state)
   assert_int_equal (nbdaio_opt_list (h, NULL, NULL), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   ctx_finish (c);
-  assert_int_equal (c->s->nr_options, 2);
-  assert_int_equal (c->s->options[0], NBD_OPT_STRUCTURED_REPLY);
-  assert_int_equal (c->s->options[1], NBD_OPT_ABORT);
+  assert_int_equal (c->s->nr_options, 3);
+  assert_int_equal (c->s->options[0], NBD_OPT_EXTENDED_HEADERS);
+  assert_int_equal (c->s->options[1], NBD_OPT_STRUCTURED_REPLY);
+  assert_int_equal (c->s->options[2], NBD_OPT_ABORT);
 }
 
 static void
@@ -803,16 +804,26 @@ raw_huge (struct fs *s, uint32_t opt, const uint8_t *d, uint32_t l)
   return 2;
 }
 
+/* 65 replies of type 5 in one write: the client gives up after 64 and
+ * closes, so they must all be in its socket before it can (one send per
+ * reply raced with that close: EPIPE on a loaded machine). */
 static int
 raw_endless (struct fs *s, uint32_t opt, const uint8_t *d, uint32_t l)
 {
+  enum { ONE = NBD_OPT_REPLY_HDR_LEN + 1, N = 65 };
+  uint8_t b[N * ONE];
   (void) d; (void) l;
   if (opt != 99)
     return 0;
-  for (int i = 0; i < 65; i++)
-    if (fs_send_opt_reply (s, opt, 5, "x", 1) == -1)
-      return -1;
-  return 2;
+  for (int i = 0; i < N; i++) {
+    uint8_t *r = b + i * ONE;
+    wire_put64 (r, NBD_MAGIC_OPT_REPLY);
+    wire_put32 (r + 8, opt);
+    wire_put32 (r + 12, 5);
+    wire_put32 (r + 16, 1);
+    r[20] = 'x';
+  }
+  return fs_write (s, b, sizeof b) == -1 ? -1 : 2;
 }
 
 static int
@@ -1018,7 +1029,9 @@ test_list_over_cap (void **state)
   assert_int_equal (sscanf (at, "listed %zu entries", &n), 1);
   assert_true (n >= LIST_CAP / 64 && n <= LIST_CAP / 2);
   assert_int_equal (held.calls, 0);
-  assert_true (big.peak - base <= LIST_CAP + LIST_SLACK);
+  /* held: at most the cap; growing a buffer by realloc holds the old and
+   * the new one for a moment (half the cap at most on top) */
+  assert_true (big.peak - base <= LIST_CAP + LIST_CAP / 2 + LIST_SLACK);
   assert_true (heap_in_use () <= base + LIST_SLACK);
   assert_int_equal (nbdaio_is_negotiating (c->h), 0);
   assert_int_equal (nbdaio_is_connected (c->h), 0);
