@@ -2,8 +2,8 @@
  *
  * Order: greeting (oldstyle, newstyle or fixed newstyle), client flags,
  * NBD_OPT_STARTTLS and the TLS handshake when TLS is wanted (every later
- * option then travels inside TLS), NBD_OPT_STRUCTURED_REPLY (that much is
- * handshake_start), then NBD_OPT_SET_META_CONTEXT and NBD_OPT_GO with
+ * option then travels inside TLS), NBD_OPT_EXTENDED_HEADERS and, if it is
+ * refused, NBD_OPT_STRUCTURED_REPLY (that much is handshake_start), then NBD_OPT_SET_META_CONTEXT and NBD_OPT_GO with
  * NAME/DESCRIPTION/BLOCK_SIZE info requests, falling back to
  * NBD_OPT_EXPORT_NAME (handshake_finish).  In between, opt mode runs single
  * option exchanges (LIST, INFO, LIST_META_CONTEXT, any option raw, ABORT).
@@ -76,6 +76,7 @@ reply_type_legal (uint32_t opt, uint32_t type)
     return true;
   switch (opt) {
   case NBD_OPT_STARTTLS:
+  case NBD_OPT_EXTENDED_HEADERS:
   case NBD_OPT_STRUCTURED_REPLY: return type == NBD_REP_ACK;
   case NBD_OPT_SET_META_CONTEXT:
   case NBD_OPT_LIST_META_CONTEXT:
@@ -191,7 +192,9 @@ option_refused (struct hs *hs, const char *what, uint32_t opt,
                 const struct opt_reply *r)
 {
   const char *hint = r->type == NBD_REP_ERR_TLS_REQD ?
-    " (connect with TLS: an nbds:// URI or tls=require)" : "";
+    " (connect with TLS: an nbds:// URI or tls=require)" :
+    r->type == NBD_REP_ERR_EXT_HEADER_REQD ?
+    " (turn the extended-headers and structured settings on)" : "";
 
   if (!hs->o->stay)
     send_abort (hs);
@@ -237,6 +240,31 @@ opt_starttls (struct hs *hs)
     return -1;
   hs->info->tls = true;
   return 0;
+}
+
+/* NBD_OPT_EXTENDED_HEADERS: 0 when the server acknowledged (extended
+ * headers, which imply structured replies), 1 when it refused (the caller
+ * falls back to NBD_OPT_STRUCTURED_REPLY), -1 on error. */
+static int
+opt_extended_headers (struct hs *hs)
+{
+  struct opt_reply r;
+  int ret = 1;
+
+  if (send_option (hs, NBD_OPT_EXTENDED_HEADERS, NULL, 0) == -1 ||
+      read_option_reply (hs, NBD_OPT_EXTENDED_HEADERS, &r) == -1)
+    return -1;
+  if (r.type == NBD_REP_ACK) {
+    hs->info->extended = hs->info->structured = true;
+    ret = 0;
+  }
+  else if (r.type == NBD_REP_ERR_TLS_REQD)
+    ret = option_refused (hs, "", NBD_OPT_EXTENDED_HEADERS, &r);
+  else
+    debug (hs->o->debug, "extended headers refused (%s), asking for "
+           "structured replies", proto_reply_name (r.type));
+  free (r.data);
+  return ret;
 }
 
 static int
@@ -295,15 +323,57 @@ send_meta_option (struct hs *hs, uint32_t opt, const char *const *queries)
   return r;
 }
 
+/* Forget the contexts selected so far (a refusal selects none). */
+static void
+metas_clear (struct export_info *info)
+{
+  for (uint32_t i = 0; i < info->nmetas; i++)
+    free (info->metas[i].name);
+  info->nmetas = 0;
+  info->meta_context = NULL;
+  info->meta_context_id = 0;
+}
+
+/* An NBD_REP_META_CONTEXT (id, name) to SET_META_CONTEXT: the name must
+ * be one of the queries (n of them); a context named twice counts once. */
+static int
+meta_selected (struct hs *hs, const char *const *queries, size_t n,
+               const struct opt_reply *r)
+{
+  struct export_info *info = hs->info;
+  size_t i = 0;
+
+  while (i < n && (r->len < 5 || r->len - 4 != strlen (queries[i]) ||
+                   memcmp (r->data + 4, queries[i], r->len - 4) != 0))
+    i++;
+  if (i == n)
+    return set_violation ("meta-context-name", "NBD_REP_META_CONTEXT names "
+                          "'%s', but only '%s'%s was asked for",
+                          r->len > 4 ? ESCAPED (r->data + 4, r->len - 4) : "",
+                          ESCAPED (queries[0], strlen (queries[0])),
+                          n > 1 ? " and others" : "");
+  for (uint32_t k = 0; k < info->nmetas; k++)
+    if (strcmp (info->metas[k].name, queries[i]) == 0)
+      return 0;
+  if (!(info->metas[info->nmetas].name = strdup (queries[i])))
+    return set_error (ENOMEM, "out of memory");
+  info->metas[info->nmetas++].id = wire_get32 (r->data);
+  info->meta_context = info->metas[0].name;
+  info->meta_context_id = info->metas[0].id;
+  return 0;
+}
+
 static int
 opt_set_meta_context (struct hs *hs)
 {
-  const char *ctx = hs->o->meta_context;
-  const char *queries[] = { ctx, NULL };
-  uint32_t clen = strlen (ctx);
+  const char *queries[NBDAIO_MAX_META_CONTEXTS + 1] = { hs->o->meta_context };
+  size_t n = 1;
   struct opt_reply r;
   int ret;
 
+  for (; hs->o->meta_more && hs->o->meta_more[n - 1] &&
+         n < NBDAIO_MAX_META_CONTEXTS; n++)
+    queries[n] = hs->o->meta_more[n - 1];
   if (send_meta_option (hs, NBD_OPT_SET_META_CONTEXT, queries) == -1)
     return -1;
 
@@ -320,25 +390,14 @@ opt_set_meta_context (struct hs *hs)
         debug (hs->o->debug, "meta context refused: %s",
                proto_reply_name (r.type));
       free (r.data);
-      free (hs->info->meta_context);
-      hs->info->meta_context = NULL;
+      metas_clear (hs->info);
       return ret;
     }
     /* NBD_REP_META_CONTEXT: id (4) + name */
-    if (r.len < 5 || r.len - 4 != clen || memcmp (r.data + 4, ctx, clen) != 0) {
-      ret = set_violation ("meta-context-name", "NBD_REP_META_CONTEXT names "
-                           "'%s', but only '%s' was asked for",
-                           r.len > 4 ? ESCAPED (r.data + 4, r.len - 4) : "",
-                           ESCAPED (ctx, clen));
-      free (r.data);
-      return ret;
-    }
-    hs->info->meta_context_id = wire_get32 (r.data);
-    free (hs->info->meta_context);
-    hs->info->meta_context = strdup (ctx);
+    ret = meta_selected (hs, queries, n, &r);
     free (r.data);
-    if (!hs->info->meta_context)
-      return set_error (ENOMEM, "out of memory");
+    if (ret == -1)
+      return -1;
   }
 }
 
@@ -444,6 +503,17 @@ opt_go_or_info (struct hs *hs, uint32_t opt)
     }
     if (r.type & NBD_REP_FLAG_ERROR) {
       char what[ESCAPE_MSG_MAX + 32];
+      if (hs->info->extended && (r.type == NBD_REP_ERR_EXT_HEADER_REQD ||
+                                 (r.type == NBD_REP_ERR_UNSUP &&
+                                  opt == NBD_OPT_GO))) {
+        free (r.data);
+        return set_violation ("ext-go", "%s answered %s after extended "
+                              "headers were negotiated (a server that "
+                              "acknowledges them MUST support NBD_OPT_GO "
+                              "and needs nothing more)",
+                              proto_option_name (opt),
+                              proto_reply_name (r.type));
+      }
       if (r.type == NBD_REP_ERR_UNSUP && opt == NBD_OPT_GO) {
         free (r.data);
         debug (hs->o->debug, "NBD_OPT_GO unsupported, falling back to "
@@ -580,10 +650,14 @@ newstyle_start (struct hs *hs)
     else if (opt_starttls (hs) == -1)
       return -1;
   }
-  if (info->protocol == PROTO_NEWSTYLE_FIXED && o->structured &&
-      opt_structured_reply (hs) == -1)
-    return -1;
-  return 0;
+  if (info->protocol != PROTO_NEWSTYLE_FIXED || !o->structured)
+    return 0;
+  if (o->extended) {
+    int r = opt_extended_headers (hs);
+    if (r != 1)
+      return r;
+  }
+  return opt_structured_reply (hs);
 }
 
 int
@@ -628,6 +702,7 @@ info_for_exchange (struct export_info *tmp, const struct export_info *info)
   tmp->protocol = info->protocol;
   tmp->hflags = info->hflags;
   tmp->structured = info->structured;
+  tmp->extended = info->extended;
   tmp->tls = info->tls;
 }
 
@@ -663,6 +738,7 @@ handshake_finish (struct transport *t, const struct handshake_opts *o,
     debug (o->debug, "handshake done: size %llu, transmission flags 0x%04x, "
            "structured replies %s, meta context %s",
            (unsigned long long) tmp.size, tmp.tflags,
+           tmp.extended ? "on (extended headers)" :
            tmp.structured ? "on" : "off",
            tmp.meta_context ? tmp.meta_context : "none");
     r = check_export (&tmp);
@@ -946,6 +1022,8 @@ handshake_opt_raw (struct transport *t, const struct handshake_opts *o,
     /* the server now sends structured replies: so must we read them */
     if (option == NBD_OPT_STRUCTURED_REPLY && r.type == NBD_REP_ACK)
       info->structured = true;
+    if (option == NBD_OPT_EXTENDED_HEADERS && r.type == NBD_REP_ACK)
+      info->extended = info->structured = true;
     return r.type;
   }
   return set_error (EOVERFLOW, "more than %d replies to option %u: giving "
@@ -978,6 +1056,7 @@ export_info_free (struct export_info *info)
 {
   free (info->name);
   free (info->description);
-  free (info->meta_context);
+  for (uint32_t i = 0; i < info->nmetas; i++)
+    free (info->metas[i].name);    /* meta_context is metas[0].name */
   memset (info, 0, sizeof *info);
 }

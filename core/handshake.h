@@ -17,7 +17,11 @@ enum protocol { PROTO_OLDSTYLE, PROTO_NEWSTYLE, PROTO_NEWSTYLE_FIXED };
 struct handshake_opts {
   const char *export_name;     /* never NULL */
   bool structured;             /* ask for structured replies */
+  bool extended;               /* with structured: ask for extended headers
+                                * first */
   const char *meta_context;    /* context to ask for, or NULL */
+  const char *const *meta_more; /* with meta_context: more to ask for
+                                 * (NULL-terminated; NULL: none) */
   bool debug;
   int64_t deadline;            /* transport_now_ms () value, 0 = none */
   const struct tls_config *tls;
@@ -45,9 +49,17 @@ struct export_info {
   uint32_t bs_min, bs_pref, bs_max;   /* 0 when not advertised */
   bool bs_given;               /* NBD_INFO_BLOCK_SIZE arrived */
   bool structured;
+  bool extended;               /* extended headers (implies structured) */
   bool tls;                    /* running over TLS */
-  char *meta_context;          /* negotiated context, or NULL */
+  char *meta_context;          /* negotiated context (the first of metas,
+                                * the same string), or NULL */
   uint32_t meta_context_id;
+  struct meta_ctx {
+    char *name;
+    uint32_t id;
+  } metas[NBDAIO_MAX_META_CONTEXTS]; /* every negotiated context, in the
+                                      * order the server named them */
+  uint32_t nmetas;
 };
 
 /* Run the whole handshake on t, with NBD_OPT_STARTTLS first when TLS is
@@ -61,8 +73,8 @@ int handshake_run (struct transport *t, const struct handshake_opts *o,
                    struct export_info *info);
 
 /* The first part: greeting, client flags, NBD_OPT_STARTTLS and
- * NBD_OPT_STRUCTURED_REPLY as o asks (fixed newstyle only).  Fills the
- * connection facts of *info (protocol, hflags, structured, tls; size and
+ * NBD_OPT_EXTENDED_HEADERS (refused: NBD_OPT_STRUCTURED_REPLY) as o asks (fixed newstyle only).  Fills the
+ * connection facts of *info (protocol, hflags, structured, extended, tls; size and
  * tflags for oldstyle).  Returns 0 or -1. */
 int handshake_start (struct transport *t, const struct handshake_opts *o,
                      struct export_info *info);
@@ -96,7 +108,8 @@ int handshake_opt_list_meta_context (struct transport *t,
                                      nbdaio_context_callback cb,
                                      void *user_data);
 /* Any option: the type of the final reply (error replies included), or
- * -1.  An NBD_REP_ACK to NBD_OPT_STRUCTURED_REPLY sets info->structured. */
+ * -1.  An NBD_REP_ACK to NBD_OPT_STRUCTURED_REPLY sets info->structured,
+ * one to NBD_OPT_EXTENDED_HEADERS info->extended (and structured). */
 int64_t handshake_opt_raw (struct transport *t,
                            const struct handshake_opts *o,
                            struct export_info *info, uint32_t option,

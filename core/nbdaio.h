@@ -70,6 +70,22 @@ typedef struct {
   void (*free) (void *user_data);
 } nbdaio_extent_callback;
 
+/* One extent of a 64-bit block status reply. */
+typedef struct {
+  uint64_t length;
+  uint64_t flags;
+} nbdaio_extent64;
+
+/* Runs for each block-status chunk of nbdaio_aio_block_status_64:
+ * nr_entries extents, the first starting at offset, for the context
+ * metacontext (one chunk per negotiated context and command). */
+typedef struct {
+  int (*callback) (void *user_data, const char *metacontext, uint64_t offset,
+                   nbdaio_extent64 *entries, size_t nr_entries, int *error);
+  void *user_data;
+  void (*free) (void *user_data);
+} nbdaio_extent64_callback;
+
 #define NBDAIO_NULL_COMPLETION ((nbdaio_completion_callback) { 0 })
 #define NBDAIO_NULL_CHUNK      ((nbdaio_chunk_callback) { 0 })
 
@@ -164,9 +180,28 @@ NBDAIO_API int nbdaio_set_export_name (struct nbdaio_handle *h,
 /* Ask for structured replies (default 1). */
 NBDAIO_API int nbdaio_set_request_structured_replies (struct nbdaio_handle *h,
                                                       int request);
+/* Ask for extended headers (NBD_OPT_EXTENDED_HEADERS, before structured
+ * replies; default 1): 32-byte requests and replies with 64-bit lengths.
+ * Only with structured replies on; a server that refuses them gets
+ * NBD_OPT_STRUCTURED_REPLY instead.  0 never asks (a server requiring
+ * them then refuses the export: NBD_REP_ERR_EXT_HEADER_REQD).  Returns 0,
+ * or -1 (EINVAL) if h is NULL or has connected. */
+NBDAIO_API int nbdaio_set_request_extended_headers (struct nbdaio_handle *h,
+                                                    int request);
 /* The meta context to negotiate when structured replies are on (default
- * "base:allocation"); NULL negotiates none. */
+ * "base:allocation"); NULL negotiates none.  Replaces the whole list
+ * nbdaio_add_meta_context builds. */
 NBDAIO_API int nbdaio_set_meta_context (struct nbdaio_handle *h,
+                                        const char *name);
+/* The most meta contexts one handle asks for. */
+#define NBDAIO_MAX_META_CONTEXTS 8
+/* Ask for one more meta context (after those set or added before; the
+ * first when there is none): NBD_OPT_SET_META_CONTEXT names them all, and
+ * each block status reply then holds one chunk per context the server
+ * selected, each passed to the extent callback with its name.  Returns 0,
+ * or -1: EINVAL (h NULL or connected, name NULL, empty, longer than 4096
+ * bytes, or asked already), E2BIG (NBDAIO_MAX_META_CONTEXTS reached). */
+NBDAIO_API int nbdaio_add_meta_context (struct nbdaio_handle *h,
                                         const char *name);
 /* Connect + handshake timeout in milliseconds (default 30000; 0 = none):
  * one deadline for the whole connect call (socket, TLS, every option). */
@@ -187,6 +222,32 @@ NBDAIO_API int nbdaio_set_connect_timeout (struct nbdaio_handle *h,
  * EINVAL). */
 NBDAIO_API int nbdaio_set_request_timeout (struct nbdaio_handle *h,
                                            unsigned ms);
+/* Reconnect (default 0 = off).  With ms > 0, a connection made by
+ * nbdaio_connect_unix, _tcp or _uri that is lost (EOF, reset, a request
+ * timeout) is re-established to the same target with the same settings
+ * and TLS for up to ms milliseconds; the commands in flight are checked
+ * against what the server then advertises (one no longer allowed fails
+ * with the error issuing it would get: EPERM, EINVAL, ERANGE) and sent
+ * again in their first order (a flush after what was sent before it).
+ * Commands not completed within ms fail with the error of the loss
+ * (ENOTCONN, ETIMEDOUT).  A protocol violation (EPROTO), a soft
+ * disconnect (ESHUTDOWN, nbdaio_aio_disconnect, nbdaio_shutdown),
+ * nbdaio_abort and a socket given to nbdaio_connect_socket never
+ * reconnect.  Attempts run inside nbdaio_poll, the notify calls and the
+ * synchronous calls (at once, then after 50 ms doubling up to 1 s; each
+ * connect and handshake may block up to what is left of ms and the
+ * connect timeout).  While reconnecting the handle counts as connected
+ * for issuing (new commands queue and go out after the resent ones),
+ * nbdaio_is_connected returns 0, nbdaio_get_fd returns a timer descriptor
+ * that becomes readable when the next attempt is due (direction READ,
+ * nbdaio_aio_get_timeout: ms until then), and afterwards the new socket:
+ * an event loop must take nbdaio_get_fd again after each notify call.
+ * The setting by name (reconnect-delay) is in seconds, fractional
+ * allowed, or with a unit (ms, s, m).  Only before connecting (else -1,
+ * EINVAL).  Counted in nbdaio_get_stats (reconnects, commands_resent,
+ * downtime_ms). */
+NBDAIO_API int nbdaio_set_reconnect_delay (struct nbdaio_handle *h,
+                                           unsigned ms);
 /* Maximum number of commands issued and not yet retired (default 256,
  * 1..65536).  Issuing beyond it fails with EAGAIN. */
 NBDAIO_API int nbdaio_set_max_in_flight (struct nbdaio_handle *h,
@@ -206,6 +267,27 @@ NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_set_split (struct nbdaio_handle *h, int split);
 /* 1 if split is on, 0 if off, -1 (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_get_split (struct nbdaio_handle *h);
+/* Whether queued commands leave on their own (default 1), as
+ * io_uring_submit is the caller's choice in liburing.  On: a queued
+ * command leaves at the next nbdaio_aio_submit, nbdaio_aio_notify_write,
+ * nbdaio_aio_notify_read or nbdaio_poll, whichever comes first.  Off: it
+ * leaves only once the caller submits (nbdaio_aio_submit, or nbdaio_poll,
+ * which submits before it waits), never as a side effect of a read or of
+ * nbdaio_aio_notify_write; what was submitted and did not fit the socket
+ * goes on with any notify call (nbdaio_aio_get_direction then says WRITE;
+ * it never does for unsubmitted commands).  So the caller batches: issue
+ * several commands, then submit them in one system call.  The one
+ * exception: a split command's later pieces, which wait for piece slots,
+ * leave as earlier pieces complete (the command was submitted).  The
+ * request timeout's clock starts when a request leaves, not when it is
+ * queued: an unsubmitted command never times out.  With max-in-flight
+ * commands issued and unsubmitted, the next issue fails with EAGAIN: submit
+ * and reap.  Allowed at any time; turning it off counts what is queued
+ * already as submitted.  Returns 0, or -1 (EINVAL) if h is NULL. */
+NBDAIO_API int nbdaio_set_auto_submit (struct nbdaio_handle *h,
+                                       int auto_submit);
+/* 1 if auto-submit is on, 0 if off, -1 (EINVAL) if h is NULL. */
+NBDAIO_API int nbdaio_get_auto_submit (struct nbdaio_handle *h);
 /* Protocol tracing to stderr (default: NBDAIO_DEBUG=1 in the environment). */
 NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 
@@ -259,6 +341,7 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *   tls-hostname      name the server certificate must carry
  *   tls-verify-peer   boolean
  *   structured        boolean: ask for structured replies
+ *   extended-headers  boolean (nbdaio_set_request_extended_headers)
  *   meta-context      context name, or "none"
  *   connect-timeout   duration (bare number = milliseconds; units ms, s, m)
  *   request-timeout   duration, as connect-timeout (0 = none)
@@ -266,6 +349,7 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *   strict            all | none | a boolean (all / none) | a comma list
  *                     of commands, flags, bounds, align, payload
  *   split             boolean (nbdaio_set_split)
+ *   auto-submit       boolean (nbdaio_set_auto_submit)
  *   debug             boolean
  * Booleans are yes/no, true/false, on/off or 1/0.  Returns 0, or -1 with
  * EINVAL and a message naming the setting and the bad value (ENOENT for an
@@ -520,10 +604,21 @@ NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
  * advertised maximum, else 32 MiB); longer reads and writes are split
  * (nbdaio_set_split) or, with split off, refused. */
 NBDAIO_API int64_t nbdaio_get_max_payload (struct nbdaio_handle *h);
-/* 1 if structured replies were negotiated. */
+/* 1 if structured replies were negotiated (extended headers imply them). */
 NBDAIO_API int nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h);
-/* The negotiated meta context name, or NULL if none. */
+/* 1 if extended headers were negotiated (32-byte requests and replies),
+ * 0 if not; -1 as the other getters here (no connection facts yet). */
+NBDAIO_API int nbdaio_get_extended_headers (struct nbdaio_handle *h);
+/* The negotiated meta context name, or NULL if none (with several, the
+ * first the server selected). */
 NBDAIO_API const char *nbdaio_get_meta_context (struct nbdaio_handle *h);
+/* How many meta contexts were negotiated (0 to NBDAIO_MAX_META_CONTEXTS),
+ * -1 as the other getters here. */
+NBDAIO_API int nbdaio_get_nr_meta_contexts (struct nbdaio_handle *h);
+/* 1 if the server selected the meta context name, 0 if not, -1 as the
+ * other getters here (or EINVAL for a NULL name). */
+NBDAIO_API int nbdaio_can_meta_context (struct nbdaio_handle *h,
+                                        const char *name);
 /* The raw 16-bit handshake and transmission flags. */
 NBDAIO_API int nbdaio_get_handshake_flags (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_get_transmission_flags (struct nbdaio_handle *h);
@@ -545,7 +640,8 @@ NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
  * 2^32 - 1 always), ESHUTDOWN (server asked to shut down).  Queued
  * commands leave in one batched write at the latest at the next
  * nbdaio_aio_submit, nbdaio_aio_notify_write, nbdaio_aio_notify_read or
- * nbdaio_poll.  Buffers must stay valid until the command completes.
+ * nbdaio_poll (with auto-submit off: at the next nbdaio_aio_submit or
+ * nbdaio_poll only, see nbdaio_set_auto_submit).  Buffers must stay valid until the command completes.
  *
  * Large requests (nbdaio_set_split on, the default): a read or write of
  * any size_t length, and a trim, zero or cache of any 64-bit length, is
@@ -599,6 +695,15 @@ NBDAIO_API int64_t nbdaio_aio_block_status (struct nbdaio_handle *h,
                                             nbdaio_extent_callback extent,
                                             nbdaio_completion_callback completion,
                                             uint32_t flags);
+/* nbdaio_aio_block_status with 64-bit extents: lengths and statuses as
+ * the server sent them (with extended headers, BLOCK_STATUS_EXT; else the
+ * 32-bit values widened), never cut or refused for size.  Same returns,
+ * errors and callback rules as nbdaio_aio_block_status. */
+NBDAIO_API int64_t nbdaio_aio_block_status_64 (struct nbdaio_handle *h,
+                                               uint64_t count, uint64_t offset,
+                                               nbdaio_extent64_callback extent,
+                                               nbdaio_completion_callback completion,
+                                               uint32_t flags);
 
 /* Graceful disconnect: no new commands are accepted; NBD_CMD_DISC is sent
  * once every in-flight command has completed (drive it with nbdaio_poll).
@@ -627,7 +732,9 @@ NBDAIO_API int nbdaio_aio_in_flight (struct nbdaio_handle *h);
 
 /* ---- event loop integration ------------------------------------------ */
 
-/* The socket to poll, or -1 if not connected. */
+/* The socket to poll, or -1 if not connected.  It changes after a
+ * reconnect, and while reconnecting it is a timer descriptor (see
+ * nbdaio_set_reconnect_delay): take it again after each notify call. */
 NBDAIO_API int nbdaio_get_fd (struct nbdaio_handle *h);
 /* NBDAIO_DIRECTION_READ while commands await replies, | WRITE while queued
  * bytes wait to be sent. */
@@ -637,13 +744,18 @@ NBDAIO_API unsigned nbdaio_aio_get_direction (struct nbdaio_handle *h);
  * there is none (no request timeout, nothing awaiting the server, not
  * connected, or h NULL: then EINVAL), 0 once it has passed (call
  * nbdaio_aio_notify_read: it ends the connection with ETIMEDOUT unless
- * the reply has arrived), else the milliseconds left.  O(1). */
+ * the reply has arrived), else the milliseconds left.  While reconnecting
+ * (nbdaio_set_reconnect_delay): the milliseconds until the next attempt
+ * (0: call nbdaio_aio_notify_read now).  O(1). */
 NBDAIO_API int nbdaio_aio_get_timeout (struct nbdaio_handle *h);
-/* Send queued commands now, in as few system calls as the socket allows.
+/* Send queued commands now, in as few system calls as the socket allows
+ * (with auto-submit off: every command queued so far is submitted, and
+ * what the socket does not take goes on with the notify calls).
  * Returns the number of commands whose request fully left, or -1. */
 NBDAIO_API int nbdaio_aio_submit (struct nbdaio_handle *h);
 /* The socket is readable: read and dispatch every reply available without
- * blocking, then check the request deadline.  Returns 0 or -1 (connection
+ * blocking, send what may leave (with auto-submit off: only what was
+ * submitted), then check the request deadline.  Returns 0 or -1 (connection
  * died, ETIMEDOUT included; commands were failed; or EBUSY: called from a
  * chunk, extent or completion callback of h while h reads replies, which
  * would re-enter the reader; nothing was read, the connection lives on).
@@ -731,6 +843,11 @@ struct nbdaio_stats {
                                  * timeout */
   uint64_t violations;          /* connections ended by a protocol
                                  * violation of the server (EPROTO) */
+  uint64_t reconnects;          /* lost connections re-established
+                                 * (nbdaio_set_reconnect_delay) */
+  uint64_t commands_resent;     /* requests sent again after a loss */
+  uint64_t downtime_ms;         /* total time spent reconnecting, of the
+                                 * reconnects that succeeded */
 };
 
 /* Copy h's counters into out, which holds size bytes: pass sizeof (struct

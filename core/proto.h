@@ -43,6 +43,7 @@
 #define NBD_OPT_STRUCTURED_REPLY  8
 #define NBD_OPT_LIST_META_CONTEXT 9
 #define NBD_OPT_SET_META_CONTEXT  10
+#define NBD_OPT_EXTENDED_HEADERS  11
 
 /* option reply types */
 #define NBD_REP_ACK               1
@@ -81,6 +82,12 @@
 #define NBD_MAGIC_REQUEST         UINT32_C(0x25609513)
 #define NBD_MAGIC_SIMPLE_REPLY    UINT32_C(0x67446698)
 #define NBD_MAGIC_STRUCTURED_REPLY UINT32_C(0x668e33ef)
+#define NBD_MAGIC_EXT_REQUEST     UINT32_C(0x21e41c71)
+#define NBD_MAGIC_EXT_REPLY       UINT32_C(0x6e8a278c)
+
+/* command flag only the wire format sets (extended headers: a payload
+ * follows the request; every NBD_CMD_WRITE carries it) */
+#define NBD_CMD_FLAG_PAYLOAD_LEN  (1u << 5)
 
 /* structured reply flags and chunk types */
 #define NBD_REPLY_FLAG_DONE       (1u << 0)
@@ -88,6 +95,7 @@
 #define NBD_REPLY_TYPE_OFFSET_DATA 1
 #define NBD_REPLY_TYPE_OFFSET_HOLE 2
 #define NBD_REPLY_TYPE_BLOCK_STATUS 5
+#define NBD_REPLY_TYPE_BLOCK_STATUS_EXT 6
 #define NBD_REPLY_TYPE_ERROR_BIT  (1u << 15)
 #define NBD_REPLY_TYPE_ERROR      (NBD_REPLY_TYPE_ERROR_BIT | 1)
 #define NBD_REPLY_TYPE_ERROR_OFFSET (NBD_REPLY_TYPE_ERROR_BIT | 2)
@@ -109,6 +117,8 @@
 #define NBD_OPT_HDR_LEN           16             /* magic, option, length */
 #define NBD_OPT_REPLY_HDR_LEN     20             /* magic, opt, type, len */
 #define NBD_REQUEST_LEN           28
+#define NBD_EXT_REQUEST_LEN       32             /* extended headers */
+#define NBD_EXT_REPLY_LEN         32
 #define NBD_SIMPLE_REPLY_LEN      16
 #define NBD_STRUCTURED_REPLY_LEN  20
 #define NBD_INFO_EXPORT_LEN       12

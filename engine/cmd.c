@@ -275,6 +275,7 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
     h->st.failed[cmd->type] += err != 0;
   }
   cmd->state = CMD_DONE;
+  h->rc.progress |= err == 0;   /* reconnect.c: the server answers */
   if (cmd->bits) {
     free (cmd->bits);
     cmd->bits = NULL;

@@ -125,6 +125,12 @@ nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h)
 }
 
 int
+nbdaio_get_extended_headers (struct nbdaio_handle *h)
+{
+  return check_conn_info (h) == -1 ? -1 : h->info.extended;
+}
+
+int
 nbdaio_get_tls_negotiated (struct nbdaio_handle *h)
 {
   return check_conn_info (h) == -1 ? -1 : h->info.tls;
@@ -134,6 +140,25 @@ const char *
 nbdaio_get_meta_context (struct nbdaio_handle *h)
 {
   return check_info (h) == -1 ? NULL : h->info.meta_context;
+}
+
+int
+nbdaio_get_nr_meta_contexts (struct nbdaio_handle *h)
+{
+  return check_info (h) == -1 ? -1 : (int) h->info.nmetas;
+}
+
+int
+nbdaio_can_meta_context (struct nbdaio_handle *h, const char *name)
+{
+  if (check_info (h) == -1)
+    return -1;
+  if (!name)
+    return set_error (EINVAL, "meta context name is NULL");
+  for (uint32_t i = 0; i < h->info.nmetas; i++)
+    if (strcmp (h->info.metas[i].name, name) == 0)
+      return 1;
+  return 0;
 }
 
 int

@@ -59,7 +59,7 @@ struct nbdaio_cmd {
   uint16_t type;
   uint16_t flags;
   uint8_t state;                /* enum cmd_state */
-  bool got_block_status;
+  uint8_t got_block_status;     /* bit i: the chunk for info.metas[i] */
   int error;                    /* first error, errno value */
   uint64_t covered;             /* bytes covered by data/hole chunks */
   /* Byte ranges (relative to offset) covered by data/hole chunks, sorted,
@@ -71,6 +71,10 @@ struct nbdaio_cmd {
   uint64_t *bits;               /* NULL while runs suffice */
   nbdaio_chunk_callback chunk;
   nbdaio_extent_callback extent;
+  /* nbdaio_aio_block_status_64: its callback (user_data and free are in
+   * extent, whose callback is then NULL) */
+  int (*extent64) (void *user_data, const char *metacontext, uint64_t offset,
+                   nbdaio_extent64 *entries, size_t nr_entries, int *error);
   nbdaio_completion_callback completion;
   uint32_t done_prev, done_next; /* list of completed, unretired commands */
   uint32_t sent_prev, sent_next; /* list of sent, unanswered commands, in
@@ -80,12 +84,38 @@ struct nbdaio_cmd {
   uint32_t parent;              /* a piece: the slot of its split command;
                                  * else CMD_NONE */
   struct cmd_split split;       /* state CMD_SPLIT */
-  uint8_t hdr[NBD_REQUEST_LEN]; /* the encoded request */
+  uint8_t hdr[NBD_EXT_REQUEST_LEN]; /* the encoded request (h->req_len
+                                     * bytes of it) */
 };
 
 /* H_NEGOTIATING: opt mode, between the connect call and nbdaio_opt_go /
  * nbdaio_opt_abort (the socket is open, no command may be issued). */
-enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING };
+/* H_RECONNECTING: the connection was lost and reconnect.c is
+ * re-establishing it; commands may be issued (they queue). */
+enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING,
+                    H_RECONNECTING };
+
+/* How the handle connected, for a reconnect (reconnect.c). */
+enum rc_target { RC_NONE, RC_UNIX, RC_TCP };
+
+struct reconnect {
+  unsigned delay_ms;            /* reconnect-delay, 0 = off */
+  enum rc_target kind;          /* RC_NONE: cannot reconnect (an adopted
+                                 * socket) */
+  char *path, *host, *port;     /* unix path; TCP host and port */
+  int err;                      /* what commands fail with on giving up */
+  char *reason;                 /* why the connection was lost */
+  int64_t since, deadline, next_try; /* transport_now_ms values */
+  int64_t outage;               /* when the outage began: a loss with no
+                                 * command completed since the last
+                                 * reconnect continues it */
+  bool progress;                /* a command succeeded since then */
+  uint64_t requeued;            /* sent commands put back on the queue,
+                                 * counted as resent once reconnected */
+  unsigned backoff_ms;
+  int timer_fd;                 /* while reconnecting: nbdaio_get_fd's
+                                 * descriptor, readable at next_try */
+};
 
 enum rx_state {
   RX_HEADER,                    /* waiting for a reply header */
@@ -115,7 +145,10 @@ struct nbdaio_handle {
   bool export_name_explicit;    /* set by nbdaio_set_export_name: a URI
                                    may not name another export */
   char *meta_context_wanted;
+  char *meta_more[NBDAIO_MAX_META_CONTEXTS]; /* nbdaio_add_meta_context's
+                                 * after the first (NULL-terminated) */
   bool request_structured;
+  bool extended_off;            /* nbdaio_set_request_extended_headers (h, 0) */
   bool debug;
   unsigned connect_timeout_ms;
   unsigned request_timeout_ms;  /* 0 = none (deadline.c) */
@@ -127,6 +160,8 @@ struct nbdaio_handle {
   struct transport t;
   struct export_info info;
   uint64_t max_payload;
+  uint32_t req_len;             /* request header: NBD_REQUEST_LEN, or
+                                 * NBD_EXT_REQUEST_LEN (extended headers) */
   uint32_t align;               /* minimum block size, 1 if none */
 
   /* command slots (cmd.c) */
@@ -146,6 +181,9 @@ struct nbdaio_handle {
   uint32_t *sendq;
   uint32_t sq_mask;
   uint32_t sq_head, sq_len;
+  uint32_t sq_go;               /* auto-submit off: queue entries (from the
+                                 * head) submitted, which may leave */
+  bool auto_submit_off;         /* nbdaio_set_auto_submit (h, 0) */
   size_t sq_sent;               /* bytes of the head command already sent */
   struct iovec *iov;
   bool disc_wanted;             /* nbdaio_aio_disconnect or ESHUTDOWN */
@@ -160,6 +198,8 @@ struct nbdaio_handle {
                                  * re-enter it (EBUSY) */
   uint32_t *extents;
   size_t extents_cap;
+  nbdaio_extent64 *extents64;   /* every block status chunk is parsed here */
+  size_t extents64_cap;
 
   char *conn_error;             /* why the connection ended */
   int64_t connect_deadline;     /* during a connect call: when it must
@@ -178,7 +218,10 @@ struct nbdaio_handle {
     uint64_t failed[STATS_CMD_TYPES];
     uint64_t bytes_sent, bytes_received, payload_sent, payload_received;
     uint64_t simple_replies, chunks, timeouts, violations;
+    uint64_t reconnects, resent, downtime_ms;
   } st;
+
+  struct reconnect rc;          /* reconnect.c */
 
   /* opt mode (opt.c) */
   bool opt_mode;                /* nbdaio_set_opt_mode */
@@ -200,9 +243,16 @@ int handle_finish_handshake (struct nbdaio_handle *h, bool stay);
  * keep the last error as the reason, the handle is dead.  Returns -1. */
 int handle_failed (struct nbdaio_handle *h);
 
+/* Connect a new transport to the remembered target within timeout_ms and
+ * run the whole handshake (opt mode or not) into a fresh export info that
+ * replaces h->info.  Returns 0, or -1 (the transport is closed). */
+int handle_reconnect (struct nbdaio_handle *h, unsigned timeout_ms);
+
 /* settings.c */
 /* -1 (EINVAL) unless h exists and has not connected yet. */
 int settings_check_new (struct nbdaio_handle *h);
+/* Forget the meta contexts nbdaio_add_meta_context added after the first. */
+void settings_clear_meta_more (struct nbdaio_handle *h);
 /* Replace *dst with a copy of src (NULL allowed); what names it in errors
  * (longer than NBD_MAX_STRING is EINVAL). */
 int settings_replace_string (char **dst, const char *src, const char *what);
@@ -227,6 +277,10 @@ void callbacks_release (nbdaio_chunk_callback *chunk,
 /* Encode the request of cmd (allocated, its type, flags, offset, count
  * and buf set) and put it on the send queue (state CMD_QUEUED). */
 void cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* Whether cmd (a wire command) is still allowed by what the server now
+ * advertises (after a reconnect): the checks of issuing, under h's strict
+ * flags.  Returns 0, or -1 with the error issuing would give. */
+int cmd_recheck (struct nbdaio_handle *h, const struct nbdaio_cmd *cmd);
 
 /* split.c */
 /* Whether a command of this type and length is sent as pieces: split is
@@ -244,6 +298,9 @@ void split_start (struct nbdaio_handle *h, struct nbdaio_cmd *p,
  * first error, issue waiting pieces, complete p after its last piece. */
 void split_piece_done (struct nbdaio_handle *h, struct nbdaio_cmd *p,
                        int err);
+/* Issue pieces of the waiting split commands into free piece slots (after
+ * a reconnect). */
+void split_pump (struct nbdaio_handle *h);
 /* The connection died (its wire commands were failed): complete with err
  * every split command still waiting for piece slots. */
 void split_fail_all (struct nbdaio_handle *h, int err);
@@ -271,6 +328,9 @@ int deadline_check (struct nbdaio_handle *h);
 int send_init (struct nbdaio_handle *h);
 void send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
 int send_flush (struct nbdaio_handle *h);
+/* Queued commands that may leave now: all of them with auto-submit on,
+ * else the submitted ones (send.c). */
+uint32_t send_ready (const struct nbdaio_handle *h);
 int send_disconnect (struct nbdaio_handle *h);
 
 /* reply.c */
@@ -280,11 +340,35 @@ int reply_read (struct nbdaio_handle *h);
 /* The connection is dead: free the reply buffer and the extents array. */
 void reply_release (struct nbdaio_handle *h);
 
+/* reconnect.c */
+/* Remember the target of a connect call (kind, path or host and port) so
+ * that a lost connection can be re-established.  Returns 0 or -1
+ * (ENOMEM). */
+int reconnect_remember (struct nbdaio_handle *h, enum rc_target kind,
+                        const char *where, const char *port);
+/* The connection of h (H_CONNECTED) was lost with err: if reconnect is on
+ * and err is a loss (not a violation, a shutdown or an abort), close it,
+ * put every sent command back on the send queue in send order and make h
+ * H_RECONNECTING.  Returns true if so. */
+bool reconnect_begin (struct nbdaio_handle *h, int err);
+/* Try to reconnect if an attempt is due, waiting up to wait_ms (-1: until
+ * it succeeds or gives up) for attempts.  Returns 1 (connected again, the
+ * queue resent as the socket allows), 0 (still reconnecting), or -1 (gave
+ * up: every command failed with the original error). */
+int reconnect_run (struct nbdaio_handle *h, int wait_ms);
+/* ms until the next attempt (0 when due). */
+int reconnect_timeout (struct nbdaio_handle *h);
+/* Free what reconnect.c holds (the target, the timer). */
+void reconnect_free (struct nbdaio_handle *h);
+
 /* loop.c */
 /* End the connection: keep the current error message as the reason, fail
- * every command with err, close the socket.  Returns -1 with the reason as
- * the last error. */
+ * every command with err, close the socket.  With reconnect on and err a
+ * lost connection (reconnect_begin), it is re-established instead and 0
+ * is returned; otherwise -1 with the reason as the last error. */
 int conn_die (struct nbdaio_handle *h, int err);
+/* conn_die without a reconnect (abort, close, giving up). */
+int conn_end (struct nbdaio_handle *h, int err);
 /* Send NBD_CMD_DISC when a disconnect is wanted and nothing is in flight. */
 void conn_maybe_disconnect (struct nbdaio_handle *h);
 /* -1 with ENOTCONN and a message unless h can issue commands. */

@@ -134,15 +134,47 @@ check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
   return check_range (h, type, offset, count, split);
 }
 
-void
-cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+/* The 32-byte request of extended headers: a 64-bit length, and
+ * NBD_CMD_FLAG_PAYLOAD_LEN on a write (its length is its payload). */
+static void
+encode_extended (struct nbdaio_cmd *cmd)
 {
-  wire_put32 (cmd->hdr, NBD_MAGIC_REQUEST);
-  wire_put16 (cmd->hdr + 4, cmd->flags);
+  uint16_t flags = cmd->flags;
+
+  if (cmd->type == NBD_CMD_WRITE)
+    flags |= NBD_CMD_FLAG_PAYLOAD_LEN;
+  wire_put32 (cmd->hdr, NBD_MAGIC_EXT_REQUEST);
+  wire_put16 (cmd->hdr + 4, flags);
   wire_put16 (cmd->hdr + 6, cmd->type);
   wire_put64 (cmd->hdr + 8, cmd->cookie);
   wire_put64 (cmd->hdr + 16, cmd->offset);
-  wire_put32 (cmd->hdr + 24, cmd->count);
+  wire_put64 (cmd->hdr + 24, cmd->count);
+}
+
+int
+cmd_recheck (struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
+{
+  if ((h->strict & NBDAIO_STRICT_FLAGS) &&
+      check_flags (h, cmd->type, cmd->flags) == -1)
+    return -1;
+  if ((h->strict & NBDAIO_STRICT_COMMANDS) && check_command (h, cmd->type) == -1)
+    return -1;
+  return check_range (h, cmd->type, cmd->offset, cmd->count, false);
+}
+
+void
+cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  if (h->info.extended)
+    encode_extended (cmd);
+  else {
+    wire_put32 (cmd->hdr, NBD_MAGIC_REQUEST);
+    wire_put16 (cmd->hdr + 4, cmd->flags);
+    wire_put16 (cmd->hdr + 6, cmd->type);
+    wire_put64 (cmd->hdr + 8, cmd->cookie);
+    wire_put64 (cmd->hdr + 16, cmd->offset);
+    wire_put32 (cmd->hdr + 24, cmd->count);
+  }
   cmd->state = CMD_QUEUED;
   send_enqueue (h, cmd);
 }
@@ -174,6 +206,7 @@ issue (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
     cmd->extent = *extent;
   else
     memset (&cmd->extent, 0, sizeof cmd->extent);
+  cmd->extent64 = NULL;         /* nbdaio_aio_block_status_64 sets it */
   cmd->completion = completion ? *completion : NBDAIO_NULL_COMPLETION;
   h->in_flight++;
   if (split)
@@ -249,4 +282,20 @@ nbdaio_aio_block_status (struct nbdaio_handle *h, uint64_t count,
 {
   return issue (h, NBD_CMD_BLOCK_STATUS, flags, offset, count, NULL, NULL,
                 &extent, &completion);
+}
+
+int64_t
+nbdaio_aio_block_status_64 (struct nbdaio_handle *h, uint64_t count,
+                            uint64_t offset, nbdaio_extent64_callback extent,
+                            nbdaio_completion_callback completion,
+                            uint32_t flags)
+{
+  /* user_data and free travel in the 32-bit slot (one free path) */
+  nbdaio_extent_callback slot = { NULL, extent.user_data, extent.free };
+  int64_t cookie = issue (h, NBD_CMD_BLOCK_STATUS, flags, offset, count,
+                          NULL, NULL, &slot, &completion);
+
+  if (cookie >= 1)
+    h->cmds[cookie & CMD_SLOT_MASK].extent64 = extent.callback;
+  return cookie;
 }

@@ -89,6 +89,16 @@ content_chunk (struct nbdaio_cmd *cmd, uint64_t off, uint32_t len,
   return 0;
 }
 
+/* The name of a negotiated context cmd got no block status chunk for. */
+static const char *
+bs_missing (const struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
+{
+  for (uint32_t i = 0; i < h->info.nmetas; i++)
+    if (!(cmd->got_block_status & (1u << i)))
+      return h->info.metas[i].name;
+  return "(none)";
+}
+
 /* The final reply of cmd arrived: check completeness and complete it. */
 static int
 finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
@@ -104,10 +114,12 @@ finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
                             "data or hole chunks",
                             (unsigned long long) cmd->cookie,
                             (unsigned long long) cmd->covered, cmd->count);
-    if (cmd->type == NBD_CMD_BLOCK_STATUS && !cmd->got_block_status)
+    if (cmd->type == NBD_CMD_BLOCK_STATUS && (!cmd->got_block_status ||
+        cmd->got_block_status != (1u << h->info.nmetas) - 1))
       return set_violation ("bs-extent", "successful block status of cookie "
-                            "0x%llx without a block status chunk",
-                            (unsigned long long) cmd->cookie);
+                            "0x%llx without a block status chunk for %s",
+                            (unsigned long long) cmd->cookie,
+                            bs_missing (h, cmd));
   }
   if (cmd->error == 0 && !h->rx.structured && cmd->type == NBD_CMD_BLOCK_STATUS)
     return set_violation ("bs-extent", "simple reply to NBD_CMD_BLOCK_STATUS "
@@ -187,26 +199,31 @@ bs_max_extents (const struct nbdaio_cmd *cmd)
   return cmd->count < BS_MAX_EXTENTS ? cmd->count : BS_MAX_EXTENTS;
 }
 
-/* A block status chunk of len bytes for cmd: 4 + 8n, 1 <= n <= what the
- * request allows (checked on the header: nothing is buffered for more). */
+/* A block status chunk of len bytes for cmd: head + size * n (head 4,
+ * size 8 for NBD_REPLY_TYPE_BLOCK_STATUS; 8 and 16 for _EXT), 1 <= n <=
+ * what the request allows (checked on the header: nothing is buffered for
+ * more). */
 static int
-check_bs_length (const struct nbdaio_cmd *cmd, uint32_t len)
+check_bs_length (const struct nbdaio_cmd *cmd, uint16_t type, uint32_t len)
 {
+  uint32_t head = type == NBD_REPLY_TYPE_BLOCK_STATUS ? 4 : 8;
+  uint32_t size = type == NBD_REPLY_TYPE_BLOCK_STATUS ? 8 : 16;
   uint64_t n, max = bs_max_extents (cmd);
 
-  if (len < 12 || (len - 4) % 8 != 0)
-    return set_violation ("chunk-length", "NBD_REPLY_TYPE_BLOCK_STATUS of "
-                          "length %u (must be 4 + 8n, n >= 1)", len);
-  n = (len - 4) / 8;
+  if (len < head + size || (len - head) % size != 0)
+    return set_violation ("chunk-length", "%s of length %u (must be %u + "
+                          "%un, n >= 1)", proto_chunk_name (type), len, head,
+                          size);
+  n = (len - head) / size;
   if (n > max && (cmd->flags & NBDAIO_CMD_FLAG_REQ_ONE))
     return set_violation ("bs-extent", "%llu extents in reply to a "
                           "NBD_CMD_FLAG_REQ_ONE request (must be 1)",
                           (unsigned long long) n);
   if (n > max)
-    return set_violation ("chunk-length", "NBD_REPLY_TYPE_BLOCK_STATUS of "
-                          "length %u (%llu extents) for a request of %u "
-                          "bytes at %llu (cookie 0x%llx): at most %llu "
-                          "extents (one per byte requested, at most %u)",
+    return set_violation ("chunk-length", "%s of length %u (%llu extents) "
+                          "for a request of %u bytes at %llu (cookie "
+                          "0x%llx): at most %llu extents (one per byte "
+                          "requested, at most %u)", proto_chunk_name (type),
                           len, (unsigned long long) n, cmd->count,
                           (unsigned long long) cmd->offset,
                           (unsigned long long) cmd->cookie,
@@ -227,17 +244,22 @@ error_chunk_max (uint16_t type)
   }
 }
 
+/* The block status chunk type of the negotiated mode. */
+static uint16_t
+bs_chunk_type (const struct nbdaio_handle *h)
+{
+  return h->info.extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT :
+    NBD_REPLY_TYPE_BLOCK_STATUS;
+}
+
+/* A chunk header for cmd (found by its cookie): the checks of its type. */
 static int
-chunk_header (struct nbdaio_handle *h, const uint8_t *p)
+chunk_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint16_t flags,
+             uint16_t type, uint32_t len)
 {
   struct rx *rx = &h->rx;
-  uint16_t flags = wire_get16 (p + 4), type = wire_get16 (p + 6);
-  uint64_t cookie = wire_get64 (p + 8);
-  uint32_t len = wire_get32 (p + 16);
-  struct nbdaio_cmd *cmd = lookup (h, cookie);
+  uint64_t cookie = cmd->cookie;
 
-  if (!cmd)
-    return -1;
   debug (h->debug, "chunk %s cookie 0x%llx flags 0x%x length %u",
          proto_chunk_name (type), (unsigned long long) cookie, flags, len);
   rx->structured = true;
@@ -270,11 +292,19 @@ chunk_header (struct nbdaio_handle *h, const uint8_t *p)
       rx->need = 8;             /* the offset; the data goes to the caller */
     return 0;
   case NBD_REPLY_TYPE_BLOCK_STATUS:
+  case NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
+    if (type != bs_chunk_type (h))
+      return set_violation ("ext-bs-type", "%s for cookie 0x%llx with "
+                            "extended headers %s (must be %s)",
+                            proto_chunk_name (type),
+                            (unsigned long long) cookie,
+                            h->info.extended ? "negotiated" : "not negotiated",
+                            proto_chunk_name (bs_chunk_type (h)));
     if (cmd->type != NBD_CMD_BLOCK_STATUS)
-      return set_violation ("chunk-command", "NBD_REPLY_TYPE_BLOCK_STATUS for "
-                            "%s (cookie 0x%llx)", proto_cmd_name (cmd->type),
+      return set_violation ("chunk-command", "%s for %s (cookie 0x%llx)",
+                            proto_chunk_name (type), proto_cmd_name (cmd->type),
                             (unsigned long long) cookie);
-    return check_bs_length (cmd, len);
+    return check_bs_length (cmd, type, len);
   default:
     if (!(type & NBD_REPLY_TYPE_ERROR_BIT))
       return set_violation ("chunk-unknown", "unknown chunk type %u for "
@@ -285,6 +315,46 @@ chunk_header (struct nbdaio_handle *h, const uint8_t *p)
                             error_chunk_max (type));
     return 0;
   }
+}
+
+/* A structured reply header (20 bytes at p). */
+static int
+chunk_header (struct nbdaio_handle *h, const uint8_t *p)
+{
+  struct nbdaio_cmd *cmd = lookup (h, wire_get64 (p + 8));
+
+  if (!cmd)
+    return -1;
+  return chunk_start (h, cmd, wire_get16 (p + 4), wire_get16 (p + 6),
+                      wire_get32 (p + 16));
+}
+
+/* An extended reply header (32 bytes at p): its offset must be the
+ * request's, its 64-bit length a 32-bit one (no reply carries more). */
+static int
+ext_header (struct nbdaio_handle *h, const uint8_t *p)
+{
+  uint16_t type = wire_get16 (p + 6);
+  uint64_t off = wire_get64 (p + 16), len = wire_get64 (p + 24);
+  struct nbdaio_cmd *cmd = lookup (h, wire_get64 (p + 8));
+
+  if (!cmd)
+    return -1;
+  if (off != cmd->offset)
+    return set_violation ("ext-offset", "extended reply header (%s) for "
+                          "cookie 0x%llx has offset %llu, the request's is "
+                          "%llu (must match)", proto_chunk_name (type),
+                          (unsigned long long) cmd->cookie,
+                          (unsigned long long) off,
+                          (unsigned long long) cmd->offset);
+  if (len > UINT32_MAX)
+    return set_violation ("ext-length", "extended reply header (%s) for "
+                          "cookie 0x%llx announces a payload of %llu bytes "
+                          "(replies carry at most 32-bit payloads)",
+                          proto_chunk_name (type),
+                          (unsigned long long) cmd->cookie,
+                          (unsigned long long) len);
+  return chunk_start (h, cmd, wire_get16 (p + 4), type, (uint32_t) len);
 }
 
 static int
@@ -337,20 +407,50 @@ data_done (struct nbdaio_handle *h)
   return chunk_done (h, cmd);
 }
 
+/* The index in info.metas of context id ctx, and the room for n extents
+ * of a block status chunk of cmd: a negotiated context (at most
+ * NBDAIO_MAX_META_CONTEXTS to look through), its first chunk for cmd,
+ * h->extents64 large enough.  Returns the index or -1. */
 static int
-chunk_block_status (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
-                    const uint8_t *p)
+bs_prepare (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint32_t ctx,
+            uint32_t n)
 {
-  uint32_t ctx = wire_get32 (p), n = (h->rx.length - 4) / 8;
-  int err = 0;
+  uint32_t i = 0;
 
-  if (!h->info.meta_context || ctx != h->info.meta_context_id)
+  while (i < h->info.nmetas && h->info.metas[i].id != ctx)
+    i++;
+  if (i == h->info.nmetas)
     return set_violation ("bs-context", "block status for context id %u, "
                           "which was not negotiated", ctx);
-  if (cmd->got_block_status)
+  if (cmd->got_block_status & (1u << i))
     return set_violation ("bs-extent", "second block status chunk for "
                           "context %u (cookie 0x%llx)", ctx,
                           (unsigned long long) cmd->cookie);
+  if (n > h->extents64_cap) {
+    nbdaio_extent64 *e = realloc (h->extents64, n * sizeof *e);
+    if (!e)
+      return set_error (ENOMEM, "out of memory for %u extents", n);
+    h->extents64 = e;
+    h->extents64_cap = n;
+  }
+  return (int) i;
+}
+
+static int
+bs_zero_length (const struct nbdaio_cmd *cmd, uint32_t i)
+{
+  return set_violation ("bs-extent", "extent %u of cookie 0x%llx has "
+                        "length 0", i, (unsigned long long) cmd->cookie);
+}
+
+/* The n extents of h->extents64 as 32-bit pairs in h->extents, for
+ * nbdaio_aio_block_status: a length above 32 bits (only the last extent
+ * may pass the request's end, whose length is 32-bit) cut to UINT32_MAX.
+ * Returns 0, EOVERFLOW for a status above 32 bits (legal outside base:
+ * contexts, but not for this callback), or -1 (ENOMEM). */
+static int
+bs_narrow (struct nbdaio_handle *h, uint32_t n)
+{
   if (2 * (size_t) n > h->extents_cap) {
     uint32_t *e = realloc (h->extents, 2 * (size_t) n * sizeof *e);
     if (!e)
@@ -359,19 +459,96 @@ chunk_block_status (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
     h->extents_cap = 2 * (size_t) n;
   }
   for (uint32_t i = 0; i < n; i++) {
-    h->extents[2 * i] = wire_get32 (p + 4 + 8 * i);
-    h->extents[2 * i + 1] = wire_get32 (p + 8 + 8 * i);
-    if (h->extents[2 * i] == 0)
-      return set_violation ("bs-extent", "extent %u of cookie 0x%llx has "
-                            "length 0", i, (unsigned long long) cmd->cookie);
+    const nbdaio_extent64 *x = &h->extents64[i];
+    if (x->flags > UINT32_MAX)
+      return EOVERFLOW;
+    h->extents[2 * i] = x->length > UINT32_MAX ? UINT32_MAX :
+      (uint32_t) x->length;
+    h->extents[2 * i + 1] = (uint32_t) x->flags;
   }
-  cmd->got_block_status = true;
-  if (cmd->extent.callback &&
-      cmd->extent.callback (cmd->extent.user_data, h->info.meta_context,
-                            cmd->offset, h->extents, 2 * (size_t) n,
-                            &err) == -1)
+  return 0;
+}
+
+/* The n extents of context idx in h->extents64 go to the caller's
+ * callback, the 64-bit one as they are. */
+static int
+bs_deliver (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, int idx,
+            uint32_t n)
+{
+  const char *name = h->info.metas[idx].name;
+  int err = 0, r = 0, narrow;
+
+  cmd->got_block_status |= (uint8_t) (1u << idx);
+  if (cmd->extent64)
+    r = cmd->extent64 (cmd->extent.user_data, name, cmd->offset,
+                       h->extents64, n, &err);
+  else if (cmd->extent.callback) {
+    if ((narrow = bs_narrow (h, n)) == -1)
+      return -1;
+    if (narrow)
+      cmd_set_error (cmd, narrow);
+    else
+      r = cmd->extent.callback (cmd->extent.user_data, name, cmd->offset,
+                                h->extents, 2 * (size_t) n, &err);
+  }
+  if (r == -1)
     cmd_set_error (cmd, err ? err : EIO);
   return chunk_done (h, cmd);
+}
+
+static int
+chunk_block_status (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
+                    const uint8_t *p)
+{
+  uint32_t ctx = wire_get32 (p), n = (h->rx.length - 4) / 8;
+  int idx = bs_prepare (h, cmd, ctx, n);
+
+  if (idx == -1)
+    return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    h->extents64[i].length = wire_get32 (p + 4 + 8 * i);
+    h->extents64[i].flags = wire_get32 (p + 8 + 8 * i);
+    if (h->extents64[i].length == 0)
+      return bs_zero_length (cmd, i);
+  }
+  return bs_deliver (h, cmd, idx, n);
+}
+
+/* NBD_REPLY_TYPE_BLOCK_STATUS_EXT: context id, descriptor count, then
+ * 64-bit length/status pairs; a status above 32 bits breaks the spec in
+ * a base: context. */
+static int
+chunk_block_status_ext (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
+                        const uint8_t *p)
+{
+  uint32_t ctx = wire_get32 (p), count = wire_get32 (p + 4);
+  uint32_t n = (h->rx.length - 8) / 16;
+  const char *name;
+  int idx;
+
+  if (count != n)
+    return set_violation ("ext-bs-count", "NBD_REPLY_TYPE_BLOCK_STATUS_EXT "
+                          "of cookie 0x%llx says %u descriptors, its length "
+                          "%u holds %u", (unsigned long long) cmd->cookie,
+                          count, h->rx.length, n);
+  if ((idx = bs_prepare (h, cmd, ctx, n)) == -1)
+    return -1;
+  name = h->info.metas[idx].name;
+  for (uint32_t i = 0; i < n; i++) {
+    nbdaio_extent64 *x = &h->extents64[i];
+    x->length = wire_get64 (p + 8 + 16 * i);
+    x->flags = wire_get64 (p + 16 + 16 * i);
+    if (x->length == 0)
+      return bs_zero_length (cmd, i);
+    if (x->flags > UINT32_MAX && strncmp (name, "base:", 5) == 0)
+      return set_violation ("ext-bs-status", "extent %u of cookie 0x%llx "
+                            "has status 0x%llx in context %s (the high 32 "
+                            "bits MUST be zero in base: contexts)", i,
+                            (unsigned long long) cmd->cookie,
+                            (unsigned long long) x->flags,
+                            ESCAPED (name, strlen (name)));
+  }
+  return bs_deliver (h, cmd, idx, n);
 }
 
 static int
@@ -418,6 +595,8 @@ chunk_payload (struct nbdaio_handle *h, const uint8_t *p)
   case NBD_REPLY_TYPE_OFFSET_DATA:  return chunk_data_start (h, cmd, p);
   case NBD_REPLY_TYPE_OFFSET_HOLE:  return chunk_hole (h, cmd, p);
   case NBD_REPLY_TYPE_BLOCK_STATUS: return chunk_block_status (h, cmd, p);
+  case NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
+    return chunk_block_status_ext (h, cmd, p);
   default:                          return chunk_error (h, cmd, p);
   }
 }
@@ -434,6 +613,11 @@ reply_shrink (struct nbdaio_handle *h)
     free (h->extents);
     h->extents = NULL;
     h->extents_cap = 0;
+  }
+  if (h->extents64_cap * sizeof *h->extents64 > RBUF_SIZE) {
+    free (h->extents64);
+    h->extents64 = NULL;
+    h->extents64_cap = 0;
   }
   if (avail > RBUF_SIZE)
     return;
@@ -452,10 +636,30 @@ reply_release (struct nbdaio_handle *h)
 {
   free (h->rbuf);
   free (h->extents);
+  free (h->extents64);
   h->rbuf = NULL;
   h->extents = NULL;
+  h->extents64 = NULL;
   h->rcap = h->rpos = h->rlen = 0;
-  h->extents_cap = 0;
+  h->extents_cap = h->extents64_cap = 0;
+}
+
+/* A reply header starts with magic, not one of the negotiated mode. */
+static int
+wrong_magic (struct nbdaio_handle *h, uint32_t magic)
+{
+  if (h->info.extended || magic == NBD_MAGIC_EXT_REPLY)
+    return set_violation ("ext-reply-magic", "reply magic 0x%08x with "
+                          "extended headers %s (expected 0x%08x%s)", magic,
+                          h->info.extended ? "negotiated" : "not negotiated",
+                          h->info.extended ? NBD_MAGIC_EXT_REPLY :
+                          NBD_MAGIC_SIMPLE_REPLY,
+                          h->info.extended ? ", the only reply allowed" :
+                          h->info.structured ? " or 0x668e33ef" : "");
+  return set_violation ("reply-magic", "reply magic 0x%08x (expected "
+                        "0x%08x%s)", magic, NBD_MAGIC_SIMPLE_REPLY,
+                        h->info.structured ? " or 0x668e33ef" :
+                        ": structured replies were not negotiated");
 }
 
 /* Parse what the buffer holds.  Returns 0 when more bytes are needed, -1 on
@@ -475,7 +679,16 @@ parse (struct nbdaio_handle *h)
       if (avail < 4)
         return 0;
       magic = wire_get32 (p);
-      if (magic == NBD_MAGIC_SIMPLE_REPLY) {
+      if (h->info.extended) {
+        if (magic != NBD_MAGIC_EXT_REPLY)
+          return wrong_magic (h, magic);
+        if (avail < NBD_EXT_REPLY_LEN)
+          return 0;
+        h->rpos += NBD_EXT_REPLY_LEN;
+        if (ext_header (h, p) == -1)
+          return -1;
+      }
+      else if (magic == NBD_MAGIC_SIMPLE_REPLY) {
         if (avail < NBD_SIMPLE_REPLY_LEN)
           return 0;
         h->rpos += NBD_SIMPLE_REPLY_LEN;
@@ -490,10 +703,7 @@ parse (struct nbdaio_handle *h)
           return -1;
       }
       else
-        return set_violation ("reply-magic", "reply magic 0x%08x (expected "
-                              "0x%08x%s)", magic, NBD_MAGIC_SIMPLE_REPLY,
-                              h->info.structured ? " or 0x668e33ef" :
-                              ": structured replies were not negotiated");
+        return wrong_magic (h, magic);
       break;
     case RX_PAYLOAD:
       if (avail < rx->need)
@@ -531,7 +741,8 @@ static int
 make_room (struct nbdaio_handle *h)
 {
   size_t avail = h->rlen - h->rpos;
-  size_t need = h->rx.state == RX_PAYLOAD ? h->rx.need : NBD_STRUCTURED_REPLY_LEN;
+  size_t need = h->rx.state == RX_PAYLOAD ? h->rx.need :
+    h->info.extended ? NBD_EXT_REPLY_LEN : NBD_STRUCTURED_REPLY_LEN;
 
   if (h->rpos && (h->rpos == h->rlen || h->rcap - h->rpos < need)) {
     memmove (h->rbuf, h->rbuf + h->rpos, avail);

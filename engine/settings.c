@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "error.h"
+#include "escape.h"
 #include "internal.h"
 #include "parse.h"
 
@@ -76,13 +77,60 @@ nbdaio_set_request_structured_replies (struct nbdaio_handle *h, int request)
 }
 
 int
+nbdaio_set_request_extended_headers (struct nbdaio_handle *h, int request)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->extended_off = request == 0;
+  return 0;
+}
+
+int
 nbdaio_set_meta_context (struct nbdaio_handle *h, const char *name)
 {
   if (settings_check_new_or_negotiating (h) == -1)
     return -1;
   if (name && !*name)
     return set_error (EINVAL, "meta context name is empty");
-  return settings_replace_string (&h->meta_context_wanted, name, "meta context name");
+  if (settings_replace_string (&h->meta_context_wanted, name,
+                               "meta context name") == -1)
+    return -1;
+  settings_clear_meta_more (h);
+  return 0;
+}
+
+void
+settings_clear_meta_more (struct nbdaio_handle *h)
+{
+  for (size_t i = 0; i < NBDAIO_MAX_META_CONTEXTS && h->meta_more[i]; i++) {
+    free (h->meta_more[i]);
+    h->meta_more[i] = NULL;
+  }
+}
+
+int
+nbdaio_add_meta_context (struct nbdaio_handle *h, const char *name)
+{
+  size_t n = 0;
+
+  if (settings_check_new_or_negotiating (h) == -1)
+    return -1;
+  if (!name || !*name)
+    return set_error (EINVAL, "meta context name is %s", name ? "empty" :
+                      "NULL");
+  if (!h->meta_context_wanted)
+    return nbdaio_set_meta_context (h, name);
+  if (strcmp (h->meta_context_wanted, name) == 0)
+    return set_error (EINVAL, "meta context '%s' is asked for already",
+                      ESCAPED (name, strlen (name)));
+  for (; n < NBDAIO_MAX_META_CONTEXTS - 1 && h->meta_more[n]; n++)
+    if (strcmp (h->meta_more[n], name) == 0)
+      return set_error (EINVAL, "meta context '%s' is asked for already",
+                        ESCAPED (name, strlen (name)));
+  if (n == NBDAIO_MAX_META_CONTEXTS - 1)
+    return set_error (E2BIG, "at most %d meta contexts can be asked for",
+                      NBDAIO_MAX_META_CONTEXTS);
+  return settings_replace_string (&h->meta_more[n], name, "meta context name");
 }
 
 int
@@ -109,6 +157,15 @@ nbdaio_set_request_timeout (struct nbdaio_handle *h, unsigned ms)
   if (settings_check_new (h) == -1)
     return -1;
   h->request_timeout_ms = ms;
+  return 0;
+}
+
+int
+nbdaio_set_reconnect_delay (struct nbdaio_handle *h, unsigned ms)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->rc.delay_ms = ms;
   return 0;
 }
 
@@ -284,6 +341,29 @@ opt_request_timeout (struct nbdaio_handle *h, const char *name,
   return opt_duration (h, name, v, nbdaio_set_request_timeout);
 }
 
+/* Seconds, fractional allowed ("10", "0.5"), or a number with unit ms, s
+ * or m. */
+static int
+opt_reconnect_delay (struct nbdaio_handle *h, const char *name,
+                     const char *v)
+{
+  char *end;
+  double s;
+  uint64_t ms;
+
+  errno = 0;
+  s = (v[0] >= '0' && v[0] <= '9') ? strtod (v, &end) : -1;
+  if (s >= 0 && end != v + strspn (v, "0123456789."))
+    s = -1;                     /* no hex, no exponent */
+  if (s >= 0 && *end == '\0' && errno == 0 && s * 1000 <= UINT32_MAX)
+    return nbdaio_set_reconnect_delay (h, (unsigned) (s * 1000 + 0.5));
+  if (s >= 0 && *end && parse_duration_ms (name, v, UINT32_MAX, &ms) == 0)
+    return nbdaio_set_reconnect_delay (h, (unsigned) ms);
+  return set_error (EINVAL, "%s: bad value '%s' (expected seconds, "
+                    "fractional allowed, or a number with unit ms, s or m; "
+                    "at most %u s)", name, v, UINT32_MAX / 1000);
+}
+
 static int
 opt_max_in_flight (struct nbdaio_handle *h, const char *name,
                    const char *v)
@@ -345,12 +425,15 @@ static const struct {
   { "tls-hostname",     .set_string = nbdaio_set_tls_hostname },
   { "tls-verify-peer",  .set_bool = nbdaio_set_tls_verify_peer },
   { "structured",       .set_bool = nbdaio_set_request_structured_replies },
+  { "extended-headers", .set_bool = nbdaio_set_request_extended_headers },
   { "meta-context",     .set = opt_meta_context },
   { "connect-timeout",  .set = opt_connect_timeout },
   { "request-timeout",  .set = opt_request_timeout },
+  { "reconnect-delay",  .set = opt_reconnect_delay },
   { "max-in-flight",    .set = opt_max_in_flight },
   { "strict",           .set = opt_strict },
   { "split",            .set_bool = nbdaio_set_split },
+  { "auto-submit",      .set_bool = nbdaio_set_auto_submit },
   { "debug",            .set_bool = nbdaio_set_debug },
 };
 

@@ -55,7 +55,8 @@ split_needed (const struct nbdaio_handle *h, uint16_t type, uint64_t count)
 {
   uint64_t limit;
 
-  if (!h || h->split_off || h->state != H_CONNECTED)
+  if (!h || h->split_off ||
+      (h->state != H_CONNECTED && h->state != H_RECONNECTING))
     return false;
   limit = wire_limit (h, type);
   return limit && count > limit;
@@ -123,11 +124,13 @@ piece_issue (struct nbdaio_handle *h, struct nbdaio_cmd *p,
   cmd_queue (h, c);
 }
 
-/* Give free piece slots to the waiting split commands, oldest first. */
-static void
+/* Give free piece slots to the waiting split commands, oldest first
+ * (while reconnecting too: the pieces queue and leave after the resend). */
+void
 split_pump (struct nbdaio_handle *h)
 {
-  while (h->wait_head != CMD_NONE && h->state == H_CONNECTED) {
+  while (h->wait_head != CMD_NONE &&
+         (h->state == H_CONNECTED || h->state == H_RECONNECTING)) {
     struct nbdaio_cmd *p = &h->cmds[h->wait_head];
     struct nbdaio_cmd *c = cmd_alloc_piece (h);
 

@@ -259,6 +259,7 @@ main (int argc, char *argv[])
   add_int ("max_payload", nbdaio_get_max_payload (h));
   add_bool (h, "structured_replies",
             nbdaio_get_structured_replies_negotiated);
+  add_bool (h, "extended_headers", nbdaio_get_extended_headers);
   add_bool (h, "tls", nbdaio_get_tls_negotiated);
   add ("meta_context", K_STR, nbdaio_get_meta_context (h), 0);
 

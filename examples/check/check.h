@@ -197,6 +197,7 @@ struct ctx {
   int64_t min_block, pref_block, max_block;
   int read_only, can_flush, can_fua, can_trim, can_zero, can_fast_zero;
   int can_cache, can_df, can_multi_conn, can_bs, sr;
+  int xhdr;                     /* extended headers negotiated */
   const char *protocol;
   uint64_t scratch_offset, scratch_size;  /* resolved scratch area */
   uint32_t seed;                /* distinct data per run */

@@ -245,6 +245,7 @@ record_server (struct ctx *c)
   c->can_multi_conn = nbdaio_can_multi_conn (h) == 1;
   c->can_bs = nbdaio_can_block_status (h) == 1;
   c->sr = nbdaio_get_structured_replies_negotiated (h) == 1;
+  c->xhdr = nbdaio_get_extended_headers (h) == 1;
   c->protocol = nbdaio_get_protocol (h);
 
   report_info_str ("protocol", c->protocol);
@@ -255,6 +256,7 @@ record_server (struct ctx *c)
   report_info_int ("transmission_flags", c->tflags);
   report_info_bool ("tls", nbdaio_get_tls_negotiated (h));
   report_info_bool ("structured_replies", c->sr);
+  report_info_bool ("extended_headers", c->xhdr);
   report_info_str ("meta_context", nbdaio_get_meta_context (h));
   report_info_bool ("read_only", c->read_only);
   report_info_bool ("can_flush", c->can_flush);

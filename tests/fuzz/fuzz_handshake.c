@@ -4,6 +4,10 @@
  * handshake is the transmission phase of one read the harness issues.
  * With bit 5 the handle negotiates in opt mode and runs the opt calls.
  *
+ * The handle asks for extended headers whenever it asks for structured
+ * replies (the default), so a seed's first option reply answers
+ * NBD_OPT_EXTENDED_HEADERS (acknowledged: 32-byte replies follow).
+ *
  * Input: one configuration byte, then the server's byte stream.
  *   bits 0-1  TLS mode: 0 off, 1 allow, 2 require, 3 off (PSK credentials,
  *             so no certificate store is loaded)
@@ -92,6 +96,7 @@ check_connected (struct nbdaio_handle *h, unsigned cfg, int tls)
 {
   int tf = nbdaio_get_transmission_flags (h);
   int sr = nbdaio_get_structured_replies_negotiated (h);
+  int xhdr = nbdaio_get_extended_headers (h);
   int64_t min = nbdaio_get_block_size (h, NBDAIO_SIZE_MINIMUM);
   int64_t pref = nbdaio_get_block_size (h, NBDAIO_SIZE_PREFERRED);
   int64_t max = nbdaio_get_block_size (h, NBDAIO_SIZE_MAXIMUM);
@@ -114,6 +119,10 @@ check_connected (struct nbdaio_handle *h, unsigned cfg, int tls)
     FZ_ASSERT (tf & NBD_FLAG_SEND_WRITE_ZEROES);
   if (cfg & C_NO_STRUCTURED)
     FZ_ASSERT (sr == 0);
+  /* extended headers (asked for with structured replies) imply them */
+  FZ_ASSERT (xhdr == 0 || xhdr == 1);
+  if (xhdr)
+    FZ_ASSERT (sr == 1 && !(cfg & C_NO_STRUCTURED));
   /* only the context asked for, only with structured replies */
   if (meta)
     FZ_ASSERT (sr == 1 && !(cfg & C_NO_META) && strcmp (meta, META_NAME) == 0);

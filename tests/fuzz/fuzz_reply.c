@@ -6,7 +6,12 @@
  *
  * Input: two configuration bytes, then the stream.
  *   byte 0: C0_* bits (structured replies, meta context, block sizes,
- *           read-only export, record mode, callback behaviours)
+ *           read-only export, record mode, callback behaviours); C0_META
+ *           without C0_STRUCTURED means extended headers (which imply
+ *           structured replies) with the meta context: the handshake
+ *           acknowledges NBD_OPT_EXTENDED_HEADERS and record mode encodes
+ *           32-byte extended reply headers and BLOCK_STATUS_EXT chunks
+ *           (otherwise the handle does not ask for extended headers)
  *   byte 1: C1_* bits (few command slots, DF, more callback behaviours)
  *           and, in bits 5-7, how the stream arrives: all at once, or in
  *           pieces of 1, 3, 16, 100, 1000, 4096 or 40000 bytes with a
@@ -31,7 +36,7 @@
 #define META_ID      5
 
 #define C0_STRUCTURED   0x01u
-#define C0_META         0x02u
+#define C0_META         0x02u   /* alone: extended headers (see above) */
 #define C0_BLOCK_SIZE   0x04u   /* INFO_BLOCK_SIZE 512 / 4096 / 64 KiB */
 #define C0_READ_ONLY    0x08u
 #define C0_RECORDS      0x10u
@@ -78,10 +83,13 @@ struct target {
   uint32_t count;
 };
 
+/* This input runs with extended headers (C0_META without C0_STRUCTURED). */
+static bool xhdr;
+
 static void
 put_handshake (struct fz_buf *b, unsigned c0)
 {
-  bool sr = c0 & C0_STRUCTURED;
+  bool sr = (c0 & C0_STRUCTURED) || xhdr;
   uint16_t tflags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
     NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
     NBD_FLAG_SEND_CACHE | NBD_FLAG_SEND_FAST_ZERO | NBD_FLAG_CAN_MULTI_CONN;
@@ -94,7 +102,8 @@ put_handshake (struct fz_buf *b, unsigned c0)
   fz_put64 (b, NBD_MAGIC_OPT);
   fz_put16 (b, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
   if (sr) {
-    fz_put_opt_reply (b, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, 0);
+    fz_put_opt_reply (b, xhdr ? NBD_OPT_EXTENDED_HEADERS :
+                      NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, 0);
     if (c0 & C0_META) {
       fz_put_opt_reply (b, NBD_OPT_SET_META_CONTEXT, NBD_REP_META_CONTEXT,
                         4 + strlen (META_NAME));
@@ -136,15 +145,53 @@ is_read (const struct target *t)
   return t->kind == FZ_PREAD || t->kind == FZ_PREAD_SR;
 }
 
+/* A structured chunk header, or with extended headers the 32-byte one
+ * carrying the offset of the request it answers (tg). */
 static void
 put_chunk_header (struct fz_buf *b, uint16_t flags, uint16_t type,
-                  uint64_t cookie, uint32_t len)
+                  uint64_t cookie, const struct target *tg, uint32_t len)
 {
-  fz_put32 (b, NBD_MAGIC_STRUCTURED_REPLY);
+  fz_put32 (b, xhdr ? NBD_MAGIC_EXT_REPLY : NBD_MAGIC_STRUCTURED_REPLY);
   fz_put16 (b, flags);
   fz_put16 (b, type);
   fz_put64 (b, cookie);
-  fz_put32 (b, len);
+  if (xhdr) {
+    fz_put64 (b, tg->offset);
+    fz_put64 (b, len);
+  }
+  else
+    fz_put32 (b, len);
+}
+
+/* A block status chunk of n extents read from in (16-bit length in
+ * 512-byte units, a flags byte each): BLOCK_STATUS, or BLOCK_STATUS_EXT
+ * with extended headers (64-bit fields, the descriptor count). */
+static void
+put_block_status (struct fz_buf *b, struct fz_in *in, uint16_t flags,
+                  uint64_t cookie, const struct target *tg, uint8_t ctx,
+                  unsigned n, int32_t delta)
+{
+  uint16_t v16;
+  uint8_t x;
+
+  put_chunk_header (b, flags, xhdr ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT :
+                    NBD_REPLY_TYPE_BLOCK_STATUS, cookie, tg,
+                    (xhdr ? 8 + 16u * n : 4 + 8u * n) + (uint32_t) delta);
+  fz_put32 (b, ctx ? ctx : META_ID);
+  if (xhdr)
+    fz_put32 (b, n);
+  for (unsigned i = 0; i < n; i++) {
+    fz_get16 (in, &v16);
+    fz_get8 (in, &x);
+    if (xhdr) {
+      fz_put64 (b, (uint64_t) v16 * 512);
+      fz_put64 (b, x);
+    }
+    else {
+      fz_put32 (b, (uint32_t) v16 * 512);
+      fz_put32 (b, x);
+    }
+  }
 }
 
 /* A data or hole range: rel, then a length (0: to the end of the
@@ -177,7 +224,9 @@ get_range (struct fz_in *in, const struct target *t, uint16_t *rel,
  *   message length, offset; block status: context (0: the negotiated
  *   id), extent count, then per extent 16-bit length in 512-byte units
  *   and a flags byte; other: 16-bit type, length byte, payload; raw:
- *   length byte, bytes. */
+ *   length byte, bytes.  With extended headers the chunk headers are the
+ *   32-byte ones (offset: the named command's) and block status is
+ *   BLOCK_STATUS_EXT; a simple reply stays one (a violation there). */
 static void
 put_records (struct fz_buf *b, struct fz_in *in, const struct target *t,
              int nt)
@@ -218,7 +267,7 @@ put_records (struct fz_buf *b, struct fz_in *in, const struct target *t,
                                       (int64_t) len + delta : 0));
       break;
     case 1:                     /* NONE */
-      put_chunk_header (b, flags, NBD_REPLY_TYPE_NONE, cookie,
+      put_chunk_header (b, flags, NBD_REPLY_TYPE_NONE, cookie, tg,
                         (uint32_t) delta);
       break;
     case 2:                     /* OFFSET_DATA */
@@ -229,13 +278,13 @@ put_records (struct fz_buf *b, struct fz_in *in, const struct target *t,
       else
         off = (sel & 0x80) ? off - rel : off + rel;
       if ((op & 0x0f) % 9 == 2) {
-        put_chunk_header (b, flags, NBD_REPLY_TYPE_OFFSET_DATA, cookie,
+        put_chunk_header (b, flags, NBD_REPLY_TYPE_OFFSET_DATA, cookie, tg,
                           8 + len + (uint32_t) delta);
         fz_put64 (b, off);
         fz_put_fill (b, 0xd7, len);
       }
       else {
-        put_chunk_header (b, flags, NBD_REPLY_TYPE_OFFSET_HOLE, cookie,
+        put_chunk_header (b, flags, NBD_REPLY_TYPE_OFFSET_HOLE, cookie, tg,
                           12 + (uint32_t) delta);
         fz_put64 (b, off);
         fz_put32 (b, len);
@@ -251,7 +300,7 @@ put_records (struct fz_buf *b, struct fz_in *in, const struct target *t,
       }
       put_chunk_header (b, flags, (op & 0x0f) % 9 == 5 ?
                         NBD_REPLY_TYPE_ERROR_OFFSET : NBD_REPLY_TYPE_ERROR,
-                        cookie, 6 + n + ((op & 0x0f) % 9 == 5 ? 8 : 0) +
+                        cookie, tg, 6 + n + ((op & 0x0f) % 9 == 5 ? 8 : 0) +
                         (uint32_t) delta);
       fz_put32 (b, wire_error (x));
       fz_put16 (b, n);
@@ -262,21 +311,12 @@ put_records (struct fz_buf *b, struct fz_in *in, const struct target *t,
     case 6:                     /* BLOCK_STATUS */
       fz_get8 (in, &x);
       fz_get8 (in, &n);
-      n %= 40;
-      put_chunk_header (b, flags, NBD_REPLY_TYPE_BLOCK_STATUS, cookie,
-                        4 + 8u * n + (uint32_t) delta);
-      fz_put32 (b, x ? x : META_ID);
-      for (unsigned i = 0; i < n; i++) {
-        fz_get16 (in, &v16);
-        fz_get8 (in, &x);
-        fz_put32 (b, (uint32_t) v16 * 512);
-        fz_put32 (b, x);
-      }
+      put_block_status (b, in, flags, cookie, tg, x, n % 40u, delta);
       break;
     case 7:                     /* another chunk type */
       fz_get16 (in, &v16);
       fz_get8 (in, &n);
-      put_chunk_header (b, flags, v16, cookie, n + (uint32_t) delta);
+      put_chunk_header (b, flags, v16, cookie, tg, n + (uint32_t) delta);
       len = n < in->left ? n : (uint32_t) in->left;
       fz_put (b, in->p, len);
       in->p += len;
@@ -333,6 +373,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   fz_get8 (&in, &c1);
   fz_buf_reset (&hs);
   fz_buf_reset (&tx);
+  xhdr = (c0 & (C0_STRUCTURED | C0_META)) == C0_META;
 
   put_handshake (&hs, c0);
   fz_pair_open (&pair);
@@ -340,7 +381,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   run.h = nbdaio_create ();
   FZ_ASSERT (run.h != NULL);
   nbdaio_set_connect_timeout (run.h, 2000);
-  nbdaio_set_request_structured_replies (run.h, c0 & C0_STRUCTURED);
+  nbdaio_set_request_structured_replies (run.h, (c0 & C0_STRUCTURED) || xhdr);
+  nbdaio_set_request_extended_headers (run.h, xhdr);
   nbdaio_set_meta_context (run.h, (c0 & C0_META) ? META_NAME : NULL);
   if (c1 & C1_FEW_SLOTS) {
     slots = 4;
@@ -348,8 +390,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   }
   /* the handshake is ours: it must succeed */
   FZ_ASSERT (nbdaio_connect_socket (run.h, pair.client) == 0);
-  if ((c0 & C0_STRUCTURED) && (c0 & C0_META))
+  if (((c0 & C0_STRUCTURED) || xhdr) && (c0 & C0_META))
     run.meta_context = META_NAME;
+  FZ_ASSERT (nbdaio_get_extended_headers (run.h) == xhdr);
   run.behave = ((c0 & C0_RETIRE) ? FZ_B_RETIRE : 0) |
     ((c0 & C0_FOLLOWUP) ? FZ_B_FOLLOWUP : 0) |
     ((c0 & C0_CHUNK_FAIL) ? FZ_B_CHUNK_FAIL : 0) |

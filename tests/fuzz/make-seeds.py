@@ -24,6 +24,7 @@ NBD_MAGIC_OLDSTYLE = 0x0000420281861253
 NBD_MAGIC_OPT_REPLY = 0x0003E889045565A9
 NBD_MAGIC_SIMPLE = 0x67446698
 NBD_MAGIC_STRUCTURED = 0x668E33EF
+NBD_MAGIC_EXT_REPLY = 0x6E8A278C
 
 FIXED_NEWSTYLE, NO_ZEROES = 1, 2
 HAS_FLAGS, READ_ONLY, SEND_FLUSH, SEND_FUA = 1, 2, 4, 8
@@ -33,14 +34,16 @@ SEND_FAST_ZERO = 2048
 OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS = 1, 2, 3, 5
 OPT_INFO, OPT_GO = 6, 7
 OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 8, 9, 10
+OPT_EXTENDED_HEADERS = 11
 OPT_RAW_UNKNOWN = 0x4242          # what fuzz_handshake.c sends raw
 REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 REP_ERR = 1 << 31
 REP_ERR_UNSUP, REP_ERR_POLICY, REP_ERR_UNKNOWN = REP_ERR | 1, REP_ERR | 2, REP_ERR | 6
+REP_ERR_EXT_HEADER_REQD = REP_ERR | 10
 INFO_EXPORT, INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE = 0, 1, 2, 3
 
 DONE = 1
-T_NONE, T_DATA, T_HOLE, T_BS = 0, 1, 2, 5
+T_NONE, T_DATA, T_HOLE, T_BS, T_BS_EXT = 0, 1, 2, 5, 6
 T_ERROR, T_ERROR_OFFSET = 0x8001, 0x8002
 EPERM, EIO, EINVAL, ENOTSUP, ESHUTDOWN = 1, 5, 22, 95, 108
 
@@ -78,8 +81,18 @@ def info_block_size(lo, pref, hi):
     return opt_reply(OPT_GO, REP_INFO, be("HIII", INFO_BLOCK_SIZE, lo, pref, hi))
 
 
+def ext_refused():
+    """The handle asks for extended headers first (with structured
+    replies): the refusal that makes it fall back."""
+    return opt_reply(OPT_EXTENDED_HEADERS, REP_ERR_UNSUP)
+
+
 def sr_ack():
-    return opt_reply(OPT_STRUCTURED_REPLY, REP_ACK)
+    return ext_refused() + opt_reply(OPT_STRUCTURED_REPLY, REP_ACK)
+
+
+def ext_ack():
+    return opt_reply(OPT_EXTENDED_HEADERS, REP_ACK)
 
 
 def meta(ctx_id=5, name="base:allocation"):
@@ -112,6 +125,13 @@ def simple(ck, err=0, data=b""):
 
 def chunk(ck, ctype, payload=b"", flags=DONE):
     return be("IHHQI", NBD_MAGIC_STRUCTURED, flags, ctype, ck, len(payload)) + payload
+
+
+def ext_chunk(ck, req_off, ctype, payload=b"", flags=DONE):
+    """A chunk in the 32-byte extended header (req_off: the offset of the
+    request it answers)."""
+    return (be("IHHQQQ", NBD_MAGIC_EXT_REPLY, flags, ctype, ck, req_off,
+               len(payload)) + payload)
 
 
 def data_chunk(ck, off, n, flags=DONE):
@@ -161,9 +181,14 @@ COMMANDS = [  # name, offset, count
 ]
 
 
+def is_ext(c0):
+    """C0_META without C0_STRUCTURED: extended headers (fuzz_reply.c)."""
+    return c0 & (C0_STRUCTURED | C0_META) == C0_META
+
+
 def issued(c0, c1):
     """{command index: cookie} of the commands the handle accepts."""
-    sr = bool(c0 & C0_STRUCTURED)
+    sr = bool(c0 & C0_STRUCTURED) or is_ext(c0)
     has_meta = sr and bool(c0 & C0_META)
     ro = bool(c0 & C0_READ_ONLY)
     slots = 4 if c1 & C1_FEW_SLOTS else 256
@@ -197,12 +222,30 @@ def answer(i, ck, sr):
     return simple(ck)
 
 
+def answer_ext(i, ck):
+    """answer(), in extended headers."""
+    name, off, count = COMMANDS[i]
+    if name.startswith("pread"):
+        if count > 4096:
+            return ext_chunk(ck, off, T_HOLE, be("QI", off, count))
+        return ext_chunk(ck, off, T_DATA, be("Q", off) + bytes([0x5A]) * count)
+    if name == "bs":
+        return ext_chunk(ck, off, T_BS_EXT, be("IIQQQQ", 5, 2, MIB // 2, 0,
+                                               MIB // 2, 3))
+    if name == "bs_req_one":
+        return ext_chunk(ck, off, T_BS_EXT, be("IIQQ", 5, 1, 4096, 0))
+    return ext_chunk(ck, off, T_NONE)
+
+
 def all_answered(c0, c1=0, special=None):
     special = special or {}
     sr = bool(c0 & C0_STRUCTURED)
     out = b""
     for i, ck in issued(c0, c1).items():
-        out += special[i](ck) if i in special else answer(i, ck, sr)
+        if i in special:
+            out += special[i](ck)
+        else:
+            out += answer_ext(i, ck) if is_ext(c0) else answer(i, ck, sr)
     return out
 
 
@@ -244,7 +287,7 @@ def handshake_seeds():
                             + opt_reply(OPT_GO, REP_ERR_UNSUP)
                             + be("QH", 1 << 20, HAS_FLAGS) + bytes(124)
                             + error_chunk(read0, EIO, b"disk on fire"))
-    s["fixed-sr-refused"] = (b"\x00" + greeting()
+    s["fixed-sr-refused"] = (b"\x00" + greeting() + ext_refused()
                              + opt_reply(OPT_STRUCTURED_REPLY, REP_ERR_UNSUP)
                              + info_export() + go_ack() + simple(read0, 0, bytes(512)))
     s["fixed-meta-refused"] = (b"\x00" + greeting() + sr_ack()
@@ -253,7 +296,23 @@ def handshake_seeds():
     # (found by fuzzing) the message of this refusal was
     # read after it was freed
     s["fixed-sr-tls-required"] = (b"\x00" + greeting()
-                                  + opt_reply(OPT_STRUCTURED_REPLY, REP_ERR | 5, b"\x00"))
+                                  + opt_reply(OPT_EXTENDED_HEADERS, REP_ERR | 5, b"\x00"))
+    # extended headers: the read answered in a 32-byte extended chunk
+    s["fixed-ext-go"] = (b"\x00" + greeting() + ext_ack() + meta()
+                         + info_export(tflags=ALL_TFLAGS | SEND_DF) + go_ack()
+                         + ext_chunk(read0, 0, T_DATA, be("Q", 0) + bytes(512)))
+    s["fixed-ext-go-pieces"] = (b"\x00" + greeting() + ext_ack() + meta()
+                                + info_export() + go_ack()
+                                + ext_chunk(read0, 0, T_HOLE, be("QI", 0, 256), 0)
+                                + ext_chunk(read0, 0, T_DATA,
+                                            be("Q", 256) + bytes(256)))
+    s["fixed-ext-go-unsupported"] = (b"\x00" + greeting() + ext_ack() + meta()
+                                     + opt_reply(OPT_GO, REP_ERR_UNSUP))
+    s["fixed-ext-simple-reply"] = (b"\x00" + greeting() + ext_ack() + meta()
+                                   + info_export() + go_ack()
+                                   + simple(read0, 0, bytes(512)))
+    s["fixed-ext-required"] = (b"\x00" + greeting() + sr_ack() + meta()
+                               + opt_reply(OPT_GO, REP_ERR_EXT_HEADER_REQD))
     s["fixed-meta-tls-required"] = (b"\x00" + greeting() + sr_ack()
                                     + opt_reply(OPT_SET_META_CONTEXT, REP_ERR | 5,
                                                 b"use TLS"))
@@ -381,6 +440,20 @@ def reply_seeds():
     s["rec-behaviours"] = bytes([R | C0_FOLLOWUP | C0_CHUNK_FAIL, C1_ABORT_IN_CHUNK]) + recs
     s["rec-all-pieces-3"] = bytes([R, pieces(2)]) + recs
     # two block status chunks for one request (only one context was asked)
+    # extended headers (C0_META alone)
+    X = C0_META
+    s["ext-all-ok"] = bytes([X, 0]) + all_answered(X)
+    s["ext-all-ok-bytewise"] = bytes([X, pieces(1)]) + all_answered(X)
+    s["ext-df-few-slots"] = (bytes([X | C0_BLOCK_SIZE, C1_DF | C1_FEW_SLOTS])
+                             + all_answered(X | C0_BLOCK_SIZE,
+                                            C1_DF | C1_FEW_SLOTS))
+    s["ext-compact-chunk"] = bytes([X, 0]) + data_chunk(cookie(0), 0, 512)
+    s["ext-wrong-offset"] = bytes([X, 0]) + ext_chunk(
+        cookie(0), 512, T_DATA, be("Q", 0) + bytes(512))
+    s["ext-bs-count"] = bytes([X, 0]) + ext_chunk(
+        cookie(4), 0, T_BS_EXT, be("IIQQ", 5, 2, MIB, 0))
+    s["rec-ext-all"] = bytes([X | C0_RECORDS, 0]) + recs
+    s["rec-ext-pieces-3"] = bytes([X | C0_RECORDS | C0_FOLLOWUP, pieces(2)]) + recs
     s["rec-two-block-status"] = bytes([R, 0]) + (
         rec(0x06, 4, ("B", 0), ("B", 1), ("H", 8), ("B", 0))
         + rec(0x86, 4, ("B", 0), ("B", 1), ("H", 8), ("B", 0)))

@@ -15,7 +15,9 @@
 # names, while the client still has commands in flight; the count is the
 # server's, over all its connections, so a client that connects many times
 # (nbdaio-check) meets the misbehaviour once and the next connections are
-# served correctly.  Every connection is served in a forked child, so a
+# served correctly.  Extended headers (NBD_OPT_EXTENDED_HEADERS) are
+# negotiated only by the ext-* modes (Mode.ext); they then read 32-byte
+# requests and send every reply in the 32-byte extended header.  Every connection is served in a forked child, so a
 # client can connect again (fio connects once in its parent, then in the
 # job); the export's storage is shared by all of them (a shared mapping
 # made before forking).
@@ -61,6 +63,8 @@ OPT_REPLY_MAGIC = 0x0003E889045565A9
 REQUEST_MAGIC = 0x25609513
 SIMPLE_MAGIC = 0x67446698
 STRUCTURED_MAGIC = 0x668E33EF
+EXT_REQUEST_MAGIC = 0x21E41C71
+EXT_REPLY_MAGIC = 0x6E8A278C
 
 HS_FIXED_NEWSTYLE, HS_NO_ZEROES = 1, 2
 
@@ -82,6 +86,7 @@ REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 REP_ERR_UNSUP = (1 << 31) | 1
 REP_ERR_INVALID = (1 << 31) | 3
 REP_ERR_POLICY = (1 << 31) | 2
+REP_ERR_EXT_HEADER_REQD = (1 << 31) | 10
 
 INFO_EXPORT, INFO_NAME, INFO_BLOCK_SIZE = 0, 1, 3
 INFO_DESCRIPTION = 2
@@ -90,6 +95,7 @@ CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM = 0, 1, 2, 3, 4
 CMD_CACHE, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS = 5, 6, 7
 CMD_FLAG_FUA, CMD_FLAG_NO_HOLE, CMD_FLAG_DF = 1 << 0, 1 << 1, 1 << 2
 CMD_FLAG_REQ_ONE, CMD_FLAG_FAST_ZERO = 1 << 3, 1 << 4
+CMD_FLAG_PAYLOAD_LEN = 1 << 5    # extended headers: a payload follows
 # per command: the transmission flag advertising it (0: always there) and
 # the command flags that apply to it, each with the transmission flag that
 # must advertise it (FUA is valid on every command once advertised)
@@ -106,6 +112,7 @@ COMMANDS = {
 
 FLAG_DONE = 1
 T_NONE, T_DATA, T_HOLE, T_BLOCK_STATUS = 0, 1, 2, 5
+T_BLOCK_STATUS_EXT = 6
 T_ERROR, T_ERROR_OFFSET = (1 << 15) | 1, (1 << 15) | 2
 
 EIO, EINVAL, ENOSPC, ESHUTDOWN = 5, 22, 28, 108
@@ -204,6 +211,8 @@ class Conn:
         self.mode = mode
         self.trickle = mode.trickle
         self.sr = False
+        self.ext = False         # extended headers negotiated
+        self.offsets = {}        # cookie -> request offset (extended)
         self.meta = False        # a meta context was negotiated
         self.no_zeroes = False
         self.size = min(mode.size, len(STORE))
@@ -261,12 +270,28 @@ class Conn:
             ">HQH", INFO_EXPORT, self.mode.size, self.mode.tflags) + extra)
 
     # -- transmission messages --
-    def simple(self, cookie, error=0, data=b"", magic=SIMPLE_MAGIC):
+    def simple(self, cookie, error=0, data=b"", magic=SIMPLE_MAGIC,
+               compact=False):
+        """A simple reply; with extended headers (unless compact) the
+        reply allowed there instead: an error chunk, or NONE."""
+        if self.ext and not compact:
+            if error:
+                self.error(cookie, error)
+            else:
+                self.none(cookie)
+            return
         self.send(struct.pack(">IIQ", magic, error, cookie) + data)
 
     def chunk(self, cookie, ctype, payload=b"", flags=FLAG_DONE, length=None,
-              magic=STRUCTURED_MAGIC):
+              magic=STRUCTURED_MAGIC, compact=False, offset=None):
+        """A structured chunk; with extended headers (unless compact) in
+        the 32-byte header whose offset is the request's (or offset)."""
         n = len(payload) if length is None else length
+        if self.ext and not compact:
+            off = self.offsets.get(cookie, 0) if offset is None else offset
+            self.send(struct.pack(">IHHQQQ", EXT_REPLY_MAGIC, flags, ctype,
+                                  cookie, off, n) + payload)
+            return
         self.send(struct.pack(">IHHQI", magic, flags, ctype, cookie, n)
                   + payload)
 
@@ -288,7 +313,17 @@ class Conn:
             payload += struct.pack(">Q", offset)
         self.chunk(cookie, ctype, payload, flags)
 
-    def block_status(self, cookie, extents, ctx=META_ID, flags=FLAG_DONE):
+    def block_status(self, cookie, extents, ctx=META_ID, flags=FLAG_DONE,
+                     ext=None, count=None):
+        """NBD_REPLY_TYPE_BLOCK_STATUS, or _EXT (64-bit; count: the
+        descriptor count field) with extended headers or if ext says so."""
+        if self.ext if ext is None else ext:
+            payload = struct.pack(">II", ctx, len(extents) if count is None
+                                  else count)
+            for length, state in extents:
+                payload += struct.pack(">QQ", length, state)
+            self.chunk(cookie, T_BLOCK_STATUS_EXT, payload, flags)
+            return
         payload = struct.pack(">I", ctx)
         for length, state in extents:
             payload += struct.pack(">II", length, state)
@@ -321,7 +356,10 @@ class Conn:
                 self.send(struct.pack(">QH", m.size, m.tflags)
                           + (b"" if self.no_zeroes else b"\0" * 124))
                 return True
-            if opt == OPT_STRUCTURED_REPLY:
+            if opt == OPT_EXTENDED_HEADERS and m.ext and not data:
+                self.ext = self.sr = True
+                self.ack(opt)
+            elif opt == OPT_STRUCTURED_REPLY:
                 self.sr = m.sr
                 self.opt_reply(opt, REP_ACK if m.sr else REP_ERR_UNSUP)
             elif opt == OPT_SET_META_CONTEXT:
@@ -386,6 +424,8 @@ class Conn:
         return True
 
     def read_request(self):
+        if self.ext:
+            return self.read_ext_request()
         hdr = self.recv_exact(28)
         if hdr is None:
             return None
@@ -394,6 +434,22 @@ class Conn:
             raise HangUp()
         payload = self.need(n) if ctype == CMD_WRITE and n else b""
         return Request(flags, ctype, cookie, off, n, payload)
+
+    def read_ext_request(self):
+        """The 32-byte request of extended headers: a write carries
+        NBD_CMD_FLAG_PAYLOAD_LEN (else the server hangs up), which is then
+        taken off the flags."""
+        hdr = self.recv_exact(32)
+        if hdr is None:
+            return None
+        magic, flags, ctype, cookie, off, n = struct.unpack(">IHHQQQ", hdr)
+        has_payload = bool(flags & CMD_FLAG_PAYLOAD_LEN)
+        if magic != EXT_REQUEST_MAGIC or has_payload != (ctype == CMD_WRITE):
+            raise HangUp()
+        payload = self.need(n) if has_payload and n else b""
+        self.offsets[cookie] = off
+        return Request(flags & ~CMD_FLAG_PAYLOAD_LEN, ctype, cookie, off, n,
+                       payload)
 
     def refusal(self, r):
         """(errno, message) the request must be refused with, or None."""
@@ -598,7 +654,8 @@ def extents(r):
 class Mode:
     """One way of (mis)behaving.  Handshake: greeting (raw bytes; shorter
     than a greeting means hang up after it), hflags, oldstyle, sr (accept
-    structured replies), meta_name (the context name sent back), block_size
+    structured replies), ext (accept extended headers: 32-byte requests
+    and replies; the other modes refuse them), meta_name (the context name sent back), block_size
     (min, preferred, max; None: no NBD_INFO_BLOCK_SIZE), size, tflags,
     opt(conn, opt, data) (sees each option first; True if it answered),
     go(conn, opt) (answers NBD_OPT_GO; True once the export was given).
@@ -614,13 +671,14 @@ class Mode:
                  tflags=TFLAGS, size=EXPORT_SIZE,
                  block_size=(1, 4096, 1 << 25),
                  sr=True, meta_name=META_CONTEXT, trickle=False,
-                 fragment=None, good=GOOD, oldstyle=False):
+                 fragment=None, good=GOOD, oldstyle=False, ext=False):
         self.name, self.expect, self.cmds, self.text = name, expect, cmds, text
         self.tx, self.opt, self.go, self.greeting = tx, opt, go, greeting
         self.hflags, self.tflags, self.size = hflags, tflags, size
         self.block_size, self.sr, self.meta_name = block_size, sr, meta_name
         self.trickle, self.fragment, self.good = trickle, fragment, good
         self.oldstyle = oldstyle
+        self.ext = ext
 
 
 def on_option(which, action):
@@ -759,6 +817,23 @@ def error_midway(c, r):
     c.error(r.cookie, EIO, ctype=T_ERROR_OFFSET, flags=0,
             offset=r.offset + half)
     c.data(r.cookie, r.offset + half, r.count - half)
+
+
+def go_ext_reqd(c, opt):
+    """GO refused with NBD_REP_ERR_EXT_HEADER_REQD: a violation once
+    extended headers were negotiated, else the server requiring them."""
+    if c.ext:
+        c.opt_reply(opt, REP_ERR_EXT_HEADER_REQD)
+        return False
+    return c.go(opt)
+
+
+def go_needs_ext(c, opt):
+    """A server that requires extended headers (and serves them)."""
+    if not c.ext:
+        c.opt_reply(opt, REP_ERR_EXT_HEADER_REQD)
+        return False
+    return c.go(opt)
 
 
 def bs_second_chunk(c, r):
@@ -1064,6 +1139,49 @@ MODES = [
       "a simple reply without error to a block status",
       tx=lambda c, r: c.simple(r.cookie)),
 
+    # -- extended headers (NBD_OPT_EXTENDED_HEADERS) --
+    M("ext-good", "ok", "mixed",
+      "extended headers: 32-byte requests and replies, BLOCK_STATUS_EXT",
+      ext=True),
+    M("ext-required", "ok", "mixed",
+      "GO refused with NBD_REP_ERR_EXT_HEADER_REQD unless extended headers "
+      "were negotiated", ext=True, go=go_needs_ext),
+    M("ext-go", "ext-go", "read",
+      "extended headers acknowledged, then GO refused with "
+      "NBD_REP_ERR_EXT_HEADER_REQD", ext=True, go=go_ext_reqd),
+    M("ext-reply-magic", "ext-reply-magic", "read",
+      "a compact structured data chunk once extended headers are on",
+      ext=True, tx=lambda c, r: c.chunk(
+          r.cookie, T_DATA, struct.pack(">Q", r.offset)
+          + contents(r.offset, r.count), compact=True)),
+    M("ext-reply-magic-simple", "ext-reply-magic", "write",
+      "a simple reply to a write once extended headers are on", ext=True,
+      tx=lambda c, r: c.simple(r.cookie, compact=True)),
+    M("ext-offset", "ext-offset", "read",
+      "an extended reply header whose offset is not the request's",
+      ext=True, tx=lambda c, r: c.chunk(
+          r.cookie, T_DATA, struct.pack(">Q", r.offset)
+          + contents(r.offset, r.count), offset=r.offset + 512)),
+    M("ext-length", "ext-length", "read",
+      "an extended reply header announcing 2^32 + 8 bytes (never sent)",
+      ext=True, tx=lambda c, r: c.chunk(r.cookie, T_DATA,
+                                        length=(1 << 32) + 8)),
+    M("ext-bs-type", "ext-bs-type", "bs",
+      "NBD_REPLY_TYPE_BLOCK_STATUS (32-bit) once extended headers are on",
+      ext=True, tx=lambda c, r: c.block_status(r.cookie, extents(r),
+                                               ext=False)),
+    M("ext-bs-type-compact", "ext-bs-type", "bs",
+      "NBD_REPLY_TYPE_BLOCK_STATUS_EXT without extended headers",
+      tx=lambda c, r: c.block_status(r.cookie, extents(r), ext=True)),
+    M("ext-bs-count", "ext-bs-count", "bs",
+      "BLOCK_STATUS_EXT whose descriptor count is one more than it holds",
+      ext=True, tx=lambda c, r: c.block_status(
+          r.cookie, extents(r), count=len(extents(r)) + 1)),
+    M("ext-bs-status", "ext-bs-status", "bs",
+      "BLOCK_STATUS_EXT with a status above 32 bits in base:allocation",
+      ext=True, tx=lambda c, r: c.block_status(r.cookie,
+                                               [(r.count, 1 << 32)])),
+
     # -- not fatal: one command fails, the connection lives on --
     M("error-type-unknown", "errno:EIO", "read",
       "error chunk of unknown type 0x8064 (EIO): fails only its command",
@@ -1157,8 +1275,12 @@ def run(mode, path):
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGALRM, stop)
     signal.alarm(LIFETIME)
+    accept_log = os.environ.get("HOSTILE_ACCEPT_LOG")
     while True:
         conn, _ = lsock.accept()
+        if accept_log:           # one line per connection (reconnect tests)
+            with open(accept_log, "a") as f:
+                f.write("accept\n")
         pid = os.fork()
         if pid == 0:
             lsock.close()

@@ -92,13 +92,48 @@ case_nbdkit () {
 case_qemu_nbd () {
   "${IN_ROOT[@]}" qemu-img create -q -f qcow2 "$J/q.qcow2" 64M
   start_in_root q qemu-nbd -t -k "$J/q.sock" -f qcow2 "$J/q.qcow2"
+  # qemu-nbd 10 negotiates extended headers: every request and reply
+  # below is 32 bytes, block status comes as BLOCK_STATUS_EXT
   info "$URI" "$T/info.json"
-  expect_json "$T/info.json" size=67108864 structured_replies=true
+  expect_json "$T/info.json" size=67108864 structured_replies=true \
+    extended_headers=true
+  grep -Eq '^extended_headers: +(true|yes)' "$T/info.json.txt" || {
+    echo "nbdaio-info does not show extended headers:" >&2
+    cat "$T/info.json.txt" >&2; return 1; }
   rt --write-pattern "$T/pattern.bin" "$URI"
   nbdcopy_back "$URI" "$T/pattern.bin"
   check_clean --write "$URI"
   fio_verify "$URI" 4k 16m
   fio_verify "$URI" 32m 64m
+  # 64 MiB blocks: above qemu's 32 MiB maximum payload, split in the
+  # library, each piece an extended request
+  fio_verify "$URI" 64m 64m
+}
+
+# several meta contexts at once over extended headers: a qcow2 with a
+# persistent dirty bitmap made before 1 MiB at 1 MiB was written (so the
+# bitmap, the allocation and the allocation depth all mark exactly that
+# range), exported by qemu-nbd 10 with -B and -A; one block status request
+# through nbdaio_aio_block_status_64 gets one chunk per context
+case_qemu_contexts () {
+  local lib
+  lib=$(ldd "$INFO" | awk '/libnbdaio/ { print $3 }')
+  [ -f "$lib" ] || { echo "cannot find libnbdaio.so for $INFO" >&2; return 1; }
+  "${IN_ROOT[@]}" qemu-img create -q -f qcow2 "$J/b.qcow2" 64M
+  "${IN_ROOT[@]}" qemu-img bitmap --add "$J/b.qcow2" b0
+  "${IN_ROOT[@]}" qemu-io -f qcow2 -c 'write -P 7 1M 1M' "$J/b.qcow2" > /dev/null
+  start_in_root b qemu-nbd -t -k "$J/b.sock" -f qcow2 -A -B b0 "$J/b.qcow2"
+  echo "  + bs-contexts.py $URI 4194304 base:allocation qemu:dirty-bitmap:b0 qemu:allocation-depth"
+  timeout 60 python3 "$here/bs-contexts.py" "$lib" "$URI" 4194304 --ext \
+    base:allocation qemu:dirty-bitmap:b0 qemu:allocation-depth > "$T/bs.txt"
+  cat "$T/bs.txt"
+  cat > "$T/bs.want" <<'WANT'
+extended_headers 1
+base:allocation 0:1048576:3 1048576:1048576:0 2097152:2097152:3
+qemu:dirty-bitmap:b0 0:1048576:0 1048576:1048576:1 2097152:2097152:0
+qemu:allocation-depth 0:1048576:0 1048576:1048576:1 2097152:2097152:0
+WANT
+  diff -u "$T/bs.want" "$T/bs.txt"
 }
 
 case_nbd_server () {
@@ -146,5 +181,6 @@ PY
 
 run_case "nbdkit 1.42 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_nbdkit
 run_case "qemu-nbd 10 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_qemu_nbd
+run_case "qemu-nbd 10 (trixie): base:allocation, a dirty bitmap and allocation depth at once" case_qemu_contexts
 run_case "nbd-server 3.26 (trixie): write, nbdcopy 1.22 reads back, fio, its faults named" case_nbd_server
 finish

@@ -548,6 +548,24 @@ fs_opt_first_query (const uint8_t *data, uint32_t len, char *q, size_t qlen)
   return 0;
 }
 
+/* Does the (well-formed) META_CONTEXT option data hold the query name? */
+static int
+fs_opt_has_query (const uint8_t *data, uint32_t len, const char *name)
+{
+  uint32_t pos = 4 + wire_get32 (data), nq = wire_get32 (data + pos);
+
+  pos += 4;
+  for (uint32_t i = 0; i < nq && pos + 4 <= len; i++) {
+    uint32_t ql = wire_get32 (data + pos);
+    if (ql > len - pos - 4)
+      return 0;
+    if (ql == strlen (name) && memcmp (data + pos + 4, name, ql) == 0)
+      return 1;
+    pos += 4 + ql;
+  }
+  return 0;
+}
+
 static int
 fs_answer_go (struct fs *s, uint32_t opt)
 {
@@ -608,6 +626,16 @@ fs_handshake_hook (struct fs *s, fs_opt_hook hook)
       free (data);
       return fs_send_export_name_reply (s, hs->size, hs->tflags,
                                         !s->no_zeroes);
+    case NBD_OPT_EXTENDED_HEADERS:
+      if (len != 0)
+        r = fs_fail (s, "EXTENDED_HEADERS with data");
+      else if (hs->ext) {
+        s->ext_negotiated = s->sr_negotiated = 1;
+        r = fs_send_ack (s, opt);
+      }
+      else
+        r = fs_send_opt_reply (s, opt, NBD_REP_ERR_UNSUP, NULL, 0);
+      break;
     case NBD_OPT_STRUCTURED_REPLY:
       if (len != 0)
         r = fs_fail (s, "STRUCTURED_REPLY with data");
@@ -625,10 +653,12 @@ fs_handshake_hook (struct fs *s, fs_opt_hook hook)
       else if (!s->sr_negotiated)
         r = fs_send_opt_reply (s, opt, NBD_REP_ERR_INVALID, NULL, 0);
       else {
-        if (hs->meta && strcmp (hs->meta, s->meta_query) == 0) {
+        if (hs->meta && fs_opt_has_query (data, len, hs->meta)) {
           s->meta_negotiated = 1;
           r = fs_send_meta_context (s, opt, hs->meta_id, hs->meta);
         }
+        if (r == 0 && hs->meta2 && fs_opt_has_query (data, len, hs->meta2))
+          r = fs_send_meta_context (s, opt, hs->meta2_id, hs->meta2);
         if (r == 0)
           r = fs_send_ack (s, opt);
       }
@@ -675,19 +705,28 @@ fs_default_handshake (struct fs *s)
 int
 fs_read_request (struct fs *s, struct fs_req *req)
 {
-  uint8_t b[NBD_REQUEST_LEN];
+  uint8_t b[NBD_EXT_REQUEST_LEN];
+  int ext = s->ext_negotiated;
 
   memset (req, 0, sizeof *req);
-  if (fs_read_exact (s, b, sizeof b) == -1)
+  if (fs_read_exact (s, b, ext ? NBD_EXT_REQUEST_LEN : NBD_REQUEST_LEN) == -1)
     return -1;
   req->magic = wire_get32 (b);
   req->flags = wire_get16 (b + 4);
   req->type = wire_get16 (b + 6);
   req->cookie = wire_get64 (b + 8);
   req->offset = wire_get64 (b + 16);
-  req->count = wire_get32 (b + 24);
-  if (req->magic != NBD_MAGIC_REQUEST)
+  req->length = ext ? wire_get64 (b + 24) : wire_get32 (b + 24);
+  req->count = (uint32_t) req->length;
+  if (req->magic != (ext ? NBD_MAGIC_EXT_REQUEST : NBD_MAGIC_REQUEST))
     return fs_fail (s, "bad request magic 0x%08x", req->magic);
+  if (ext && (req->type == NBD_CMD_WRITE) !=
+      !!(req->flags & NBD_CMD_FLAG_PAYLOAD_LEN))
+    return fs_fail (s, "NBD_CMD_FLAG_PAYLOAD_LEN %s on %s",
+                    req->type == NBD_CMD_WRITE ? "missing" : "set",
+                    proto_cmd_name (req->type));
+  if (req->length > UINT32_MAX && req->type == NBD_CMD_WRITE)
+    return fs_fail (s, "write of %llu bytes", (unsigned long long) req->length);
   if (req->type == NBD_CMD_WRITE) {
     if (req->count > 64u * 1024 * 1024)
       return fs_fail (s, "write payload too big (%u)", req->count);
@@ -750,10 +789,47 @@ fs_send_simple (struct fs *s, uint32_t error, uint64_t cookie,
 }
 
 int
+fs_send_ext_chunk (struct fs *s, uint16_t flags, uint16_t type,
+                   uint64_t cookie, uint64_t offset, uint64_t length,
+                   const void *payload, uint32_t len)
+{
+  uint8_t h[NBD_EXT_REPLY_LEN];
+  wire_put32 (h, NBD_MAGIC_EXT_REPLY);
+  wire_put16 (h + 4, flags);
+  wire_put16 (h + 6, type);
+  wire_put64 (h + 8, cookie);
+  wire_put64 (h + 16, offset);
+  wire_put64 (h + 24, length);
+  return fs_write_msg (s, h, sizeof h, payload, len);
+}
+
+/* The offset of the latest request read with this cookie (0 if none). */
+static uint64_t
+fs_req_offset (const struct fs *s, uint64_t cookie)
+{
+  int n = s->nr_reqs < FS_MAX_REQS ? s->nr_reqs : FS_MAX_REQS;
+  for (int i = n - 1; i >= 0; i--)
+    if (s->reqs[i].cookie == cookie)
+      return s->reqs[i].offset;
+  return 0;
+}
+
+int
+fs_send_ok (struct fs *s, uint64_t cookie)
+{
+  if (s->ext_negotiated)
+    return fs_send_chunk_none (s, cookie);
+  return fs_send_simple (s, 0, cookie, NULL, 0);
+}
+
+int
 fs_send_chunk (struct fs *s, uint16_t flags, uint16_t type, uint64_t cookie,
                const void *payload, uint32_t len)
 {
   uint8_t h[NBD_STRUCTURED_REPLY_LEN];
+  if (s->ext_negotiated)
+    return fs_send_ext_chunk (s, flags, type, cookie,
+                              fs_req_offset (s, cookie), len, payload, len);
   wire_put32 (h, NBD_MAGIC_STRUCTURED_REPLY);
   wire_put16 (h + 4, flags);
   wire_put16 (h + 6, type);
@@ -826,6 +902,24 @@ fs_send_chunk_bs (struct fs *s, uint16_t flags, uint64_t cookie,
                         (uint32_t) (4 + 8 * n));
 }
 
+int
+fs_send_chunk_bs_ext (struct fs *s, uint16_t flags, uint64_t cookie,
+                      uint32_t ctx_id, const uint64_t *extents, size_t n,
+                      uint32_t count)
+{
+  uint8_t b[8 + 16 * 32];
+  if (n > 32)
+    return fs_fail (s, "too many extents");
+  wire_put32 (b, ctx_id);
+  wire_put32 (b + 4, count);
+  for (size_t i = 0; i < n; i++) {
+    wire_put64 (b + 8 + 16 * i, extents[2 * i]);
+    wire_put64 (b + 16 + 16 * i, extents[2 * i + 1]);
+  }
+  return fs_send_chunk (s, flags, NBD_REPLY_TYPE_BLOCK_STATUS_EXT, cookie, b,
+                        (uint32_t) (8 + 16 * n));
+}
+
 uint8_t
 fs_pattern_byte (uint64_t offset)
 {
@@ -876,7 +970,7 @@ fs_serve_memory (struct fs *s, int allow_eof)
       return -1;
     int r = 0;
     int in_bounds = req.offset <= s->disk_size
-      && req.count <= s->disk_size - req.offset;
+      && req.length <= s->disk_size - req.offset;
     switch (req.type) {
     case NBD_CMD_DISC:
       free (req.data);
@@ -896,7 +990,7 @@ fs_serve_memory (struct fs *s, int allow_eof)
         r = fs_send_error_reply (s, &req, NBD_EINVAL);
       else {
         memcpy (s->disk + req.offset, req.data, req.count);
-        r = fs_send_simple (s, 0, req.cookie, NULL, 0);
+        r = fs_send_ok (s, req.cookie);
       }
       break;
     case NBD_CMD_WRITE_ZEROES:
@@ -904,22 +998,27 @@ fs_serve_memory (struct fs *s, int allow_eof)
         r = fs_send_error_reply (s, &req, NBD_EINVAL);
       else {
         memset (s->disk + req.offset, 0, req.count);
-        r = fs_send_simple (s, 0, req.cookie, NULL, 0);
+        r = fs_send_ok (s, req.cookie);
       }
       break;
     case NBD_CMD_FLUSH:
-      r = fs_send_simple (s, 0, req.cookie, NULL, 0);
+      r = fs_send_ok (s, req.cookie);
       break;
     case NBD_CMD_TRIM:
     case NBD_CMD_CACHE:
       if (!in_bounds)
         r = fs_send_error_reply (s, &req, NBD_EINVAL);
       else
-        r = fs_send_simple (s, 0, req.cookie, NULL, 0);
+        r = fs_send_ok (s, req.cookie);
       break;
     case NBD_CMD_BLOCK_STATUS:
       if (!in_bounds || !s->meta_negotiated)
         r = fs_send_error_reply (s, &req, NBD_EINVAL);
+      else if (s->ext_negotiated) {
+        uint64_t ext[2] = { req.length, 0 };
+        r = fs_send_chunk_bs_ext (s, NBD_REPLY_FLAG_DONE, req.cookie,
+                                  s->hs.meta_id, ext, 1, 1);
+      }
       else {
         uint32_t ext[2] = { req.count, 0 };
         r = fs_send_chunk_bs (s, NBD_REPLY_FLAG_DONE, req.cookie,

@@ -32,9 +32,15 @@ typedef int (*fs_script_fn) (struct fs *s);
 struct fs_hs {
   uint16_t hflags;            /* handshake flags sent in the greeting */
   int sr;                     /* 1: ACK STRUCTURED_REPLY, 0: ERR_UNSUP */
+  int ext;                    /* 1: ACK EXTENDED_HEADERS (default 0:
+                               * ERR_UNSUP); then requests are read and
+                               * replies sent in the extended format */
   const char *meta;           /* context to answer SET_META_CONTEXT with
                                * (NULL: answer with a bare ACK) */
   uint32_t meta_id;
+  const char *meta2;          /* a second context, selected when asked for
+                               * anywhere in the queries (NULL: none) */
+  uint32_t meta2_id;
   uint64_t size;
   uint16_t tflags;
   int go_unsup;               /* answer GO with ERR_UNSUP, then expect
@@ -51,6 +57,7 @@ struct fs_req {
   uint64_t cookie;
   uint64_t offset;
   uint32_t count;
+  uint64_t length;            /* the length field (64-bit when extended) */
   uint8_t *data;              /* write payload (malloc'd, or NULL) */
 };
 
@@ -71,6 +78,7 @@ struct fs {
   uint32_t client_flags;
   int no_zeroes;              /* NO_ZEROES in effect */
   int sr_negotiated;
+  int ext_negotiated;         /* extended headers (sr_negotiated too) */
   int meta_negotiated;
   char export_name[256];      /* as requested by GO / EXPORT_NAME */
   char meta_query[256];       /* first SET_META_CONTEXT query */
@@ -183,6 +191,21 @@ int fs_send_chunk_none (struct fs *s, uint64_t cookie);
  * else a simple reply. */
 int fs_send_error_reply (struct fs *s, const struct fs_req *req,
                          uint32_t err);
+/* Extended headers (s->ext_negotiated): a 32-byte reply header with the
+ * given offset and 64-bit length field, then len bytes of payload.
+ * fs_send_chunk uses it with the offset of the request the cookie names
+ * (s->reqs) and length len. */
+int fs_send_ext_chunk (struct fs *s, uint16_t flags, uint16_t type,
+                       uint64_t cookie, uint64_t offset, uint64_t length,
+                       const void *payload, uint32_t len);
+/* NBD_REPLY_TYPE_BLOCK_STATUS_EXT: n pairs (length, status), the
+ * descriptor count field set to count. */
+int fs_send_chunk_bs_ext (struct fs *s, uint16_t flags, uint64_t cookie,
+                          uint32_t ctx_id, const uint64_t *extents, size_t n,
+                          uint32_t count);
+/* A successful reply without payload: a simple reply, or with extended
+ * headers a NONE chunk (simple replies are not allowed there). */
+int fs_send_ok (struct fs *s, uint64_t cookie);
 /* extents: n pairs (length, flags) */
 int fs_send_chunk_bs (struct fs *s, uint16_t flags, uint64_t cookie,
                       uint32_t ctx_id, const uint32_t *extents, size_t n);
