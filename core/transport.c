@@ -21,12 +21,18 @@
 #include "transport.h"
 
 int64_t
-transport_now_ms (void)
+transport_clock_ms (clockid_t clock)
 {
   struct timespec ts;
 
-  clock_gettime (CLOCK_MONOTONIC, &ts);
+  clock_gettime (clock, &ts);
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+transport_now_ms (void)
+{
+  return transport_clock_ms (CLOCK_MONOTONIC);
 }
 
 int

@@ -20,6 +20,9 @@ struct transport {
   ssize_t (*writev) (struct transport *t, const struct iovec *iov, int n);
 };
 
+/* Milliseconds on the given clock (CLOCK_MONOTONIC_COARSE is the cheap
+ * one, for stamps taken on the I/O path). */
+int64_t transport_clock_ms (clockid_t clock);
 /* Milliseconds on a monotonic clock, for deadlines. */
 int64_t transport_now_ms (void);
 /* What is left of a deadline (a transport_now_ms value) as a poll

@@ -24,10 +24,7 @@
 int64_t
 deadline_clock (void)
 {
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC_COARSE, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return transport_clock_ms (CLOCK_MONOTONIC_COARSE);
 }
 
 void
