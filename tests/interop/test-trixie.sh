@@ -6,14 +6,16 @@
 # what nbdaio wrote, nbdaio-check judges each server and fio (the host's
 # 3.33) runs verify jobs through nbdaio.so.  Exit 77 (skipped, never
 # passed) when the root cannot be built here.
-# usage: test-trixie.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK [NBDAIO.SO]
+# usage: test-trixie.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK
+#                        BS-CONTEXTS [NBDAIO.SO]
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
-[ $# -ge 4 ] || {
-  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK [NBDAIO.SO]" >&2
+[ $# -ge 5 ] || {
+  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS [NBDAIO.SO]" >&2
   exit 2; }
 CHECK=$(realpath "$4")
-SO=${5:+$(realpath "$5")}
+BS_CONTEXTS=$(realpath "$5")
+SO=${6:+$(realpath "$6")}
 init "$1" "$2" "$3"
 
 R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
@@ -116,15 +118,12 @@ case_qemu_nbd () {
 # range), exported by qemu-nbd 10 with -B and -A; one block status request
 # through nbdaio_aio_block_status_64 gets one chunk per context
 case_qemu_contexts () {
-  local lib
-  lib=$(ldd "$INFO" | awk '/libnbdaio/ { print $3 }')
-  [ -f "$lib" ] || { echo "cannot find libnbdaio.so for $INFO" >&2; return 1; }
   "${IN_ROOT[@]}" qemu-img create -q -f qcow2 "$J/b.qcow2" 64M
   "${IN_ROOT[@]}" qemu-img bitmap --add "$J/b.qcow2" b0
   "${IN_ROOT[@]}" qemu-io -f qcow2 -c 'write -P 7 1M 1M' "$J/b.qcow2" > /dev/null
   start_in_root b qemu-nbd -t -k "$J/b.sock" -f qcow2 -A -B b0 "$J/b.qcow2"
-  echo "  + bs-contexts.py $URI 4194304 base:allocation qemu:dirty-bitmap:b0 qemu:allocation-depth"
-  timeout 60 python3 "$here/bs-contexts.py" "$lib" "$URI" 4194304 --ext \
+  echo "  + bs-contexts $URI 4194304 base:allocation qemu:dirty-bitmap:b0 qemu:allocation-depth"
+  timeout 60 "$BS_CONTEXTS" "$URI" 4194304 --ext \
     base:allocation qemu:dirty-bitmap:b0 qemu:allocation-depth > "$T/bs.txt"
   cat "$T/bs.txt"
   cat > "$T/bs.want" <<'WANT'
