@@ -134,23 +134,6 @@ check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
   return check_range (h, type, offset, count, split);
 }
 
-/* The 32-byte request of extended headers: a 64-bit length, and
- * NBD_CMD_FLAG_PAYLOAD_LEN on a write (its length is its payload). */
-static void
-encode_extended (struct nbdaio_cmd *cmd)
-{
-  uint16_t flags = cmd->flags;
-
-  if (cmd->type == NBD_CMD_WRITE)
-    flags |= NBD_CMD_FLAG_PAYLOAD_LEN;
-  wire_put32 (cmd->hdr, NBD_MAGIC_EXT_REQUEST);
-  wire_put16 (cmd->hdr + 4, flags);
-  wire_put16 (cmd->hdr + 6, cmd->type);
-  wire_put64 (cmd->hdr + 8, cmd->cookie);
-  wire_put64 (cmd->hdr + 16, cmd->offset);
-  wire_put64 (cmd->hdr + 24, cmd->count);
-}
-
 int
 cmd_recheck (struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
 {
@@ -162,19 +145,26 @@ cmd_recheck (struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
   return check_range (h, cmd->type, cmd->offset, cmd->count, false);
 }
 
+/* Encode the request: 28 bytes, or with extended headers 32 with a
+ * 64-bit length and NBD_CMD_FLAG_PAYLOAD_LEN on a write (its length is its
+ * payload); then queue it. */
 void
 cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
-  if (h->info.extended)
-    encode_extended (cmd);
-  else {
-    wire_put32 (cmd->hdr, NBD_MAGIC_REQUEST);
-    wire_put16 (cmd->hdr + 4, cmd->flags);
-    wire_put16 (cmd->hdr + 6, cmd->type);
-    wire_put64 (cmd->hdr + 8, cmd->cookie);
-    wire_put64 (cmd->hdr + 16, cmd->offset);
+  bool ext = h->info.extended;
+  uint16_t flags = cmd->flags;
+
+  if (ext && cmd->type == NBD_CMD_WRITE)
+    flags |= NBD_CMD_FLAG_PAYLOAD_LEN;
+  wire_put32 (cmd->hdr, ext ? NBD_MAGIC_EXT_REQUEST : NBD_MAGIC_REQUEST);
+  wire_put16 (cmd->hdr + 4, flags);
+  wire_put16 (cmd->hdr + 6, cmd->type);
+  wire_put64 (cmd->hdr + 8, cmd->cookie);
+  wire_put64 (cmd->hdr + 16, cmd->offset);
+  if (ext)
+    wire_put64 (cmd->hdr + 24, cmd->count);
+  else
     wire_put32 (cmd->hdr + 24, cmd->count);
-  }
   cmd->state = CMD_QUEUED;
   send_enqueue (h, cmd);
 }

@@ -236,3 +236,12 @@ script_serve (struct fs *s)
     return -1;
   return fs_serve_memory (s, 1);
 }
+
+int
+saw_option (const struct fs *s, uint32_t opt)
+{
+  for (int i = 0; i < s->nr_options && i < 32; i++)
+    if (s->options[i] == opt)
+      return 1;
+  return 0;
+}

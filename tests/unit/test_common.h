@@ -54,6 +54,8 @@ int drive (struct nbdaio_handle *h, struct cbc **cs, int n, int ms);
 int drive_until_dead (struct nbdaio_handle *h, int ms);
 /* Case-insensitive substring test, NULL-safe. */
 int contains (const char *hay, const char *needle);
+/* 1 if the scripted server s received option opt during the handshake. */
+int saw_option (const struct fs *s, uint32_t opt);
 /* Create a handle with a short connect timeout. */
 struct nbdaio_handle *test_handle (void);
 /* Connect h to s over the socketpair; returns nbdaio_connect_socket's

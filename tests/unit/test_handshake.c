@@ -54,15 +54,6 @@ check_one_read (struct nbdaio_handle *h, uint64_t offset)
   assert_memory_equal (buf, want, sizeof buf);
 }
 
-static int
-saw_option (const struct fs *s, uint32_t opt)
-{
-  for (int i = 0; i < s->nr_options && i < 32; i++)
-    if (s->options[i] == opt)
-      return 1;
-  return 0;
-}
-
 /* ---------------------------------------------------------------------- */
 /* successful paths */
 

@@ -141,15 +141,6 @@ opt_start (struct ctx *c, struct cfg *cfg)
   assert_int_equal (nbdaio_is_connected (c->h), 0);
 }
 
-static int
-saw_option (const struct fs *s, uint32_t opt)
-{
-  for (int i = 0; i < s->nr_options && i < 32; i++)
-    if (s->options[i] == opt)
-      return 1;
-  return 0;
-}
-
 /* A command on a negotiating or dead handle: -1 ENOTCONN, free runs. */
 static void
 check_no_commands (struct nbdaio_handle *h)

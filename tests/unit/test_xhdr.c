@@ -13,15 +13,6 @@
 
 #include "test_common.h"
 
-static int
-saw_option (const struct fs *s, uint32_t opt)
-{
-  for (int i = 0; i < s->nr_options && i < 32; i++)
-    if (s->options[i] == opt)
-      return 1;
-  return 0;
-}
-
 /* Start the script with arg (ctx_start passes none) and connect. */
 static int
 start_with (struct ctx *c, fs_script_fn fn, const void *arg)
