@@ -44,8 +44,8 @@ cmd_slots_init (struct nbdaio_handle *h)
     h->piece_stack[i] = n + np - 1 - i;
   h->npiece_free = np;
   h->next_seq = 1;
-  h->done_head = h->done_tail = CMD_NONE;
-  h->wait_head = h->wait_tail = CMD_NONE;
+  h->done.head = h->done.tail = CMD_NONE;
+  h->split_queue.head = h->split_queue.tail = CMD_NONE;
   return 0;
 }
 
@@ -120,28 +120,13 @@ cmd_retire (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 static void
 done_list_add (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
-  uint32_t idx = cmd_index (h, cmd);
-
-  cmd->done_next = CMD_NONE;
-  cmd->done_prev = h->done_tail;
-  if (h->done_tail != CMD_NONE)
-    h->cmds[h->done_tail].done_next = idx;
-  else
-    h->done_head = idx;
-  h->done_tail = idx;
+  slot_list_append (h, &h->done, SLOT_LINK (done), cmd_index (h, cmd));
 }
 
 static void
 done_list_remove (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
-  if (cmd->done_prev != CMD_NONE)
-    h->cmds[cmd->done_prev].done_next = cmd->done_next;
-  else
-    h->done_head = cmd->done_next;
-  if (cmd->done_next != CMD_NONE)
-    h->cmds[cmd->done_next].done_prev = cmd->done_prev;
-  else
-    h->done_tail = cmd->done_prev;
+  slot_list_remove (h, &h->done, SLOT_LINK (done), cmd_index (h, cmd));
 }
 
 void
@@ -353,8 +338,8 @@ nbdaio_aio_peek_command_completed (struct nbdaio_handle *h)
 {
   if (!h)
     return set_error (EINVAL, "handle is NULL");
-  if (h->done_head != CMD_NONE)
-    return (int64_t) h->cmds[h->done_head].cookie;
+  if (h->done.head != CMD_NONE)
+    return (int64_t) h->cmds[h->done.head].cookie;
   if (h->in_flight == 0)
     return set_error (EINVAL, "no commands are in flight or awaiting "
                       "retirement");

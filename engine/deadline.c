@@ -35,26 +35,14 @@ deadline_sent (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   /* a head left behind by an earlier send started its clock then */
   cmd->sent_ms = h->sq_head_ms >= 0 ? h->sq_head_ms : h->send_ms;
   h->sq_head_ms = -1;
-  cmd->sent_next = CMD_NONE;
-  cmd->sent_prev = h->sent_tail;
-  if (h->sent_tail != CMD_NONE)
-    h->cmds[h->sent_tail].sent_next = idx;
-  else
-    h->sent_head = idx;
-  h->sent_tail = idx;
+  slot_list_append (h, &h->sent, SLOT_LINK (sent), idx);
 }
 
 void
 deadline_unsent (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
-  if (cmd->sent_prev != CMD_NONE)
-    h->cmds[cmd->sent_prev].sent_next = cmd->sent_next;
-  else
-    h->sent_head = cmd->sent_next;
-  if (cmd->sent_next != CMD_NONE)
-    h->cmds[cmd->sent_next].sent_prev = cmd->sent_prev;
-  else
-    h->sent_tail = cmd->sent_prev;
+  slot_list_remove (h, &h->sent, SLOT_LINK (sent),
+                    (uint32_t) (cmd - h->cmds));
 }
 
 void
@@ -69,9 +57,9 @@ deadline_send_blocked (struct nbdaio_handle *h)
 static struct nbdaio_cmd *
 oldest (struct nbdaio_handle *h, int64_t *since)
 {
-  if (h->sent_head != CMD_NONE) {
-    *since = h->cmds[h->sent_head].sent_ms;
-    return &h->cmds[h->sent_head];
+  if (h->sent.head != CMD_NONE) {
+    *since = h->cmds[h->sent.head].sent_ms;
+    return &h->cmds[h->sent.head];
   }
   if (h->sq_len && h->sq_head_ms >= 0) {
     *since = h->sq_head_ms;

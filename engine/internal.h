@@ -4,6 +4,7 @@
 #define NBDAIO_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -41,12 +42,18 @@
 enum cmd_state { CMD_FREE = 0, CMD_QUEUED, CMD_SENT, CMD_DONE, CMD_SPLIT };
 
 /* The pieces of a split command. */
+/* The lists of command slots (completed, sent, waiting for piece slots)
+ * are doubly linked through the slots: a head and tail index in the
+ * handle, a prev and next index in each slot, CMD_NONE at the ends. */
+struct slot_link { uint32_t prev, next; };
+struct slot_list { uint32_t head, tail; };
+
 struct cmd_split {
   uint64_t next;                /* export offset of the next piece */
   uint64_t left;                /* bytes not issued yet */
   uint32_t piece;               /* bytes per piece (the last may be less) */
   uint32_t out;                 /* pieces issued and not completed */
-  uint32_t wait_prev, wait_next; /* FIFO of commands waiting for slots */
+  struct slot_link wait;        /* FIFO of commands waiting for slots */
   bool waiting;                 /* on that FIFO (pieces are left) */
 };
 
@@ -76,9 +83,9 @@ struct nbdaio_cmd {
   int (*extent64) (void *user_data, const char *metacontext, uint64_t offset,
                    nbdaio_extent64 *entries, size_t nr_entries, int *error);
   nbdaio_completion_callback completion;
-  uint32_t done_prev, done_next; /* list of completed, unretired commands */
-  uint32_t sent_prev, sent_next; /* list of sent, unanswered commands, in
-                                  * the order they left (deadline.c) */
+  struct slot_link done;        /* list of completed, unretired commands */
+  struct slot_link sent;        /* list of sent, unanswered commands, in
+                                 * the order they left (deadline.c) */
   int64_t sent_ms;              /* with a request timeout: when it began to
                                  * leave (coarse clock, deadline.c) */
   uint32_t parent;              /* a piece: the slot of its split command;
@@ -172,10 +179,10 @@ struct nbdaio_handle {
   uint64_t next_seq;
   uint32_t in_flight;           /* issued by the caller and not completed
                                  * (a split command counts once) */
-  uint32_t done_head, done_tail;
+  struct slot_list done;
   uint32_t *piece_stack;        /* free piece slots (split.c) */
   uint32_t npiece_free;
-  uint32_t wait_head, wait_tail; /* split commands waiting for piece slots */
+  struct slot_list split_queue; /* split commands waiting for piece slots */
 
   /* send queue (send.c): ring of slot indices in issue order */
   uint32_t *sendq;
@@ -207,7 +214,7 @@ struct nbdaio_handle {
 
   /* request deadlines (deadline.c): the sent list is in send order, so
    * its head is the oldest unanswered command */
-  uint32_t sent_head, sent_tail;
+  struct slot_list sent;
   int64_t sq_head_ms;           /* when the send queue's head first failed
                                  * to leave whole, -1 if it has not */
   int64_t send_ms;              /* the coarse stamp of this send batch */
@@ -260,6 +267,46 @@ int settings_replace_string (char **dst, const char *src, const char *what);
 /* cmd.c */
 int cmd_slots_init (struct nbdaio_handle *h);
 void cmd_slots_free (struct nbdaio_handle *h);
+/* Append slot idx to list l, or take it off, in O(1); off is the offset
+ * of the list's struct slot_link in struct nbdaio_cmd (SLOT_LINK). */
+#define SLOT_LINK(member) offsetof (struct nbdaio_cmd, member)
+
+static inline struct slot_link *
+slot_link_of (struct nbdaio_handle *h, uint32_t idx, size_t off)
+{
+  return (struct slot_link *) ((char *) &h->cmds[idx] + off);
+}
+
+static inline void
+slot_list_append (struct nbdaio_handle *h, struct slot_list *l, size_t off,
+                  uint32_t idx)
+{
+  struct slot_link *k = slot_link_of (h, idx, off);
+
+  k->next = CMD_NONE;
+  k->prev = l->tail;
+  if (l->tail != CMD_NONE)
+    slot_link_of (h, l->tail, off)->next = idx;
+  else
+    l->head = idx;
+  l->tail = idx;
+}
+
+static inline void
+slot_list_remove (struct nbdaio_handle *h, struct slot_list *l, size_t off,
+                  uint32_t idx)
+{
+  struct slot_link *k = slot_link_of (h, idx, off);
+
+  if (k->prev != CMD_NONE)
+    slot_link_of (h, k->prev, off)->next = k->next;
+  else
+    l->head = k->next;
+  if (k->next != CMD_NONE)
+    slot_link_of (h, k->next, off)->prev = k->prev;
+  else
+    l->tail = k->prev;
+}
 struct nbdaio_cmd *cmd_alloc (struct nbdaio_handle *h);
 /* A free piece slot (for split.c), or NULL when all are taken. */
 struct nbdaio_cmd *cmd_alloc_piece (struct nbdaio_handle *h);

@@ -127,8 +127,8 @@ requeue_sent (struct nbdaio_handle *h)
 {
   uint32_t n = h->sq_len && h->sq_sent ? 1 : 0;  /* a head half sent */
 
-  for (uint32_t idx = h->sent_tail; idx != CMD_NONE;
-       idx = h->cmds[idx].sent_prev) {
+  for (uint32_t idx = h->sent.tail; idx != CMD_NONE;
+       idx = h->cmds[idx].sent.prev) {
     h->sq_head = (h->sq_head - 1) & h->sq_mask;
     h->sendq[h->sq_head] = idx;
     h->sq_len++;
@@ -136,7 +136,7 @@ requeue_sent (struct nbdaio_handle *h)
     cmd_reset (&h->cmds[idx]);
     n++;
   }
-  h->sent_head = h->sent_tail = CMD_NONE;
+  h->sent.head = h->sent.tail = CMD_NONE;
   h->sq_sent = 0;
   h->sq_head_ms = -1;
   return n;
@@ -187,7 +187,7 @@ reconnect_begin (struct nbdaio_handle *h, int err)
 }
 
 /* The commands the new connection does not allow, taken off the queue
- * (the rest keep their order) and chained through sent_next from *head.
+ * (the rest keep their order) and chained through sent.next from *head.
  * Returns how many. */
 static uint32_t
 take_refused (struct nbdaio_handle *h, uint32_t *head)
@@ -207,9 +207,9 @@ take_refused (struct nbdaio_handle *h, uint32_t *head)
     }
     cmd->error = nbdaio_get_errno ();
     debug (h->debug, "after reconnecting: %s", nbdaio_get_error ());
-    cmd->sent_next = CMD_NONE;
+    cmd->sent.next = CMD_NONE;
     if (tail != CMD_NONE)
-      h->cmds[tail].sent_next = idx;
+      h->cmds[tail].sent.next = idx;
     else
       *head = idx;
     tail = idx;
@@ -245,7 +245,7 @@ reconnected (struct nbdaio_handle *h)
   while (head != CMD_NONE) {
     struct nbdaio_cmd *cmd = &h->cmds[head];
 
-    head = cmd->sent_next;
+    head = cmd->sent.next;
     if (cmd->state == CMD_QUEUED)       /* not failed by a callback's abort */
       cmd_complete (h, cmd);
   }

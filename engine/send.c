@@ -32,7 +32,7 @@ send_init (struct nbdaio_handle *h)
   h->sq_head = h->sq_len = 0;
   h->sq_sent = 0;
   h->sq_go = 0;
-  h->sent_head = h->sent_tail = CMD_NONE;
+  h->sent.head = h->sent.tail = CMD_NONE;
   h->sq_head_ms = -1;
   return 0;
 }

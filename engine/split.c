@@ -74,13 +74,7 @@ wait_append (struct nbdaio_handle *h, struct nbdaio_cmd *p)
   uint32_t idx = slot_of (h, p);
 
   p->split.waiting = true;
-  p->split.wait_next = CMD_NONE;
-  p->split.wait_prev = h->wait_tail;
-  if (h->wait_tail != CMD_NONE)
-    h->cmds[h->wait_tail].split.wait_next = idx;
-  else
-    h->wait_head = idx;
-  h->wait_tail = idx;
+  slot_list_append (h, &h->split_queue, SLOT_LINK (split.wait), idx);
 }
 
 static void
@@ -89,14 +83,7 @@ wait_remove (struct nbdaio_handle *h, struct nbdaio_cmd *p)
   if (!p->split.waiting)
     return;
   p->split.waiting = false;
-  if (p->split.wait_prev != CMD_NONE)
-    h->cmds[p->split.wait_prev].split.wait_next = p->split.wait_next;
-  else
-    h->wait_head = p->split.wait_next;
-  if (p->split.wait_next != CMD_NONE)
-    h->cmds[p->split.wait_next].split.wait_prev = p->split.wait_prev;
-  else
-    h->wait_tail = p->split.wait_prev;
+  slot_list_remove (h, &h->split_queue, SLOT_LINK (split.wait), slot_of (h, p));
 }
 
 /* Issue the next piece of p in the free piece slot c. */
@@ -129,9 +116,9 @@ piece_issue (struct nbdaio_handle *h, struct nbdaio_cmd *p,
 void
 split_pump (struct nbdaio_handle *h)
 {
-  while (h->wait_head != CMD_NONE &&
+  while (h->split_queue.head != CMD_NONE &&
          (h->state == H_CONNECTED || h->state == H_RECONNECTING)) {
-    struct nbdaio_cmd *p = &h->cmds[h->wait_head];
+    struct nbdaio_cmd *p = &h->cmds[h->split_queue.head];
     struct nbdaio_cmd *c = cmd_alloc_piece (h);
 
     if (!c)
@@ -179,8 +166,8 @@ split_piece_done (struct nbdaio_handle *h, struct nbdaio_cmd *p, int err)
 void
 split_fail_all (struct nbdaio_handle *h, int err)
 {
-  while (h->wait_head != CMD_NONE) {
-    struct nbdaio_cmd *p = &h->cmds[h->wait_head];
+  while (h->split_queue.head != CMD_NONE) {
+    struct nbdaio_cmd *p = &h->cmds[h->split_queue.head];
 
     wait_remove (h, p);
     cmd_set_error (p, err);
