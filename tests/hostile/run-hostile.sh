@@ -4,9 +4,10 @@
 #   run-hostile.sh client SERVER.py HOSTILE-CLIENT
 #     every mode of `SERVER.py --list`, against hostile-client: the client
 #     must keep its promises (exit 0: one callback and one free per command,
-#     the expected outcome); a violation's error must name the mode's rule
-#     tag as "[tag]".  Also checks that every rule tag the library can report
-#     (its set_violation calls) has a mode.
+#     the expected outcome); for a violation the library must report the
+#     mode's rule tag (nbdaio_get_violation / _connection_violation, the
+#     client's "violation").  Also checks that every rule of the library's
+#     table (core/rules.c) has a mode.
 #   run-hostile.sh fio SERVER.py NBDAIO.SO
 #     fio with the plugin against a subset of modes: the good mode must
 #     succeed, the others make fio exit non-zero naming the rule.  An empty
@@ -41,7 +42,8 @@ message_pattern () {
     timeout)
       if [ "$2" = fio ]; then echo "cmd_timeout|timed out"
       else echo "no reply within|timed out"; fi ;;
-    *) echo "\[$1\]" ;;       # a rule tag, quoted for the regex
+    *) if [ "$2" = fio ]; then echo "\[$1\]"   # the tag in the message
+       else echo "\"violation\":\"$1\""; fi ;;   # the tag the API gives
   esac
 }
 
@@ -143,9 +145,12 @@ case $what in
       run_mode client "$name" "$expect" "$cmds"
     done < "$T/modes"
     # every rule the library reports needs a mode that provokes it
-    for tag in $(grep -rhoE 'set_violation \("[a-z0-9-]+"' \
-                   "$SRC_ROOT/core" "$SRC_ROOT/engine" |
-                 sed -E 's/.*"(.*)"/\1/' | sort -u); do
+    tags=$(grep -oE '^ *\[RULE_[A-Z0-9_]+\] = \{ "[a-z0-9-]+"' \
+             "$SRC_ROOT/core/rules.c" | sed -E 's/.*"(.*)"/\1/')
+    [ "$(wc -w <<< "$tags")" -eq "$(grep -c '^ *\[RULE_' \
+                                     "$SRC_ROOT/core/rules.c")" ] ||
+      report coverage rules 0 "cannot read the tags of core/rules.c"
+    for tag in $tags; do
       awk -v t="$tag" '$2 == t { found = 1 } END { exit !found }' \
         "$T/modes" || report coverage "[$tag]" 0 "no mode provokes [$tag]"
     done

@@ -1,6 +1,6 @@
 /* test_wire.c - unit tests of the wire helpers in proto.h: big-endian
- * load/store round trips, the wire-error to errno mapping, and the name
- * functions used for tracing. */
+ * load/store round trips, the wire-error to errno mapping, the name
+ * functions used for tracing and the public nbdaio_*_name lookups. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "nbdaio.h"
 #include "proto.h"
 
 static void
@@ -188,6 +189,61 @@ test_names_meaningful (void **state)
                            proto_option_name (NBD_OPT_INFO));
 }
 
+/* the public lookups spell each known value as its constant in proto.h
+ * and know nothing else */
+static void
+test_public_names (void **state)
+{
+  (void) state;
+  assert_string_equal (nbdaio_option_name (NBD_OPT_EXPORT_NAME),
+                       "NBD_OPT_EXPORT_NAME");
+  assert_string_equal (nbdaio_option_name (NBD_OPT_EXTENDED_HEADERS),
+                       "NBD_OPT_EXTENDED_HEADERS");
+  assert_null (nbdaio_option_name (0));
+  assert_null (nbdaio_option_name (4));       /* NBD_OPT_PEEK_EXPORT, gone */
+  assert_null (nbdaio_option_name (NBD_OPT_EXTENDED_HEADERS + 1));
+  assert_null (nbdaio_option_name (0xffffffffu));
+
+  assert_string_equal (nbdaio_option_reply_name (NBD_REP_ACK), "NBD_REP_ACK");
+  assert_string_equal (nbdaio_option_reply_name (NBD_REP_META_CONTEXT),
+                       "NBD_REP_META_CONTEXT");
+  assert_string_equal (nbdaio_option_reply_name (NBD_REP_ERR_UNSUP),
+                       "NBD_REP_ERR_UNSUP");
+  assert_string_equal (nbdaio_option_reply_name (NBD_REP_ERR_EXT_HEADER_REQD),
+                       "NBD_REP_ERR_EXT_HEADER_REQD");
+  assert_null (nbdaio_option_reply_name (0));
+  assert_null (nbdaio_option_reply_name (NBD_REP_FLAG_ERROR));
+  assert_null (nbdaio_option_reply_name (NBD_REP_FLAG_ERROR | 11));
+  /* the error bit tells NBD_REP_ERR_UNSUP (bit | 1) from NBD_REP_ACK (1) */
+  assert_string_equal (nbdaio_option_reply_name (NBD_REP_ERR_UNSUP &
+                                                 ~NBD_REP_FLAG_ERROR),
+                       "NBD_REP_ACK");
+  /* messages keep the meaning after the name */
+  assert_string_equal (proto_reply_name (NBD_REP_ERR_TLS_REQD),
+                       "NBD_REP_ERR_TLS_REQD (server requires TLS)");
+  assert_string_equal (proto_reply_name (NBD_REP_FLAG_ERROR | 99),
+                       "unknown error reply");
+
+  assert_string_equal (nbdaio_command_name (NBD_CMD_READ), "NBD_CMD_READ");
+  assert_string_equal (nbdaio_command_name (NBD_CMD_BLOCK_STATUS),
+                       "NBD_CMD_BLOCK_STATUS");
+  assert_null (nbdaio_command_name (NBD_CMD_BLOCK_STATUS + 1));
+
+  assert_string_equal (nbdaio_reply_type_name (NBD_REPLY_TYPE_NONE),
+                       "NBD_REPLY_TYPE_NONE");
+  assert_string_equal (nbdaio_reply_type_name (NBD_REPLY_TYPE_ERROR_OFFSET),
+                       "NBD_REPLY_TYPE_ERROR_OFFSET");
+  assert_null (nbdaio_reply_type_name (3));
+  assert_null (nbdaio_reply_type_name (NBD_REPLY_TYPE_ERROR_BIT));
+  assert_null (nbdaio_reply_type_name (NBD_REPLY_TYPE_ERROR_BIT | 3));
+
+  assert_string_equal (nbdaio_error_name (NBD_EIO), "NBD_EIO");
+  assert_string_equal (nbdaio_error_name (NBD_ESHUTDOWN), "NBD_ESHUTDOWN");
+  assert_null (nbdaio_error_name (0));
+  assert_null (nbdaio_error_name (2));
+  assert_null (nbdaio_error_name (NBD_ESHUTDOWN + 1));
+}
+
 int
 main (void)
 {
@@ -200,6 +256,7 @@ main (void)
     cmocka_unit_test (test_errno_unknown),
     cmocka_unit_test (test_names_never_null),
     cmocka_unit_test (test_names_meaningful),
+    cmocka_unit_test (test_public_names),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
