@@ -113,24 +113,26 @@ read_reply (struct hs *hs, uint32_t opt, struct opt_reply *r, bool raw)
   r->type = wire_get32 (hdr + 12);
   r->len = wire_get32 (hdr + 16);
   if (magic != NBD_MAGIC_OPT_REPLY)
-    return set_violation ("opt-reply-magic", "option reply magic is 0x%016llx, "
+    return set_violation (RULE_OPT_REPLY_MAGIC,
+                          "option reply magic is 0x%016llx, "
                           "expected 0x%016llx", (unsigned long long) magic,
                           (unsigned long long) NBD_MAGIC_OPT_REPLY);
   if (echo != opt)
-    return set_violation ("opt-reply-echo", "reply to %s names option %u (%s)",
+    return set_violation (RULE_OPT_REPLY_ECHO,
+                          "reply to %s names option %u (%s)",
                           proto_option_name (opt), echo,
                           proto_option_name (echo));
   if (!raw && !reply_type_legal (opt, r->type))
-    return set_violation ("opt-reply-type", "%s answered with reply type "
+    return set_violation (RULE_OPT_REPLY_TYPE, "%s answered with reply type "
                           "0x%x (%s), not legal for this option",
                           proto_option_name (opt), r->type,
                           proto_reply_name (r->type));
   if (r->len > OPT_REPLY_MAX)
-    return set_violation ("opt-reply-length", "%s reply of %u bytes (more "
+    return set_violation (RULE_OPT_REPLY_LENGTH, "%s reply of %u bytes (more "
                           "than %d)", proto_option_name (opt), r->len,
                           OPT_REPLY_MAX);
   if (!raw && r->type == NBD_REP_ACK && r->len != 0)
-    return set_violation ("opt-reply-length", "NBD_REP_ACK to %s carries %u "
+    return set_violation (RULE_OPT_REPLY_LENGTH, "NBD_REP_ACK to %s carries %u "
                           "bytes (must be 0)", proto_option_name (opt), r->len);
   if (r->len) {
     if (!(r->data = malloc (r->len + 1)))
@@ -347,7 +349,7 @@ meta_selected (struct hs *hs, const char *const *queries, size_t n,
                    memcmp (r->data + 4, queries[i], r->len - 4) != 0))
     i++;
   if (i == n)
-    return set_violation ("meta-context-name", "NBD_REP_META_CONTEXT names "
+    return set_violation (RULE_META_CONTEXT_NAME, "NBD_REP_META_CONTEXT names "
                           "'%s', but only '%s'%s was asked for",
                           r->len > 4 ? ESCAPED (r->data + 4, r->len - 4) : "",
                           ESCAPED (queries[0], strlen (queries[0])),
@@ -407,10 +409,10 @@ static int
 check_string (const uint8_t *p, size_t len, const char *what)
 {
   if (len > NBD_MAX_STRING)
-    return set_violation ("string-length", "%s of %zu bytes (at most %d)",
+    return set_violation (RULE_STRING_LENGTH, "%s of %zu bytes (at most %d)",
                           what, len, NBD_MAX_STRING);
   if (memchr (p, '\0', len))
-    return set_violation ("string-nul", "%s contains a NUL byte", what);
+    return set_violation (RULE_STRING_NUL, "%s contains a NUL byte", what);
   return 0;
 }
 
@@ -432,13 +434,13 @@ go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
   uint16_t type;
 
   if (r->len < 2)
-    return set_violation ("info-length", "NBD_REP_INFO of %u bytes (at "
+    return set_violation (RULE_INFO_LENGTH, "NBD_REP_INFO of %u bytes (at "
                           "least 2)", r->len);
   type = wire_get16 (r->data);
   switch (type) {
   case NBD_INFO_EXPORT:
     if (r->len != NBD_INFO_EXPORT_LEN)
-      return set_violation ("info-length", "NBD_INFO_EXPORT of %u bytes "
+      return set_violation (RULE_INFO_LENGTH, "NBD_INFO_EXPORT of %u bytes "
                             "(must be %d)", r->len, NBD_INFO_EXPORT_LEN);
     info->size = wire_get64 (r->data + 2);
     info->tflags = wire_get16 (r->data + 10);
@@ -452,7 +454,7 @@ go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
                        "NBD_INFO_DESCRIPTION");
   case NBD_INFO_BLOCK_SIZE:
     if (r->len != NBD_INFO_BLOCK_SIZE_LEN)
-      return set_violation ("info-length", "NBD_INFO_BLOCK_SIZE of %u bytes "
+      return set_violation (RULE_INFO_LENGTH, "NBD_INFO_BLOCK_SIZE of %u bytes "
                             "(must be %d)", r->len, NBD_INFO_BLOCK_SIZE_LEN);
     info->bs_given = true;
     info->bs_min = wire_get32 (r->data + 2);
@@ -496,7 +498,7 @@ opt_go_or_info (struct hs *hs, uint32_t opt)
       return -1;
     if (r.type == NBD_REP_ACK) {
       if (!have_export)
-        return set_violation ("info-missing-export", "NBD_REP_ACK to "
+        return set_violation (RULE_INFO_MISSING_EXPORT, "NBD_REP_ACK to "
                               "%s before any NBD_INFO_EXPORT",
                               proto_option_name (opt));
       return 0;
@@ -507,7 +509,7 @@ opt_go_or_info (struct hs *hs, uint32_t opt)
                                  (r.type == NBD_REP_ERR_UNSUP &&
                                   opt == NBD_OPT_GO))) {
         free (r.data);
-        return set_violation ("ext-go", "%s answered %s after extended "
+        return set_violation (RULE_EXT_GO, "%s answered %s after extended "
                               "headers were negotiated (a server that "
                               "acknowledges them MUST support NBD_OPT_GO "
                               "and needs nothing more)",
@@ -570,31 +572,32 @@ check_export (const struct export_info *info)
   uint32_t floor;
 
   if (!(f & NBD_FLAG_HAS_FLAGS))
-    return set_violation ("tflags-has-flags", "transmission flags 0x%04x lack "
+    return set_violation (RULE_TFLAGS_HAS_FLAGS,
+                          "transmission flags 0x%04x lack "
                           "NBD_FLAG_HAS_FLAGS (bit 0)", f);
   if ((f & NBD_FLAG_SEND_DF) && !info->structured)
-    return set_violation ("tflags-df", "NBD_FLAG_SEND_DF advertised without "
+    return set_violation (RULE_TFLAGS_DF, "NBD_FLAG_SEND_DF advertised without "
                           "structured replies");
   if ((f & NBD_FLAG_SEND_FAST_ZERO) && !(f & NBD_FLAG_SEND_WRITE_ZEROES))
-    return set_violation ("tflags-fast-zero", "NBD_FLAG_SEND_FAST_ZERO "
+    return set_violation (RULE_TFLAGS_FAST_ZERO, "NBD_FLAG_SEND_FAST_ZERO "
                           "advertised without NBD_FLAG_SEND_WRITE_ZEROES");
   if (info->size > INT64_MAX)
-    return set_violation ("info-size", "export size %llu exceeds 2^63-1",
+    return set_violation (RULE_INFO_SIZE, "export size %llu exceeds 2^63-1",
                           (unsigned long long) info->size);
   if (!info->bs_given)
     return 0;
   if (!is_pow2 (info->bs_min) || info->bs_min > NBD_MAX_BLOCK_SIZE_MINIMUM)
-    return set_violation ("block-size", "minimum block size %u is not a "
+    return set_violation (RULE_BLOCK_SIZE, "minimum block size %u is not a "
                           "power of two <= 64 KiB", info->bs_min);
   floor = info->bs_min > 512 ? info->bs_min : 512;
   if (!is_pow2 (info->bs_pref) || info->bs_pref < floor)
-    return set_violation ("block-size", "preferred block size %u is not a "
+    return set_violation (RULE_BLOCK_SIZE, "preferred block size %u is not a "
                           "power of two >= %u", info->bs_pref, floor);
   if (info->bs_max < info->bs_pref)
-    return set_violation ("block-size", "maximum block size %u is below the "
+    return set_violation (RULE_BLOCK_SIZE, "maximum block size %u is below the "
                           "preferred %u", info->bs_max, info->bs_pref);
   if (info->bs_max != UINT32_MAX && info->bs_max % info->bs_min)
-    return set_violation ("block-size", "maximum block size %u is not a "
+    return set_violation (RULE_BLOCK_SIZE, "maximum block size %u is not a "
                           "multiple of the minimum %u", info->bs_max,
                           info->bs_min);
   return 0;
@@ -631,7 +634,8 @@ newstyle_start (struct hs *hs)
     return -1;
   hflags = wire_get16 (buf);
   if (hflags & ~NBD_HANDSHAKE_FLAGS_KNOWN)
-    return set_violation ("hs-flags", "handshake flags 0x%04x set bits other "
+    return set_violation (RULE_HS_FLAGS,
+                          "handshake flags 0x%04x set bits other "
                           "than 0-1", hflags);
   info->hflags = hflags;
   info->protocol = (hflags & NBD_FLAG_FIXED_NEWSTYLE) ?
@@ -673,7 +677,7 @@ handshake_start (struct transport *t, const struct handshake_opts *o,
     return -1;
   magic = wire_get64 (buf);
   if (magic != NBD_MAGIC_INIT)
-    return set_violation ("hs-magic", "greeting starts with 0x%016llx, not "
+    return set_violation (RULE_HS_MAGIC, "greeting starts with 0x%016llx, not "
                           "NBDMAGIC (is this an NBD server?)",
                           (unsigned long long) magic);
   magic = wire_get64 (buf + 8);
@@ -681,7 +685,7 @@ handshake_start (struct transport *t, const struct handshake_opts *o,
     return oldstyle (&hs);
   if (magic == NBD_MAGIC_OPT)     /* the handshake flags follow */
     return newstyle_start (&hs);
-  return set_violation ("hs-magic", "second greeting magic is 0x%016llx, "
+  return set_violation (RULE_HS_MAGIC, "second greeting magic is 0x%016llx, "
                         "neither IHAVEOPT nor the oldstyle magic",
                         (unsigned long long) magic);
 }
@@ -902,11 +906,11 @@ add_server (struct list *l, const struct opt_reply *r)
   uint32_t nlen;
 
   if (r->len < 4)
-    return set_violation ("rep-server-length", "NBD_REP_SERVER of %u bytes "
+    return set_violation (RULE_REP_SERVER_LENGTH, "NBD_REP_SERVER of %u bytes "
                           "(at least 4)", r->len);
   nlen = wire_get32 (r->data);
   if (nlen > r->len - 4)
-    return set_violation ("rep-server-length", "NBD_REP_SERVER name length "
+    return set_violation (RULE_REP_SERVER_LENGTH, "NBD_REP_SERVER name length "
                           "%u does not fit its %u-byte reply", nlen, r->len);
   if (check_string (r->data + 4, nlen, "NBD_REP_SERVER name") == -1 ||
       check_string (r->data + 4 + nlen, r->len - 4 - nlen,
@@ -921,7 +925,7 @@ static int
 add_context (struct list *l, const struct opt_reply *r)
 {
   if (r->len < 5)
-    return set_violation ("meta-context-length", "NBD_REP_META_CONTEXT of "
+    return set_violation (RULE_META_CONTEXT_LENGTH, "NBD_REP_META_CONTEXT of "
                           "%u bytes (an id and a name: at least 5)", r->len);
   if (check_string (r->data + 4, r->len - 4, "NBD_REP_META_CONTEXT name")
       == -1)

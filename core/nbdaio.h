@@ -134,6 +134,30 @@ typedef struct {
 NBDAIO_API const char *nbdaio_get_error (void);
 /* The errno of the last error in this thread, or 0 if none. */
 NBDAIO_API int nbdaio_get_errno (void);
+/* When the last error in this thread is a protocol violation by the server
+ * (errno EPROTO, message "protocol violation [tag]: ..."), the tag of the
+ * rule it broke ("chunk-overlap"; README's "Protocol rules enforced" lists
+ * every tag with its section of the NBD specification); NULL when there is
+ * no error or it is not a violation (an error that only quotes one, such as
+ * "connection is dead: protocol violation [...]", is not: see
+ * nbdaio_get_connection_violation).  The string is static.  Never fails. */
+NBDAIO_API const char *nbdaio_get_violation (void);
+
+/* ---- names of wire values -------------------------------------------- */
+
+/* The name the NBD specification gives a value seen on the wire, as a
+ * static string: an option (nbdaio_opt_raw's option: "NBD_OPT_GO"), an
+ * option reply type (what nbdaio_opt_raw and nbdaio_get_opt_reply_type
+ * return: "NBD_REP_ACK", "NBD_REP_ERR_UNSUP"), a command type
+ * ("NBD_CMD_READ"), a structured reply chunk type
+ * ("NBD_REPLY_TYPE_OFFSET_DATA") or an error value ("NBD_EIO").  Each
+ * returns NULL for a value the library does not know.  Never fail; safe
+ * from any thread. */
+NBDAIO_API const char *nbdaio_option_name (uint32_t option);
+NBDAIO_API const char *nbdaio_option_reply_name (uint32_t reply_type);
+NBDAIO_API const char *nbdaio_command_name (uint16_t type);
+NBDAIO_API const char *nbdaio_reply_type_name (uint16_t type);
+NBDAIO_API const char *nbdaio_error_name (uint32_t error);
 
 /* ---- untrusted server text ------------------------------------------- */
 
@@ -288,6 +312,16 @@ NBDAIO_API int nbdaio_set_auto_submit (struct nbdaio_handle *h,
                                        int auto_submit);
 /* 1 if auto-submit is on, 0 if off, -1 (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_get_auto_submit (struct nbdaio_handle *h);
+/* Connections nbdaio_group_create opens from h: 1 (default) to
+ * NBDAIO_GROUP_MAX (setting "conns"; also a profile key).  Only before
+ * connecting, else -1 (EINVAL); out of range: EINVAL. */
+NBDAIO_API int nbdaio_set_conns (struct nbdaio_handle *h, unsigned n);
+/* Let nbdaio_group_create open several connections although the server
+ * does not advertise multi-conn (default 0; setting "force-multi-conn"):
+ * the connections may then see each other's writes late, and a group
+ * flush is sent on every connection.  Only before connecting (EINVAL). */
+NBDAIO_API int nbdaio_set_force_multi_conn (struct nbdaio_handle *h,
+                                            int force);
 /* Protocol tracing to stderr (default: NBDAIO_DEBUG=1 in the environment). */
 NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 
@@ -350,6 +384,10 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *                     of commands, flags, bounds, align, payload
  *   split             boolean (nbdaio_set_split)
  *   auto-submit       boolean (nbdaio_set_auto_submit)
+ *   reconnect-delay   seconds, fractional allowed, or a duration with unit
+ *                     (nbdaio_set_reconnect_delay)
+ *   conns             1..64 (nbdaio_set_conns)
+ *   force-multi-conn  boolean (nbdaio_set_force_multi_conn)
  *   debug             boolean
  * Booleans are yes/no, true/false, on/off or 1/0.  Returns 0, or -1 with
  * EINVAL and a message naming the setting and the bad value (ENOENT for an
@@ -393,14 +431,12 @@ NBDAIO_API int nbdaio_connect_socket (struct nbdaio_handle *h, int fd);
  *   uri               an NBD URI (as nbdaio_connect_uri)
  *   socket            a unix socket path
  *   host, port        a TCP server (port 1..65535, default 10809)
- *   conns             1..64: connections the caller should open
  *   timeout           duration (as connect-timeout): shorthand for
  *                     request-timeout and connect-timeout, each unless
  *                     the profile gives it by its own name
- *   force-multi-conn  boolean: use several connections even when the
- *                     server does not advertise multi-conn
  *   and every setting nbdaio_set_option knows (export, tls,
- *   tls-certificates, tls-psk-file, tls-username, ...), same syntax.
+ *   tls-certificates, tls-psk-file, tls-username, conns, ...), same
+ *   syntax.
  * A profile names its server by exactly one of: uri, socket, or host (with
  * an optional port).  Each key at most once per profile, each section at
  * most once per file, no keys before the first section. */
@@ -440,15 +476,15 @@ NBDAIO_API const char *nbdaio_profile_get_path (const struct nbdaio_profile *p);
  * checked), or NULL if the profile does not set it. */
 NBDAIO_API const char *nbdaio_profile_get (const struct nbdaio_profile *p,
                                            const char *key);
-/* A numeric profile-only key (conns, port, timeout in milliseconds,
- * force-multi-conn as 0/1) into *out.  Returns 1 if the profile sets it, 0
+/* A numeric profile-only key (port, timeout in milliseconds) into
+ * *out.  Returns 1 if the profile sets it, 0
  * if not (*out untouched), -1 (EINVAL) for another key. */
 NBDAIO_API int nbdaio_profile_get_number (const struct nbdaio_profile *p,
                                           const char *key, uint64_t *out);
 /* Apply every handle setting of the profile to h with nbdaio_set_option,
  * and timeout as request-timeout and connect-timeout (each unless the
  * profile sets it by its own name).
- * uri/socket/host/port/conns/force-multi-conn are not applied.  Must be
+ * uri/socket/host/port are not applied.  Must be
  * called before connecting.  Returns 0, or -1 with the setting's error
  * prefixed "F:LINE: [name]: " (EINVAL when h is already connected). */
 NBDAIO_API int nbdaio_profile_apply (const struct nbdaio_profile *p,
@@ -597,6 +633,11 @@ NBDAIO_API int nbdaio_can_multi_conn (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_is_rotational (struct nbdaio_handle *h);
 /* 1 if block status can be queried (a meta context was negotiated). */
 NBDAIO_API int nbdaio_can_block_status (struct nbdaio_handle *h);
+/* 1 if block status may be filtered to some contexts
+ * (nbdaio_aio_block_status_filter: extended headers were negotiated and
+ * the server advertised NBD_FLAG_BLOCK_STATUS_PAYLOAD), 0 if not, -1 as
+ * the other getters here. */
+NBDAIO_API int nbdaio_can_block_status_payload (struct nbdaio_handle *h);
 /* The advertised block size (NBDAIO_SIZE_*), 0 if the server advertised
  * none, -1 on error. */
 NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
@@ -628,6 +669,12 @@ NBDAIO_API int nbdaio_is_connected (struct nbdaio_handle *h);
 /* Why the connection ended (protocol violation naming its rule, EOF, ...),
  * or NULL while it is alive or when it was closed cleanly. */
 NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
+/* The tag of the protocol rule whose violation ended the connection (as
+ * nbdaio_get_violation names it), or NULL while it is alive or when it
+ * ended otherwise (EOF, timeout, a clean close) or h is NULL.  The string
+ * is static.  Never fails. */
+NBDAIO_API const char *nbdaio_get_connection_violation
+  (struct nbdaio_handle *h);
 
 /* ---- asynchronous commands ------------------------------------------- */
 
@@ -637,7 +684,9 @@ NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
  * allowed or not advertised, command not advertised), EPERM (write to a
  * read-only export), ERANGE (with split off: a read or write above the
  * maximum payload, or a length above 2^32 - 1; block status above
- * 2^32 - 1 always), ESHUTDOWN (server asked to shut down).  Queued
+ * 2^32 - 1 always; with extended headers a trim, zero, cache or block
+ * status of any 64-bit length is one request, reads and writes stay
+ * 32-bit), ESHUTDOWN (server asked to shut down).  Queued
  * commands leave in one batched write at the latest at the next
  * nbdaio_aio_submit, nbdaio_aio_notify_write, nbdaio_aio_notify_read or
  * nbdaio_poll (with auto-submit off: at the next nbdaio_aio_submit or
@@ -646,8 +695,9 @@ NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
  * Large requests (nbdaio_set_split on, the default): a read or write of
  * any size_t length, and a trim, zero or cache of any 64-bit length, is
  * accepted (inside the export) and sent as pieces of at most the maximum
- * payload (reads, writes) or of the largest multiple of the preferred
- * block size below 2^32 (trims, zeroes, caches), every piece carrying the
+ * payload (reads, writes) or, without extended headers, of the largest
+ * multiple of the preferred block size below 2^32 (trims, zeroes, caches;
+ * with extended headers they go as one request whatever their length), every piece carrying the
  * command's flags (FUA on each write piece, DF on each read piece).  It
  * is still one command: one cookie, one call of the completion callback
  * (after the last piece; the error is the first a piece got, and no
@@ -704,6 +754,24 @@ NBDAIO_API int64_t nbdaio_aio_block_status_64 (struct nbdaio_handle *h,
                                                nbdaio_extent64_callback extent,
                                                nbdaio_completion_callback completion,
                                                uint32_t flags);
+/* nbdaio_aio_block_status_64 answered only for some of the negotiated
+ * meta contexts: contexts is a NULL-terminated list of names, each one
+ * negotiated (nbdaio_can_meta_context), none twice.  The request carries
+ * their ids (NBD_CMD_FLAG_PAYLOAD_LEN, set by the library), and the reply
+ * must bring exactly one chunk for each of them and none for another
+ * context (else the connection ends: protocol violation [bs-filter]).
+ * Returns a cookie or -1: ENOTSUP when extended headers were not
+ * negotiated or the server does not accept filtering (see
+ * nbdaio_can_block_status_payload), EINVAL for an empty list or a name
+ * not negotiated or repeated, and every error of
+ * nbdaio_aio_block_status_64; the free functions run on every path. */
+NBDAIO_API int64_t nbdaio_aio_block_status_filter (struct nbdaio_handle *h,
+                                                   uint64_t count,
+                                                   uint64_t offset,
+                                                   const char *const *contexts,
+                                                   nbdaio_extent64_callback extent,
+                                                   nbdaio_completion_callback completion,
+                                                   uint32_t flags);
 
 /* Graceful disconnect: no new commands are accepted; NBD_CMD_DISC is sent
  * once every in-flight command has completed (drive it with nbdaio_poll).
@@ -811,6 +879,92 @@ NBDAIO_API int nbdaio_block_status (struct nbdaio_handle *h, uint64_t count,
  * does: set a request timeout, or use nbdaio_close, which never waits).
  * Sending NBD_CMD_DISC itself waits at most 1 s. */
 NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
+
+/* ---- connection groups ----------------------------------------------- */
+
+/* A group is several connections to one export with the same settings,
+ * for servers that advertise multi-conn (NBD_FLAG_CAN_MULTI_CONN: every
+ * connection sees every other's completed writes, and a flush on one
+ * covers them all).  Each connection is an ordinary handle (issue
+ * commands on it, read its stats and flags); the group picks which one
+ * gets the next command, submits and waits on all of them, and makes a
+ * flush that covers the earlier writes of every connection.  The calls
+ * below are for one thread, as a handle's are. */
+#define NBDAIO_GROUP_MAX 64
+struct nbdaio_group;
+
+/* Make a group from h, connected with nbdaio_connect_unix, _tcp, _uri or
+ * nbdaio_profile_connect (not _socket, not in opt mode): h becomes
+ * connection 0, and h's conns setting minus one more connections are
+ * opened to the same target with h's settings (TLS, export, contexts,
+ * timeouts, max-in-flight, auto-submit...), each within the connect
+ * timeout.  Every connection must see the same export (size, flags,
+ * extended headers).  On success h belongs to the group (close it with
+ * nbdaio_group_close, never nbdaio_close).  Returns the group, or NULL
+ * (h untouched and still the caller's, the new connections closed):
+ *   EINVAL  h NULL, not connected, in a group already, or connected with
+ *           nbdaio_connect_socket (no target to connect again)
+ *   ENOTSUP conns > 1 but the server does not advertise multi-conn and
+ *           force-multi-conn is off
+ *   EPROTO  another connection sees a different export (the message
+ *           names what differs and the connection)
+ *   ENOMEM, or the error of the connection that failed (its number in
+ *           the message). */
+NBDAIO_API struct nbdaio_group *nbdaio_group_create (struct nbdaio_handle *h);
+/* Close every connection (as nbdaio_close: commands in flight fail with
+ * ENOTCONN, their callbacks and frees run once; a group flush waiting for
+ * writes completes with ENOTCONN) and free the group.  NULL is allowed. */
+NBDAIO_API void nbdaio_group_close (struct nbdaio_group *g);
+/* Connections in the group (0 if g is NULL). */
+NBDAIO_API unsigned nbdaio_group_get_size (const struct nbdaio_group *g);
+/* Connection i (0 .. size - 1), or NULL (EINVAL). */
+NBDAIO_API struct nbdaio_handle *nbdaio_group_get_handle
+  (struct nbdaio_group *g, unsigned i);
+/* The connection for the next command, and its number in *index (index
+ * may be NULL): the one chosen last, until it holds its share of
+ * max-in-flight (max-in-flight / size, rounded up) or is no longer
+ * connected, then the least loaded connected one (one reconnecting if none
+ * is).  So a burst of commands goes to one connection and leaves in one
+ * system call, and the load stays even; the connections are scanned about
+ * once per share, not per command.  NULL (EINVAL) only if g is NULL. */
+NBDAIO_API struct nbdaio_handle *nbdaio_group_pick (struct nbdaio_group *g,
+                                                    unsigned *index);
+/* nbdaio_aio_submit on every connection with queued commands.  Returns the
+ * number of commands whose request fully left, or -1 (EINVAL) if g is NULL;
+ * a connection that dies meanwhile fails its own commands (their
+ * callbacks say so) and the others go on. */
+NBDAIO_API int nbdaio_group_submit (struct nbdaio_group *g);
+/* Handle replies until want commands of the group have completed in this
+ * call (0: only what is ready, never sleeping), timeout_ms has passed
+ * (-1: no limit), or no submitted command is left to wait for (a command
+ * not submitted yet is never waited for: submit first).  Reads the
+ * connections that can have replies first, polls only when that found
+ * too little; finishes partial sends, runs reconnect attempts, and never
+ * sleeps past a connection's request deadline, which it checks (an
+ * expired connection fails its commands with ETIMEDOUT).  Returns the
+ * number of commands completed in this call (a failed one included), or
+ * -1: EINVAL (g NULL), EBUSY (from a callback of one of its connections
+ * while it reads), or poll's error (not EINTR, which returns early).  A
+ * connection that dies does not fail the call: its commands complete with
+ * its error, and nbdaio_get_connection_error on it says why. */
+NBDAIO_API int nbdaio_group_wait (struct nbdaio_group *g, unsigned want,
+                                  int timeout_ms);
+/* A flush covering every write (pwrite, trim, zero) issued on any
+ * connection of g before this call: it waits until those writes have
+ * completed, then sends NBD_CMD_FLUSH on one connection (with multi-conn,
+ * which makes it cover all connections), or on every connection
+ * (force-multi-conn without multi-conn), and completes once, after the
+ * last of them, with the first error of those flushes.  Writes issued
+ * after it
+ * do not delay it.  Completion is reported only through the completion
+ * callback (user_data, free as for every command; free runs once, also
+ * when the call fails).  flags must be 0.  Returns a cookie >= 1 unique
+ * among g's flushes, or -1: EINVAL (g NULL, flags), ENOTSUP (the server
+ * does not support flush), EAGAIN (max-in-flight flushes pending),
+ * ENOTCONN (no connection left). */
+NBDAIO_API int64_t nbdaio_group_aio_flush
+  (struct nbdaio_group *g, nbdaio_completion_callback completion,
+   uint32_t flags);
 
 /* ---- statistics ------------------------------------------------------ */
 

@@ -32,6 +32,8 @@
 #define NBD_FLAG_SEND_RESIZE      (1u << 9)
 #define NBD_FLAG_SEND_CACHE       (1u << 10)
 #define NBD_FLAG_SEND_FAST_ZERO   (1u << 11)
+#define NBD_FLAG_BLOCK_STATUS_PAYLOAD (1u << 12) /* extended headers: block
+                                                  * status may be filtered */
 
 /* options */
 #define NBD_OPT_EXPORT_NAME       1
@@ -123,6 +125,9 @@
 #define NBD_STRUCTURED_REPLY_LEN  20
 #define NBD_INFO_EXPORT_LEN       12
 #define NBD_INFO_BLOCK_SIZE_LEN   14
+#define NBD_BS_FILTER_HEAD_LEN    8              /* a filtered block status
+                                                  * payload: effect length,
+                                                  * then 32-bit context ids */
 #define NBD_MAX_STRING            4096           /* names, descriptions */
 #define NBD_DEFAULT_MAX_PAYLOAD   (32u * 1024 * 1024)
 #define NBD_MAX_BLOCK_SIZE_MINIMUM (64u * 1024)

@@ -219,7 +219,7 @@ bits_from_runs (struct nbdaio_cmd *cmd)
   cmd->bits = calloc (((size_t) cmd->count + 63) / 64, sizeof *cmd->bits);
   if (!cmd->bits)
     return set_error (ENOMEM, "out of memory tracking the chunks of a "
-                      "%u-byte read", cmd->count);
+                      "%llu-byte read", (unsigned long long) cmd->count);
   for (uint32_t i = 0; i < cmd->nruns; i++)
     bits_add (cmd->bits, cmd->runs[i].start, cmd->runs[i].end);
   return 0;
@@ -236,7 +236,7 @@ cmd_cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len)
     r = bits_add (cmd->bits, start, start + len);
   }
   if (r == -1)
-    return set_violation ("chunk-overlap", "chunk [%llu, +%u) of cookie "
+    return set_violation (RULE_CHUNK_OVERLAP, "chunk [%llu, +%u) of cookie "
                           "0x%llx overlaps data already received",
                           (unsigned long long) (cmd->offset + start), len,
                           (unsigned long long) cmd->cookie);
@@ -276,6 +276,8 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
     return;
   }
   h->in_flight--;
+  if (h->group)
+    group_cmd_done (h, cmd);
   /* The command is complete (and retirable) before its callback runs: the
    * callback may retire it, or issue commands that reuse slots. */
   memset (&cmd->chunk, 0, sizeof cmd->chunk);

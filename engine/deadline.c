@@ -35,12 +35,15 @@ deadline_sent (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   /* a head left behind by an earlier send started its clock then */
   cmd->sent_ms = h->sq_head_ms >= 0 ? h->sq_head_ms : h->send_ms;
   h->sq_head_ms = -1;
+  h->nsent++;
+  h->nleft++;
   slot_list_append (h, &h->sent, SLOT_LINK (sent), idx);
 }
 
 void
 deadline_unsent (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
+  h->nsent--;
   slot_list_remove (h, &h->sent, SLOT_LINK (sent),
                     (uint32_t) (cmd - h->cmds));
 }
@@ -113,12 +116,12 @@ deadline_check (struct nbdaio_handle *h)
   if (deadline < 0 || deadline_clock () < deadline)
     return 0;
   sent = cmd->state == CMD_SENT;
-  set_error (ETIMEDOUT, "request timed out: %s [offset %llu, length %u] "
+  set_error (ETIMEDOUT, "request timed out: %s [offset %llu, length %llu] "
              "(cookie 0x%llx) %s within %u ms (request-timeout); the "
              "connection was ended (NBD cannot cancel a command) and every "
              "command in flight (%u) failed with ETIMEDOUT",
              proto_cmd_name (cmd->type), (unsigned long long) cmd->offset,
-             cmd->count, (unsigned long long) cmd->cookie,
+             (unsigned long long) cmd->count, (unsigned long long) cmd->cookie,
              sent ? "got no reply" : "could not be sent whole (the server "
              "stopped reading)", h->request_timeout_ms, h->in_flight);
   h->st.timeouts++;

@@ -28,6 +28,7 @@ nbdaio_create (void)
   h->request_structured = true;
   h->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
   h->max_in_flight = DEFAULT_MAX_IN_FLIGHT;
+  h->conns = 1;
   h->strict = NBDAIO_STRICT_ALL;
   h->tls.verify_peer = true;
   h->rc.timer_fd = -1;
@@ -98,6 +99,7 @@ connect_failed (struct nbdaio_handle *h)
 
   free (h->conn_error);
   h->conn_error = strdup (msg ? msg : "connect failed");
+  h->conn_rule = error_rule ();
   h->state = H_DEAD;
   return -1;
 }

@@ -94,6 +94,14 @@ nbdaio_can_block_status (struct nbdaio_handle *h)
   return check_info (h) == -1 ? -1 : h->info.meta_context != NULL;
 }
 
+int
+nbdaio_can_block_status_payload (struct nbdaio_handle *h)
+{
+  int r = tflag (h, NBD_FLAG_BLOCK_STATUS_PAYLOAD);
+
+  return r == 1 ? h->info.extended : r;
+}
+
 int64_t
 nbdaio_get_block_size (struct nbdaio_handle *h, int which)
 {
@@ -183,4 +191,12 @@ const char *
 nbdaio_get_connection_error (struct nbdaio_handle *h)
 {
   return h ? h->conn_error : NULL;
+}
+
+const char *
+nbdaio_get_connection_violation (struct nbdaio_handle *h)
+{
+  const struct rule *r = h && h->conn_error ? rule_get (h->conn_rule) : NULL;
+
+  return r ? r->tag : NULL;
 }

@@ -11,6 +11,7 @@
 #include "nbdaio.h"
 #include "handshake.h"
 #include "proto.h"
+#include "rules.h"
 #include "transport.h"
 
 /* A cookie is (sequence << CMD_SLOT_BITS) | slot index: unique per handle,
@@ -33,6 +34,9 @@
 /* Extents in one block status chunk at most: the spec's "SHOULD NOT send
  * more than 2^20" (and the request's own bound, reply.c bs_max_extents). */
 #define BS_MAX_EXTENTS (1u << 20)
+/* The payload of a filtered block status at most: the effect length and
+ * one id per context (nbdaio_aio_block_status_filter). */
+#define CMD_FILTER_MAX (NBD_BS_FILTER_HEAD_LEN + 4 * NBDAIO_MAX_META_CONTEXTS)
 /* Statistics are kept per NBD command type, NBD_CMD_READ (0) to
  * NBD_CMD_BLOCK_STATUS (7). */
 #define STATS_CMD_TYPES (NBD_CMD_BLOCK_STATUS + 1)
@@ -62,11 +66,22 @@ struct nbdaio_cmd {
   uint64_t last_cookie;         /* cookie this slot retired last */
   uint64_t offset;
   void *buf;
-  uint32_t count;
+  uint64_t count;               /* the length (64-bit: an effect length
+                                 * with extended headers; reads and writes
+                                 * never above UINT32_MAX, issue.c) */
   uint16_t type;
   uint16_t flags;
   uint8_t state;                /* enum cmd_state */
   uint8_t got_block_status;     /* bit i: the chunk for info.metas[i] */
+  uint8_t bs_want;              /* block status: bit i, a chunk for
+                                 * info.metas[i] is due (all of them, or
+                                 * the filter's) */
+  bool bs_filter;               /* nbdaio_aio_block_status_filter: the
+                                 * request carries the ids of bs_want */
+  uint8_t hdr_extra;            /* payload bytes after the header in hdr
+                                 * (the filter's; 0 for every other) */
+  uint32_t group_epoch;         /* a write of a group's handle: its flush
+                                 * epoch's counter + 1 (group.c); else 0 */
   int error;                    /* first error, errno value */
   uint64_t covered;             /* bytes covered by data/hole chunks */
   /* Byte ranges (relative to offset) covered by data/hole chunks, sorted,
@@ -91,8 +106,9 @@ struct nbdaio_cmd {
   uint32_t parent;              /* a piece: the slot of its split command;
                                  * else CMD_NONE */
   struct cmd_split split;       /* state CMD_SPLIT */
-  uint8_t hdr[NBD_EXT_REQUEST_LEN]; /* the encoded request (h->req_len
-                                     * bytes of it) */
+  uint8_t hdr[NBD_EXT_REQUEST_LEN + CMD_FILTER_MAX];
+                                /* the encoded request (h->req_len bytes
+                                 * of it, then hdr_extra: cmd_hdr_len) */
 };
 
 /* H_NEGOTIATING: opt mode, between the connect call and nbdaio_opt_go /
@@ -162,6 +178,9 @@ struct nbdaio_handle {
   unsigned max_in_flight;
   unsigned strict;
   bool split_off;               /* nbdaio_set_split (h, 0) */
+  unsigned conns;               /* connections nbdaio_group_create opens */
+  bool force_multi_conn;        /* ... even without the server's multi-conn */
+  struct nbdaio_group *group;   /* the group h belongs to, or NULL */
   struct tls_config tls;
 
   struct transport t;
@@ -209,12 +228,16 @@ struct nbdaio_handle {
   size_t extents64_cap;
 
   char *conn_error;             /* why the connection ended */
+  enum rule_id conn_rule;       /* the rule it broke, or RULE_NONE */
   int64_t connect_deadline;     /* during a connect call: when it must
                                  * have finished (0 = none; handle.c) */
 
   /* request deadlines (deadline.c): the sent list is in send order, so
    * its head is the oldest unanswered command */
   struct slot_list sent;
+  uint32_t nsent;               /* commands on the sent list */
+  uint64_t nleft;               /* commands that have left, ever (group.c:
+                                 * which replies cannot be back yet) */
   int64_t sq_head_ms;           /* when the send queue's head first failed
                                  * to leave whole, -1 if it has not */
   int64_t send_ms;              /* the coarse stamp of this send batch */
@@ -321,19 +344,29 @@ void callbacks_release (nbdaio_chunk_callback *chunk,
                         nbdaio_completion_callback *completion);
 
 /* issue.c */
-/* Encode the request of cmd (allocated, its type, flags, offset, count
- * and buf set) and put it on the send queue (state CMD_QUEUED). */
+/* Encode the request of cmd (allocated, its type, flags, offset, count,
+ * buf, bs_want and bs_filter set) and put it on the send queue (state
+ * CMD_QUEUED). */
 void cmd_queue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
 /* Whether cmd (a wire command) is still allowed by what the server now
  * advertises (after a reconnect): the checks of issuing, under h's strict
- * flags.  Returns 0, or -1 with the error issuing would give. */
-int cmd_recheck (struct nbdaio_handle *h, const struct nbdaio_cmd *cmd);
+ * flags; if so its request is encoded again for the new connection (its
+ * header format, its filter's context ids).  Returns 0, or -1 with the
+ * error issuing would give. */
+int cmd_recheck (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* The bytes of cmd's request that come from cmd->hdr (send.c). */
+static inline size_t
+cmd_hdr_len (const struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
+{
+  return h->req_len + cmd->hdr_extra;
+}
 
 /* split.c */
 /* Whether a command of this type and length is sent as pieces: split is
  * on and count exceeds what one request of the type may carry (READ and
  * WRITE: the maximum payload; TRIM, WRITE_ZEROES, CACHE: the 32-bit wire
- * length, in multiples of the preferred block size). */
+ * length, in multiples of the preferred block size, unless extended
+ * headers carry any 64-bit effect length in one request). */
 bool split_needed (const struct nbdaio_handle *h, uint16_t type,
                    uint64_t count);
 /* p (allocated, its fields and callbacks set, counted in in_flight)
@@ -371,10 +404,26 @@ int deadline_poll_ms (struct nbdaio_handle *h, int timeout_ms);
  * or -1 (ETIMEDOUT, the message naming the command and the timeout). */
 int deadline_check (struct nbdaio_handle *h);
 
+/* group.c */
+/* A command of a group's handle was issued: a write (WRITE, TRIM,
+ * WRITE_ZEROES) counts in the group's current flush epoch. */
+void group_cmd_issued (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* ... and completed: counted; flushes waiting for a write's epoch may
+ * go. */
+void group_cmd_done (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+
+/* settings.c */
+/* Copy every setting of src into dst (a new handle).  Returns 0 or -1
+ * (ENOMEM). */
+int settings_copy (struct nbdaio_handle *dst, const struct nbdaio_handle *src);
+
 /* send.c */
 int send_init (struct nbdaio_handle *h);
 void send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
 int send_flush (struct nbdaio_handle *h);
+/* With auto-submit off: the command queued last counts as submitted (a
+ * group flush released by the completion of its writes: group.c). */
+void send_submit_last (struct nbdaio_handle *h);
 /* Queued commands that may leave now: all of them with auto-submit on,
  * else the submitted ones (send.c). */
 uint32_t send_ready (const struct nbdaio_handle *h);

@@ -62,6 +62,7 @@ conn_end (struct nbdaio_handle *h, int err)
   if (h->state == H_CONNECTED || h->state == H_RECONNECTING) {
     free (h->conn_error);
     h->conn_error = strdup (msg ? msg : "connection failed");
+    h->conn_rule = error_rule ();
     h->state = H_DEAD;
     transport_close (&h->t);
     reconnect_free (h);
@@ -70,7 +71,8 @@ conn_end (struct nbdaio_handle *h, int err)
     reply_release (h);
   }
   /* callbacks may have overwritten the thread's error */
-  return set_error (err, "%s", h->conn_error ? h->conn_error : "connection failed");
+  return error_raise (err, h->conn_rule,
+                      h->conn_error ? h->conn_error : "connection failed");
 }
 
 void

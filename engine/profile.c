@@ -8,8 +8,8 @@
  * PROFILE_FILE_MAX bytes: see localfile.h), then handed to inih line by
  * line.
  *
- * Keys are the profile-only ones in profile_keys[] below (where to connect
- * and what the fio plugin reads) plus every setting nbdaio_set_option
+ * Keys are the profile-only ones in profile_keys[] below (where to connect,
+ * and the timeout shorthand) plus every setting nbdaio_set_option
  * knows; those are checked by applying them to a scratch handle, so their
  * syntax is defined once, in engine/settings.c. */
 #include <errno.h>
@@ -80,22 +80,19 @@ error_at (const char *path, int line, const char *section)
 /* ---- profile-only keys --------------------------------------------------- */
 
 /* Keys that are not handle settings.  The server: uri, or socket, or host
- * with an optional port.  conns and force-multi-conn are for the caller
- * (the fio plugin).  timeout is shorthand for the settings in
+ * with an optional port.  timeout is shorthand for the settings in
  * timeout_settings[] (each unless the profile gives it by its own name),
  * so it is at most what they take. */
 static const struct {
   const char *key;
-  enum { V_URI, V_STRING, V_UINT, V_DURATION, V_BOOL } type;
+  enum { V_URI, V_STRING, V_UINT, V_DURATION } type;
   uint64_t min, max;            /* V_UINT; max also for V_DURATION */
 } profile_keys[] = {
   { "uri",              V_URI, 0, 0 },
   { "socket",           V_STRING, 0, 0 },
   { "host",             V_STRING, 0, 0 },
   { "port",             V_UINT, 1, 65535 },
-  { "conns",            V_UINT, 1, 64 },
   { "timeout",          V_DURATION, 0, UINT32_MAX },
-  { "force-multi-conn", V_BOOL, 0, 0 },
 };
 #define NR_PROFILE_KEYS (sizeof profile_keys / sizeof profile_keys[0])
 
@@ -123,7 +120,6 @@ check_value (size_t k, const char *value)
   const char *key = profile_keys[k].key;
   struct nbdaio_uri u;
   uint64_t n;
-  bool b;
 
   switch (profile_keys[k].type) {
   case V_URI:
@@ -136,8 +132,6 @@ check_value (size_t k, const char *value)
                        &n);
   case V_DURATION:
     return parse_duration_ms (key, value, profile_keys[k].max, &n);
-  case V_BOOL:
-    return parse_bool (key, value, &b);
   case V_STRING:
     break;
   }
@@ -557,20 +551,14 @@ nbdaio_profile_get_number (const struct nbdaio_profile *p, const char *key,
 {
   const char *value = nbdaio_profile_get (p, key);
   size_t k = key ? profile_key (key) : NR_PROFILE_KEYS;
-  bool b;
 
   if (k == NR_PROFILE_KEYS || profile_keys[k].type == V_URI ||
       profile_keys[k].type == V_STRING)
-    return set_error (EINVAL, "'%s' is not a numeric profile key (conns, "
-                      "port, timeout, force-multi-conn)", key ? key : "NULL");
+    return set_error (EINVAL, "'%s' is not a numeric profile key (port, "
+                      "timeout)", key ? key : "NULL");
   if (!value)
     return 0;
   switch (profile_keys[k].type) {
-  case V_BOOL:
-    if (parse_bool (key, value, &b) == -1)
-      return -1;
-    *out = b;
-    return 1;
   case V_DURATION:
     return parse_duration_ms (key, value, profile_keys[k].max, out) == -1 ?
       -1 : 1;

@@ -57,14 +57,16 @@ reconnect_remember (struct nbdaio_handle *h, enum rc_target kind,
 {
   struct reconnect *rc = &h->rc;
 
-  if (!h->rc.delay_ms)
-    return 0;
+  /* kept also without reconnect-delay: nbdaio_group_create connects
+   * more connections to it (a NULL target fails in the connect call) */
   reconnect_free (h);
+  if (!where)
+    return 0;
   if (kind == RC_UNIX)
     rc->path = strdup (where);
   else {
     rc->host = strdup (where);
-    rc->port = strdup (port);
+    rc->port = strdup (port ? port : NBD_DEFAULT_PORT);
   }
   if (kind == RC_UNIX ? !rc->path : !rc->host || !rc->port) {
     reconnect_free (h);
@@ -137,6 +139,7 @@ requeue_sent (struct nbdaio_handle *h)
     n++;
   }
   h->sent.head = h->sent.tail = CMD_NONE;
+  h->nsent = 0;
   h->sq_sent = 0;
   h->sq_head_ms = -1;
   return n;

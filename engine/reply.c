@@ -35,19 +35,20 @@ lookup (struct nbdaio_handle *h, uint64_t cookie)
     if (cmd->state == CMD_SENT)
       return cmd;
     if (cmd->state == CMD_QUEUED) {
-      set_violation ("reply-cookie", "reply for cookie 0x%llx before its "
+      set_violation (RULE_REPLY_COOKIE, "reply for cookie 0x%llx before its "
                      "request was fully sent", (unsigned long long) cookie);
       return NULL;
     }
-    set_violation ("reply-after-done", "reply for cookie 0x%llx after its "
+    set_violation (RULE_REPLY_AFTER_DONE, "reply for cookie 0x%llx after its "
                    "final reply", (unsigned long long) cookie);
     return NULL;
   }
   if (cmd && cookie != 0 && cmd->last_cookie == cookie)
-    set_violation ("reply-after-done", "reply for cookie 0x%llx after its "
+    set_violation (RULE_REPLY_AFTER_DONE, "reply for cookie 0x%llx after its "
                    "final reply", (unsigned long long) cookie);
   else
-    set_violation ("reply-cookie", "reply for cookie 0x%llx, which is not in "
+    set_violation (RULE_REPLY_COOKIE,
+                   "reply for cookie 0x%llx, which is not in "
                    "flight", (unsigned long long) cookie);
   return NULL;
 }
@@ -59,10 +60,12 @@ check_inside (struct nbdaio_cmd *cmd, uint64_t off, uint64_t len,
 {
   if (off < cmd->offset || off - cmd->offset > cmd->count ||
       len > cmd->count - (off - cmd->offset))
-    return set_violation ("chunk-bounds", "%s [%llu, +%llu) lies outside the "
-                          "request [%llu, +%u) of cookie 0x%llx", what,
+    return set_violation (RULE_CHUNK_BOUNDS,
+                          "%s [%llu, +%llu) lies outside the "
+                          "request [%llu, +%llu) of cookie 0x%llx", what,
                           (unsigned long long) off, (unsigned long long) len,
-                          (unsigned long long) cmd->offset, cmd->count,
+                          (unsigned long long) cmd->offset,
+                          (unsigned long long) cmd->count,
                           (unsigned long long) cmd->cookie);
   return 0;
 }
@@ -81,7 +84,8 @@ content_chunk (struct nbdaio_cmd *cmd, uint64_t off, uint32_t len,
       cmd_cover (cmd, (uint32_t) (off - cmd->offset), len) == -1)
     return -1;
   if ((cmd->flags & NBDAIO_CMD_FLAG_DF) && !first)
-    return set_violation ("chunk-df", "second content chunk (%s [%llu, +%u)) "
+    return set_violation (RULE_CHUNK_DF,
+                          "second content chunk (%s [%llu, +%u)) "
                           "in reply to the NBD_CMD_FLAG_DF read of cookie "
                           "0x%llx (at most one is allowed)", what,
                           (unsigned long long) off, len,
@@ -89,12 +93,12 @@ content_chunk (struct nbdaio_cmd *cmd, uint64_t off, uint32_t len,
   return 0;
 }
 
-/* The name of a negotiated context cmd got no block status chunk for. */
+/* The name of a context due that cmd got no block status chunk for. */
 static const char *
 bs_missing (const struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
 {
   for (uint32_t i = 0; i < h->info.nmetas; i++)
-    if (!(cmd->got_block_status & (1u << i)))
+    if ((cmd->bs_want & ~cmd->got_block_status) & (1u << i))
       return h->info.metas[i].name;
   return "(none)";
 }
@@ -109,20 +113,24 @@ finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
     return 0;   /* a callback ended the connection: completed already */
   if (cmd->error == 0 && h->rx.structured) {
     if (cmd->type == NBD_CMD_READ && cmd->covered != cmd->count)
-      return set_violation ("chunk-coverage", "successful read of cookie "
-                            "0x%llx ended with %llu of %u bytes covered by "
-                            "data or hole chunks",
+      return set_violation (RULE_CHUNK_COVERAGE, "successful read of cookie "
+                            "0x%llx ended with %llu of %llu bytes covered "
+                            "by data or hole chunks",
                             (unsigned long long) cmd->cookie,
-                            (unsigned long long) cmd->covered, cmd->count);
+                            (unsigned long long) cmd->covered,
+                            (unsigned long long) cmd->count);
     if (cmd->type == NBD_CMD_BLOCK_STATUS && (!cmd->got_block_status ||
-        cmd->got_block_status != (1u << h->info.nmetas) - 1))
-      return set_violation ("bs-extent", "successful block status of cookie "
-                            "0x%llx without a block status chunk for %s",
+        cmd->got_block_status != cmd->bs_want))
+      return set_violation (cmd->bs_filter ? RULE_BS_FILTER : RULE_BS_EXTENT,
+                            "successful %sblock status of cookie 0x%llx "
+                            "without a block status chunk for %s",
+                            cmd->bs_filter ? "filtered " : "",
                             (unsigned long long) cmd->cookie,
                             bs_missing (h, cmd));
   }
   if (cmd->error == 0 && !h->rx.structured && cmd->type == NBD_CMD_BLOCK_STATUS)
-    return set_violation ("bs-extent", "simple reply to NBD_CMD_BLOCK_STATUS "
+    return set_violation (RULE_BS_EXTENT,
+                          "simple reply to NBD_CMD_BLOCK_STATUS "
                           "carries no extents");
   debug (h->debug, "completed cookie 0x%llx: %s", (unsigned long long) cmd->cookie,
          cmd->error ? strerror (cmd->error) : "ok");
@@ -165,7 +173,8 @@ simple_reply (struct nbdaio_handle *h, const uint8_t *p)
   debug (h->debug, "simple reply cookie 0x%llx error %u",
          (unsigned long long) cookie, err);
   if (cmd->type == NBD_CMD_READ && h->info.structured)
-    return set_violation ("simple-reply-read", "simple reply to NBD_CMD_READ "
+    return set_violation (RULE_SIMPLE_REPLY_READ,
+                          "simple reply to NBD_CMD_READ "
                           "(cookie 0x%llx) although structured replies were "
                           "negotiated", (unsigned long long) cookie);
   h->rx.structured = false;
@@ -178,7 +187,7 @@ simple_reply (struct nbdaio_handle *h, const uint8_t *p)
   if (cmd->type == NBD_CMD_READ && cmd->count) {
     h->rx.state = RX_DATA;
     h->rx.dest = cmd->buf;
-    h->rx.remaining = cmd->count;
+    h->rx.remaining = (uint32_t) cmd->count; /* reads: 32-bit (issue.c) */
     return 0;
   }
   return finish_command (h, cmd);
@@ -211,20 +220,21 @@ check_bs_length (const struct nbdaio_cmd *cmd, uint16_t type, uint32_t len)
   uint64_t n, max = bs_max_extents (cmd);
 
   if (len < head + size || (len - head) % size != 0)
-    return set_violation ("chunk-length", "%s of length %u (must be %u + "
+    return set_violation (RULE_CHUNK_LENGTH, "%s of length %u (must be %u + "
                           "%un, n >= 1)", proto_chunk_name (type), len, head,
                           size);
   n = (len - head) / size;
   if (n > max && (cmd->flags & NBDAIO_CMD_FLAG_REQ_ONE))
-    return set_violation ("bs-extent", "%llu extents in reply to a "
+    return set_violation (RULE_BS_EXTENT, "%llu extents in reply to a "
                           "NBD_CMD_FLAG_REQ_ONE request (must be 1)",
                           (unsigned long long) n);
   if (n > max)
-    return set_violation ("chunk-length", "%s of length %u (%llu extents) "
-                          "for a request of %u bytes at %llu (cookie "
+    return set_violation (RULE_CHUNK_LENGTH, "%s of length %u (%llu extents) "
+                          "for a request of %llu bytes at %llu (cookie "
                           "0x%llx): at most %llu extents (one per byte "
                           "requested, at most %u)", proto_chunk_name (type),
-                          len, (unsigned long long) n, cmd->count,
+                          len, (unsigned long long) n,
+                          (unsigned long long) cmd->count,
                           (unsigned long long) cmd->offset,
                           (unsigned long long) cmd->cookie,
                           (unsigned long long) max, BS_MAX_EXTENTS);
@@ -274,18 +284,19 @@ chunk_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint16_t flags,
   switch (type) {
   case NBD_REPLY_TYPE_NONE:
     if (len != 0 || !(flags & NBD_REPLY_FLAG_DONE))
-      return set_violation ("chunk-none", "NBD_REPLY_TYPE_NONE with length "
+      return set_violation (RULE_CHUNK_NONE, "NBD_REPLY_TYPE_NONE with length "
                             "%u and flags 0x%x (must be 0 and DONE)", len, flags);
     return finish_command (h, cmd);
   case NBD_REPLY_TYPE_OFFSET_DATA:
   case NBD_REPLY_TYPE_OFFSET_HOLE:
     if (cmd->type != NBD_CMD_READ)
-      return set_violation ("chunk-command", "%s for %s (cookie 0x%llx); only "
+      return set_violation (RULE_CHUNK_COMMAND,
+                            "%s for %s (cookie 0x%llx); only "
                             "NBD_CMD_READ gets data chunks",
                             proto_chunk_name (type), proto_cmd_name (cmd->type),
                             (unsigned long long) cookie);
     if (type == NBD_REPLY_TYPE_OFFSET_DATA ? len < 9 : len != 12)
-      return set_violation ("chunk-length", "%s of length %u (must be %s)",
+      return set_violation (RULE_CHUNK_LENGTH, "%s of length %u (must be %s)",
                             proto_chunk_name (type), len,
                             type == NBD_REPLY_TYPE_OFFSET_DATA ? "at least 9" : "12");
     if (type == NBD_REPLY_TYPE_OFFSET_DATA)
@@ -294,23 +305,23 @@ chunk_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint16_t flags,
   case NBD_REPLY_TYPE_BLOCK_STATUS:
   case NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
     if (type != bs_chunk_type (h))
-      return set_violation ("ext-bs-type", "%s for cookie 0x%llx with "
+      return set_violation (RULE_EXT_BS_TYPE, "%s for cookie 0x%llx with "
                             "extended headers %s (must be %s)",
                             proto_chunk_name (type),
                             (unsigned long long) cookie,
                             h->info.extended ? "negotiated" : "not negotiated",
                             proto_chunk_name (bs_chunk_type (h)));
     if (cmd->type != NBD_CMD_BLOCK_STATUS)
-      return set_violation ("chunk-command", "%s for %s (cookie 0x%llx)",
+      return set_violation (RULE_CHUNK_COMMAND, "%s for %s (cookie 0x%llx)",
                             proto_chunk_name (type), proto_cmd_name (cmd->type),
                             (unsigned long long) cookie);
     return check_bs_length (cmd, type, len);
   default:
     if (!(type & NBD_REPLY_TYPE_ERROR_BIT))
-      return set_violation ("chunk-unknown", "unknown chunk type %u for "
+      return set_violation (RULE_CHUNK_UNKNOWN, "unknown chunk type %u for "
                             "cookie 0x%llx", type, (unsigned long long) cookie);
     if (len < 6 || len > error_chunk_max (type))
-      return set_violation ("chunk-error-length", "%s of length %u (must be "
+      return set_violation (RULE_CHUNK_ERROR_LENGTH, "%s of length %u (must be "
                             "6 to %u)", proto_chunk_name (type), len,
                             error_chunk_max (type));
     return 0;
@@ -341,14 +352,14 @@ ext_header (struct nbdaio_handle *h, const uint8_t *p)
   if (!cmd)
     return -1;
   if (off != cmd->offset)
-    return set_violation ("ext-offset", "extended reply header (%s) for "
+    return set_violation (RULE_EXT_OFFSET, "extended reply header (%s) for "
                           "cookie 0x%llx has offset %llu, the request's is "
                           "%llu (must match)", proto_chunk_name (type),
                           (unsigned long long) cmd->cookie,
                           (unsigned long long) off,
                           (unsigned long long) cmd->offset);
   if (len > UINT32_MAX)
-    return set_violation ("ext-length", "extended reply header (%s) for "
+    return set_violation (RULE_EXT_LENGTH, "extended reply header (%s) for "
                           "cookie 0x%llx announces a payload of %llu bytes "
                           "(replies carry at most 32-bit payloads)",
                           proto_chunk_name (type),
@@ -364,7 +375,8 @@ chunk_hole (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
   uint32_t len = wire_get32 (p + 8);
 
   if (len == 0)
-    return set_violation ("chunk-length", "NBD_REPLY_TYPE_OFFSET_HOLE of size 0");
+    return set_violation (RULE_CHUNK_LENGTH,
+                          "NBD_REPLY_TYPE_OFFSET_HOLE of size 0");
   if (content_chunk (cmd, off, len, "hole chunk") == -1)
     return -1;
   memset ((uint8_t *) cmd->buf + (off - cmd->offset), 0, len);
@@ -420,10 +432,17 @@ bs_prepare (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint32_t ctx,
   while (i < h->info.nmetas && h->info.metas[i].id != ctx)
     i++;
   if (i == h->info.nmetas)
-    return set_violation ("bs-context", "block status for context id %u, "
+    return set_violation (RULE_BS_CONTEXT, "block status for context id %u, "
                           "which was not negotiated", ctx);
+  if (!(cmd->bs_want & (1u << i)))
+    return set_violation (RULE_BS_FILTER, "block status chunk for context "
+                          "%s (id %u), which the filtered request of cookie "
+                          "0x%llx did not ask for",
+                          ESCAPED (h->info.metas[i].name,
+                                   strlen (h->info.metas[i].name)), ctx,
+                          (unsigned long long) cmd->cookie);
   if (cmd->got_block_status & (1u << i))
-    return set_violation ("bs-extent", "second block status chunk for "
+    return set_violation (RULE_BS_EXTENT, "second block status chunk for "
                           "context %u (cookie 0x%llx)", ctx,
                           (unsigned long long) cmd->cookie);
   if (n > h->extents64_cap) {
@@ -439,32 +458,37 @@ bs_prepare (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint32_t ctx,
 static int
 bs_zero_length (const struct nbdaio_cmd *cmd, uint32_t i)
 {
-  return set_violation ("bs-extent", "extent %u of cookie 0x%llx has "
+  return set_violation (RULE_BS_EXTENT, "extent %u of cookie 0x%llx has "
                         "length 0", i, (unsigned long long) cmd->cookie);
 }
 
-/* The n extents of h->extents64 as 32-bit pairs in h->extents, for
- * nbdaio_aio_block_status: a length above 32 bits (only the last extent
- * may pass the request's end, whose length is 32-bit) cut to UINT32_MAX.
- * Returns 0, EOVERFLOW for a status above 32 bits (legal outside base:
- * contexts, but not for this callback), or -1 (ENOMEM). */
+/* The *n extents of h->extents64 as 32-bit pairs in h->extents, for
+ * nbdaio_aio_block_status: the first extent longer than 32 bits (any may
+ * be with a 64-bit request) is cut to the largest multiple of the minimum
+ * block size below 2^32 and ends the list (*n shrinks: what followed it
+ * would be placed wrong), as libnbd does.  Returns 0, EOVERFLOW for a
+ * status above 32 bits (legal outside base: contexts, but not for this
+ * callback), or -1 (ENOMEM). */
 static int
-bs_narrow (struct nbdaio_handle *h, uint32_t n)
+bs_narrow (struct nbdaio_handle *h, uint32_t *n)
 {
-  if (2 * (size_t) n > h->extents_cap) {
-    uint32_t *e = realloc (h->extents, 2 * (size_t) n * sizeof *e);
+  uint32_t cut = UINT32_MAX - (h->align > 1 ? h->align - 1 : 0);
+
+  if (2 * (size_t) *n > h->extents_cap) {
+    uint32_t *e = realloc (h->extents, 2 * (size_t) *n * sizeof *e);
     if (!e)
-      return set_error (ENOMEM, "out of memory for %u extents", n);
+      return set_error (ENOMEM, "out of memory for %u extents", *n);
     h->extents = e;
-    h->extents_cap = 2 * (size_t) n;
+    h->extents_cap = 2 * (size_t) *n;
   }
-  for (uint32_t i = 0; i < n; i++) {
+  for (uint32_t i = 0; i < *n; i++) {
     const nbdaio_extent64 *x = &h->extents64[i];
     if (x->flags > UINT32_MAX)
       return EOVERFLOW;
-    h->extents[2 * i] = x->length > UINT32_MAX ? UINT32_MAX :
-      (uint32_t) x->length;
     h->extents[2 * i + 1] = (uint32_t) x->flags;
+    h->extents[2 * i] = x->length > UINT32_MAX ? cut : (uint32_t) x->length;
+    if (x->length > UINT32_MAX)
+      *n = i + 1;
   }
   return 0;
 }
@@ -483,7 +507,7 @@ bs_deliver (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, int idx,
     r = cmd->extent64 (cmd->extent.user_data, name, cmd->offset,
                        h->extents64, n, &err);
   else if (cmd->extent.callback) {
-    if ((narrow = bs_narrow (h, n)) == -1)
+    if ((narrow = bs_narrow (h, &n)) == -1)
       return -1;
     if (narrow)
       cmd_set_error (cmd, narrow);
@@ -527,7 +551,7 @@ chunk_block_status_ext (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
   int idx;
 
   if (count != n)
-    return set_violation ("ext-bs-count", "NBD_REPLY_TYPE_BLOCK_STATUS_EXT "
+    return set_violation (RULE_EXT_BS_COUNT, "NBD_REPLY_TYPE_BLOCK_STATUS_EXT "
                           "of cookie 0x%llx says %u descriptors, its length "
                           "%u holds %u", (unsigned long long) cmd->cookie,
                           count, h->rx.length, n);
@@ -541,7 +565,7 @@ chunk_block_status_ext (struct nbdaio_handle *h, struct nbdaio_cmd *cmd,
     if (x->length == 0)
       return bs_zero_length (cmd, i);
     if (x->flags > UINT32_MAX && strncmp (name, "base:", 5) == 0)
-      return set_violation ("ext-bs-status", "extent %u of cookie 0x%llx "
+      return set_violation (RULE_EXT_BS_STATUS, "extent %u of cookie 0x%llx "
                             "has status 0x%llx in context %s (the high 32 "
                             "bits MUST be zero in base: contexts)", i,
                             (unsigned long long) cmd->cookie,
@@ -561,13 +585,14 @@ chunk_error (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
   int err;
 
   if (werr == 0)
-    return set_violation ("chunk-error-zero", "%s with error 0 (cookie 0x%llx)",
+    return set_violation (RULE_CHUNK_ERROR_ZERO,
+                          "%s with error 0 (cookie 0x%llx)",
                           proto_chunk_name (type),
                           (unsigned long long) cmd->cookie);
   if (len < 6 + (type == NBD_REPLY_TYPE_ERROR_OFFSET ? 8u : 0u) ||
       (type == NBD_REPLY_TYPE_ERROR || type == NBD_REPLY_TYPE_ERROR_OFFSET ?
        msglen != room : msglen > room))
-    return set_violation ("chunk-error-length", "%s of length %u carries a "
+    return set_violation (RULE_CHUNK_ERROR_LENGTH, "%s of length %u carries a "
                           "message of %u bytes", proto_chunk_name (type), len,
                           msglen);
   err = proto_errno_from_wire (werr);
@@ -649,14 +674,14 @@ static int
 wrong_magic (struct nbdaio_handle *h, uint32_t magic)
 {
   if (h->info.extended || magic == NBD_MAGIC_EXT_REPLY)
-    return set_violation ("ext-reply-magic", "reply magic 0x%08x with "
+    return set_violation (RULE_EXT_REPLY_MAGIC, "reply magic 0x%08x with "
                           "extended headers %s (expected 0x%08x%s)", magic,
                           h->info.extended ? "negotiated" : "not negotiated",
                           h->info.extended ? NBD_MAGIC_EXT_REPLY :
                           NBD_MAGIC_SIMPLE_REPLY,
                           h->info.extended ? ", the only reply allowed" :
                           h->info.structured ? " or 0x668e33ef" : "");
-  return set_violation ("reply-magic", "reply magic 0x%08x (expected "
+  return set_violation (RULE_REPLY_MAGIC, "reply magic 0x%08x (expected "
                         "0x%08x%s)", magic, NBD_MAGIC_SIMPLE_REPLY,
                         h->info.structured ? " or 0x668e33ef" :
                         ": structured replies were not negotiated");

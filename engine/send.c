@@ -33,6 +33,7 @@ send_init (struct nbdaio_handle *h)
   h->sq_sent = 0;
   h->sq_go = 0;
   h->sent.head = h->sent.tail = CMD_NONE;
+  h->nsent = 0;
   h->sq_head_ms = -1;
   return 0;
 }
@@ -61,6 +62,13 @@ submit_piece (struct nbdaio_handle *h, uint32_t tail)
 }
 
 void
+send_submit_last (struct nbdaio_handle *h)
+{
+  if (h->auto_submit_off && h->sq_go < h->sq_len)
+    submit_piece (h, (h->sq_head + h->sq_len - 1) & h->sq_mask);
+}
+
+void
 send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
   uint32_t tail = (h->sq_head + h->sq_len) & h->sq_mask;
@@ -75,7 +83,7 @@ send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 static size_t
 cmd_wire_len (const struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
 {
-  return h->req_len + (cmd->type == NBD_CMD_WRITE ? cmd->count : 0);
+  return cmd_hdr_len (h, cmd) + (cmd->type == NBD_CMD_WRITE ? cmd->count : 0);
 }
 
 /* Fill h->iov from the queue; returns the iovec count, *bytes the total. */
@@ -83,11 +91,12 @@ static int
 gather (struct nbdaio_handle *h, size_t *bytes)
 {
   int n = 0;
-  size_t skip = h->sq_sent, total = 0, hlen = h->req_len;
+  size_t skip = h->sq_sent, total = 0;
   uint32_t ready = send_ready (h);
 
   for (uint32_t i = 0; i < ready && n + 2 <= SEND_IOV_MAX; i++) {
     struct nbdaio_cmd *cmd = &h->cmds[h->sendq[(h->sq_head + i) & h->sq_mask]];
+    size_t hlen = cmd_hdr_len (h, cmd);
     if (skip < hlen) {
       h->iov[n].iov_base = cmd->hdr + skip;
       h->iov[n].iov_len = hlen - skip;
@@ -129,9 +138,10 @@ advance (struct nbdaio_handle *h, size_t sent)
     if (h->sq_go)
       h->sq_go--;
     done++;
-    debug (h->debug, "sent %s cookie 0x%llx offset %llu count %u flags 0x%x",
+    debug (h->debug, "sent %s cookie 0x%llx offset %llu count %llu flags 0x%x",
            proto_cmd_name (cmd->type), (unsigned long long) cmd->cookie,
-           (unsigned long long) cmd->offset, cmd->count, cmd->flags);
+           (unsigned long long) cmd->offset, (unsigned long long) cmd->count,
+           cmd->flags);
   }
   h->sq_sent = sent;
   return done;

@@ -217,6 +217,27 @@ nbdaio_get_split (struct nbdaio_handle *h)
 }
 
 int
+nbdaio_set_conns (struct nbdaio_handle *h, unsigned n)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  if (n < 1 || n > NBDAIO_GROUP_MAX)
+    return set_error (EINVAL, "conns %u is out of range (1 to %u)", n,
+                      NBDAIO_GROUP_MAX);
+  h->conns = n;
+  return 0;
+}
+
+int
+nbdaio_set_force_multi_conn (struct nbdaio_handle *h, int force)
+{
+  if (settings_check_new (h) == -1)
+    return -1;
+  h->force_multi_conn = force != 0;
+  return 0;
+}
+
+int
 nbdaio_set_debug (struct nbdaio_handle *h, int debug)
 {
   if (!h)
@@ -375,6 +396,15 @@ opt_max_in_flight (struct nbdaio_handle *h, const char *name,
 }
 
 static int
+opt_conns (struct nbdaio_handle *h, const char *name, const char *v)
+{
+  uint64_t n;
+
+  return parse_uint (name, v, 1, NBDAIO_GROUP_MAX, &n) == -1 ? -1 :
+    nbdaio_set_conns (h, (unsigned) n);
+}
+
+static int
 opt_strict (struct nbdaio_handle *h, const char *name, const char *v)
 {
   static const struct { const char *word; unsigned bits; } words[] = {
@@ -434,6 +464,8 @@ static const struct {
   { "strict",           .set = opt_strict },
   { "split",            .set_bool = nbdaio_set_split },
   { "auto-submit",      .set_bool = nbdaio_set_auto_submit },
+  { "conns",            .set = opt_conns },
+  { "force-multi-conn", .set_bool = nbdaio_set_force_multi_conn },
   { "debug",            .set_bool = nbdaio_set_debug },
 };
 
@@ -460,4 +492,43 @@ nbdaio_set_option (struct nbdaio_handle *h, const char *name,
     return options[i].set (h, name, value);
   }
   return set_error (ENOENT, "unknown setting '%s'", name);
+}
+
+/* ---- copying settings (connection groups) ----------------------------- */
+
+static int
+copy_string (char **dst, const char *src)
+{
+  return settings_replace_string (dst, src, "setting");
+}
+
+int
+settings_copy (struct nbdaio_handle *dst, const struct nbdaio_handle *src)
+{
+  int r = 0;
+
+  r |= copy_string (&dst->export_name, src->export_name);
+  r |= copy_string (&dst->meta_context_wanted, src->meta_context_wanted);
+  for (size_t i = 0; i < NBDAIO_MAX_META_CONTEXTS && src->meta_more[i]; i++)
+    r |= copy_string (&dst->meta_more[i], src->meta_more[i]);
+  r |= copy_string (&dst->tls.certificates, src->tls.certificates);
+  r |= copy_string (&dst->tls.psk_file, src->tls.psk_file);
+  r |= copy_string (&dst->tls.username, src->tls.username);
+  r |= copy_string (&dst->tls.hostname, src->tls.hostname);
+  dst->tls.mode = src->tls.mode;
+  dst->tls.verify_peer = src->tls.verify_peer;
+  dst->export_name_explicit = src->export_name_explicit;
+  dst->request_structured = src->request_structured;
+  dst->extended_off = src->extended_off;
+  dst->debug = src->debug;
+  dst->connect_timeout_ms = src->connect_timeout_ms;
+  dst->request_timeout_ms = src->request_timeout_ms;
+  dst->max_in_flight = src->max_in_flight;
+  dst->strict = src->strict;
+  dst->split_off = src->split_off;
+  dst->auto_submit_off = src->auto_submit_off;
+  dst->rc.delay_ms = src->rc.delay_ms;
+  dst->conns = src->conns;
+  dst->force_multi_conn = src->force_multi_conn;
+  return r ? -1 : 0;
 }

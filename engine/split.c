@@ -24,11 +24,15 @@ wire_limit (const struct nbdaio_handle *h, uint16_t type)
   switch (type) {
   case NBD_CMD_READ:
   case NBD_CMD_WRITE:
+  case NBD_CMD_CACHE:
+    /* a cache has no payload, but servers read for it: qemu-nbd (7.2 and
+     * 10) refuses one above its maximum payload with EINVAL */
     return h->max_payload;
   case NBD_CMD_TRIM:
   case NBD_CMD_WRITE_ZEROES:
-  case NBD_CMD_CACHE:
-    return UINT32_MAX;          /* the wire's length field */
+    /* the wire's length field; with extended headers it is 64-bit and
+     * the server's maximum bounds only payloads: one request */
+    return h->info.extended ? 0 : UINT32_MAX;
   default:
     return 0;
   }
@@ -104,6 +108,8 @@ piece_issue (struct nbdaio_handle *h, struct nbdaio_cmd *p,
   c->flags = p->flags;          /* FUA, DF, ... on every piece */
   c->offset = p->split.next;
   c->count = n;
+  c->bs_filter = false;         /* block status is never split */
+  c->bs_want = 0;
   c->buf = p->buf ? (uint8_t *) p->buf + rel : NULL;
   p->split.next += n;
   p->split.left -= n;

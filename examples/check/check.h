@@ -5,7 +5,9 @@
  * option negotiation mode) and runs commands with a deadline, turning what
  * happened into a struct outcome; the probe-*.c files each run one group
  * of probes and record one verdict per probe through report.c, which
- * prints the report (human lines or one JSON object).
+ * prints the report (human lines or one JSON object) and writes it as
+ * JUnit XML (--junit).  probe-xhdr.c holds the extended-header and
+ * several-context probes.
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
@@ -38,6 +40,7 @@ struct config {
   struct setting settings[MAX_SETTINGS];
   int nsettings;
   int json;
+  const char *junit;            /* --junit FILE: JUnit XML there too */
   int write;                    /* --write: probes that modify data */
   uint64_t scratch_offset;      /* the area --write probes overwrite */
   uint64_t scratch_size;
@@ -68,11 +71,30 @@ void report_info_bool (const char *key, int v);
 /* Print the report (human or JSON, as cfg says) and return the exit
  * status: 0 when nothing failed, else 1. */
 int report_print (const struct config *cfg);
+/* Write the verdicts as JUnit XML to path: one <testcase> per probe
+ * (classname the probe group, the id up to its first '.'; name the id),
+ * <failure> for FAIL, <skipped> for SKIP, PASS and WARN passing with
+ * their text in <system-out>.  0, or -1 with a message on stderr. */
+int report_write_junit (const char *path);
 void report_free (void);
 int report_failed (void);
 /* The final replies.valid verdict: FAIL naming every rule tag seen by
  * any probe, else PASS. */
 void report_summarize_violations (void);
+
+/* ---- protocol numbers the probes send or judge (NBD spec, "Values") ---- */
+
+#define OPT_STRUCTURED_REPLY     8u
+#define OPT_EXTENDED_HEADERS     11u
+#define REP_ACK                  1
+#define REP_ERR(n)               ((1u << 31) | (n))
+#define REP_ERR_UNSUP            REP_ERR (1)
+#define REP_ERR_POLICY           REP_ERR (2)
+#define REP_ERR_INVALID          REP_ERR (3)
+#define REP_ERR_EXT_HEADER_REQD  REP_ERR (10)
+/* transmission flag bit 12: NBD_CMD_FLAG_PAYLOAD_LEN on BLOCK_STATUS
+ * (extended headers only) */
+#define TF_BLOCK_STATUS_PAYLOAD  (1u << 12)
 
 /* ---- connections and commands (conn.c) -------------------------------- */
 
@@ -163,6 +185,25 @@ int c_block_status (const struct config *cfg, struct nbdaio_handle *h,
                     uint64_t count, uint64_t offset, uint32_t flags,
                     struct extents *e, struct outcome *o);
 
+/* 64-bit block status (nbdaio_aio_block_status_64): the chunks per
+ * context (by the name the library passes), their extents, the bytes
+ * the chunks describe. */
+#define BS64_MAX_CONTEXTS NBDAIO_MAX_META_CONTEXTS
+struct extents64 {
+  const char *name[BS64_MAX_CONTEXTS];  /* the library's, valid while h is */
+  int chunks[BS64_MAX_CONTEXTS];
+  int ncontexts;
+  int other;                /* chunks of more contexts than fit */
+  size_t extents;
+  uint64_t bytes;           /* summed over all chunks */
+};
+/* contexts NULL: every negotiated context; else the block status is
+ * filtered to those (nbdaio_aio_block_status_filter). */
+int c_block_status_64 (const struct config *cfg, struct nbdaio_handle *h,
+                       uint64_t count, uint64_t offset, uint32_t flags,
+                       const char *const *contexts, struct extents64 *e,
+                       struct outcome *o);
+
 /* A structured read counting content chunks. */
 struct chunks {
   int data, hole, error;
@@ -198,6 +239,11 @@ struct ctx {
   int read_only, can_flush, can_fua, can_trim, can_zero, can_fast_zero;
   int can_cache, can_df, can_multi_conn, can_bs, sr;
   int xhdr;                     /* extended headers negotiated */
+  int64_t xhdr_reply;           /* the reply to a lone raw
+                                 * NBD_OPT_EXTENDED_HEADERS, -1 unknown */
+  int compact_tflags;           /* transmission flags without extended
+                                 * headers, -1 unknown */
+  int filter_judged;            /* xhdr.payload-filter has its verdict */
   const char *protocol;
   uint64_t scratch_offset, scratch_size;  /* resolved scratch area */
   uint32_t seed;                /* distinct data per run */
@@ -236,10 +282,31 @@ void fill_pattern (void *buf, size_t n, uint64_t offset, uint32_t seed,
                    uint32_t tag);
 int is_zero (const void *buf, size_t n);
 
+/* ---- option negotiation mode (probe-handshake.c) ----------------------- */
+
+/* What an option-mode connection negotiates before the probe takes over:
+ * what the settings say (extended headers, else structured replies),
+ * structured replies only, or nothing at all. */
+enum opt_start { OPT_START_DEFAULT, OPT_START_NO_XHDR, OPT_START_NOTHING };
+
+/* A connection stopped before NBD_OPT_GO, or NULL: a FAIL or SKIP for
+ * each id in ids (NULL-terminated, rules alongside) was then recorded. */
+struct nbdaio_handle *opt_open (struct ctx *c, const char *const *ids,
+                                const char *const *rules,
+                                enum opt_start start);
+/* After an nbdaio_opt_* call failed: 1 (and a FAIL recorded) when the
+ * connection is gone, 0 when the server sent an error reply. */
+int opt_dead (struct nbdaio_handle *h, const char *id, const char *rule);
+/* The NBD_REP_* name of an option reply type. */
+const char *rep_name (int64_t t);
+/* Leave option mode (if still in it) and close. */
+void opt_close (struct ctx *c, struct nbdaio_handle *h);
+
 void probe_handshake (struct ctx *c);
 void probe_commands (struct ctx *c);
 void probe_refuse (struct ctx *c);
 void probe_data (struct ctx *c);
 void probe_concurrency (struct ctx *c);
+void probe_xhdr (struct ctx *c);
 
 #endif /* NBDAIO_CHECK_H */

@@ -22,30 +22,19 @@ now_ms (void)
   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The rule tag of "protocol violation [tag]: ..." in msg, into tag. */
+/* The first rule tag the library reported (nbdaio_get_violation,
+ * nbdaio_get_connection_violation) is the outcome's violation. */
 static void
-find_violation (const char *msg, char *tag, size_t size)
+note_violation (struct outcome *o, const char *tag)
 {
-  const char *p = msg ? strstr (msg, "violation [") : NULL;
-  size_t n;
-
-  tag[0] = '\0';
-  if (!p)
-    return;
-  p += strlen ("violation [");
-  n = strspn (p, "abcdefghijklmnopqrstuvwxyz0123456789-");
-  if (n == 0 || p[n] != ']' || n >= size)
-    return;
-  memcpy (tag, p, n);
-  tag[n] = '\0';
+  if (tag && !o->violation[0])
+    snprintf (o->violation, sizeof o->violation, "%s", tag);
 }
 
 static void
 set_message (struct outcome *o, const char *msg)
 {
   snprintf (o->message, sizeof o->message, "%s", msg ? msg : "");
-  if (!o->violation[0])
-    find_violation (msg, o->violation, sizeof o->violation);
 }
 
 void
@@ -59,8 +48,8 @@ outcome_from_error (struct nbdaio_handle *h, struct outcome *o)
     o->timed_out = 1;
   /* the connection's own error says best why it ended */
   set_message (o, conn ? conn : msg ? msg : "unknown error");
-  if (!o->violation[0])
-    find_violation (msg, o->violation, sizeof o->violation);
+  note_violation (o, h ? nbdaio_get_connection_violation (h) : NULL);
+  note_violation (o, nbdaio_get_violation ());
 }
 
 struct nbdaio_handle *
@@ -156,6 +145,7 @@ dead_outcome (struct nbdaio_handle *h, struct outcome *o)
   const char *conn = nbdaio_get_connection_error (h);
   o->dead = 1;
   set_message (o, conn ? conn : "the connection ended");
+  note_violation (o, nbdaio_get_connection_violation (h));
 }
 
 int
@@ -312,6 +302,46 @@ c_block_status (const struct config *cfg, struct nbdaio_handle *h,
   nbdaio_extent_callback cb = { .callback = extent_fn, .user_data = e };
   return conn_run (cfg, h, nbdaio_aio_block_status (h, count, offset, cb,
                                                     done_cb (&d), flags),
+                   &d, o);
+}
+
+static int
+extent64_fn (void *user_data, const char *metacontext, uint64_t offset,
+             nbdaio_extent64 *entries, size_t nr_entries, int *error)
+{
+  struct extents64 *e = user_data;
+  int i;
+  (void) offset;
+  (void) error;
+  for (i = 0; i < e->ncontexts; i++)
+    if (strcmp (e->name[i], metacontext) == 0)
+      break;
+  if (i == e->ncontexts && i < BS64_MAX_CONTEXTS)
+    e->name[e->ncontexts++] = metacontext;
+  if (i < e->ncontexts)
+    e->chunks[i]++;
+  else
+    e->other++;
+  e->extents += nr_entries;
+  for (size_t k = 0; k < nr_entries; k++)
+    e->bytes += entries[k].length;
+  return 0;
+}
+
+int
+c_block_status_64 (const struct config *cfg, struct nbdaio_handle *h,
+                   uint64_t count, uint64_t offset, uint32_t flags,
+                   const char *const *contexts, struct extents64 *e,
+                   struct outcome *o)
+{
+  struct done d;
+  memset (e, 0, sizeof *e);
+  nbdaio_extent64_callback cb = { .callback = extent64_fn, .user_data = e };
+  return conn_run (cfg, h, contexts ?
+                   nbdaio_aio_block_status_filter (h, count, offset, contexts,
+                                                   cb, done_cb (&d), flags) :
+                   nbdaio_aio_block_status_64 (h, count, offset, cb,
+                                               done_cb (&d), flags),
                    &d, o);
 }
 

@@ -32,6 +32,9 @@ usage (FILE *fp)
 "  URI                 nbd[s]://host[:port][/export], nbd[s]+unix:///[export]"
 "?socket=PATH\n"
 "  --json              print one JSON object (server, results, summary)\n"
+"  --junit FILE        also write the verdicts to FILE as JUnit XML (one\n"
+"                      testcase per probe: failure for FAIL, skipped for\n"
+"                      SKIP), for CI systems\n"
 "  --write             also run the probes that modify data.  DATA IN THE\n"
 "                      SCRATCH AREA IS OVERWRITTEN (and trimmed/zeroed)\n"
 "  --scratch-offset N  start of the scratch area (default 0; bytes, or with\n"
@@ -52,7 +55,8 @@ usage (FILE *fp)
 "                      --SETTING=VALUE works too\n"
 "  -v, --verbose       protocol trace of every connection to stderr\n"
 "  --help              print this help\n"
-"Exit status: 0 no probe failed, 1 some probe failed, 2 usage error.\n");
+"Exit status: 0 no probe failed, 1 some probe failed, 2 usage error\n"
+"(or --junit FILE could not be written).\n");
 }
 
 static void
@@ -196,6 +200,8 @@ parse_args (int argc, char *argv[], struct config *cfg,
       cfg->timeout_ms = parse_timeout (value);
       *timeout_given = 1;
     }
+    else if (strcmp (name, "junit") == 0)
+      cfg->junit = value;
     else if (strcmp (name, "profile") == 0)
       cfg->profile_name = value;
     else if (strcmp (name, "config") == 0)
@@ -367,6 +373,8 @@ main (int argc, char *argv[])
     report ("session.probes", V_SKIP, "", NULL,
             "no probe run: the server cannot be connected to");
     status = report_print (&cfg);
+    if (cfg.junit && report_write_junit (cfg.junit) == -1)
+      status = 2;
     goto out;
   }
   record_server (&c);
@@ -386,9 +394,12 @@ main (int argc, char *argv[])
   probe_refuse (&c);
   probe_data (&c);
   probe_concurrency (&c);
+  probe_xhdr (&c);
   probe_replies_valid ();
 
   status = report_print (&cfg);
+  if (cfg.junit && report_write_junit (cfg.junit) == -1)
+    status = 2;
 
  out:
   if (c.h)

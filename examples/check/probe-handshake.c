@@ -17,10 +17,6 @@
 #include "check.h"
 #include "cli-common.h"
 
-#define REP_ACK            1
-#define REP_ERR(n)         ((1u << 31) | (n))
-#define REP_ERR_UNSUP      REP_ERR (1)
-#define REP_ERR_POLICY     REP_ERR (2)
 #define OPT_UNKNOWN        0x4e424441u     /* "NBDA": no such option */
 
 #define R_FIXED "Compatibility and interoperability / Baseline: The " \
@@ -52,12 +48,11 @@
   "NBD_OPT_GO with the same parameters ... then the server MUST reply " \
   "with the same set of information, such as transmission flags in the " \
   "NBD_INFO_EXPORT reply"
-/* NBD_FLAG_BLOCK_STATUS_PAYLOAD (transmission flag bit 12; extended
- * headers only): the spec lets INFO and GO differ on it without meta
- * contexts ("SHOULD NOT advertise this bit in response to NBD_OPT_GO if
- * the client does not negotiate metacontexts"), which qemu-nbd 10 does:
- * info-go leaves it out of the comparison. */
-#define TF_BLOCK_STATUS_PAYLOAD (1u << 12)
+/* NBD_FLAG_BLOCK_STATUS_PAYLOAD (TF_BLOCK_STATUS_PAYLOAD): the spec lets
+ * INFO and GO differ on it without meta contexts ("SHOULD NOT advertise
+ * this bit in response to NBD_OPT_GO if the client does not negotiate
+ * metacontexts"), which qemu-nbd 10 does: info-go leaves it out of the
+ * comparison. */
 #define R_META_LIST "NBD_OPT_LIST_META_CONTEXT: If zero queries are sent, " \
   "then the server MUST return all the metadata contexts that are " \
   "available ... each namespace returned MUST begin with the relevant " \
@@ -73,28 +68,18 @@
   "namespaces MUST be base, nbd-server, x-*, or registered (x-nbdaio is a " \
   "local experiment no server should know)"
 
-static const char *
+/* The library's name of the reply type, else its number. */
+const char *
 rep_name (int64_t t)
 {
   static __thread char buf[32];
-  switch (t) {
-  case REP_ACK:                return "NBD_REP_ACK";
-  case 2:                      return "NBD_REP_SERVER";
-  case 3:                      return "NBD_REP_INFO";
-  case 4:                      return "NBD_REP_META_CONTEXT";
-  case REP_ERR (1):            return "NBD_REP_ERR_UNSUP";
-  case REP_ERR (2):            return "NBD_REP_ERR_POLICY";
-  case REP_ERR (3):            return "NBD_REP_ERR_INVALID";
-  case REP_ERR (4):            return "NBD_REP_ERR_PLATFORM";
-  case REP_ERR (5):            return "NBD_REP_ERR_TLS_REQD";
-  case REP_ERR (6):            return "NBD_REP_ERR_UNKNOWN";
-  case REP_ERR (7):            return "NBD_REP_ERR_SHUTDOWN";
-  case REP_ERR (8):            return "NBD_REP_ERR_BLOCK_SIZE_REQD";
-  case REP_ERR (9):            return "NBD_REP_ERR_TOO_BIG";
-  default:
-    snprintf (buf, sizeof buf, "reply type 0x%" PRIx64, t);
-    return buf;
-  }
+  const char *name = t >= 0 && t <= UINT32_MAX ?
+    nbdaio_option_reply_name ((uint32_t) t) : NULL;
+
+  if (name)
+    return name;
+  snprintf (buf, sizeof buf, "reply type 0x%" PRIx64, t);
+  return buf;
 }
 
 static int
@@ -175,15 +160,18 @@ from_first_connection (struct ctx *c)
 
 /* ---- option negotiation mode --------------------------------------------- */
 
-/* A connection stopped before NBD_OPT_GO, or NULL: a FAIL or SKIP for
- * each id in ids was then recorded. */
-static struct nbdaio_handle *
-opt_open (struct ctx *c, const char *const *ids, const char *const *rules)
+struct nbdaio_handle *
+opt_open (struct ctx *c, const char *const *ids, const char *const *rules,
+          enum opt_start start)
 {
   struct outcome o;
   struct nbdaio_handle *h = check_handle (c->cfg, NBDAIO_STRICT_ALL, &o);
 
-  if (h && nbdaio_set_opt_mode (h, 1) == -1) {
+  if (h && (nbdaio_set_opt_mode (h, 1) == -1 ||
+            (start != OPT_START_DEFAULT &&
+             nbdaio_set_request_extended_headers (h, 0) == -1) ||
+            (start == OPT_START_NOTHING &&
+             nbdaio_set_request_structured_replies (h, 0) == -1))) {
     outcome_from_error (h, &o);
     nbdaio_close (h);
     h = NULL;
@@ -207,9 +195,7 @@ opt_open (struct ctx *c, const char *const *ids, const char *const *rules)
   return h;
 }
 
-/* After an nbdaio_opt_* call failed: 1 (and a FAIL recorded) when the
- * connection is gone, 0 when the server sent an error reply. */
-static int
+int
 opt_dead (struct nbdaio_handle *h, const char *id, const char *rule)
 {
   struct outcome o;
@@ -224,13 +210,21 @@ opt_dead (struct nbdaio_handle *h, const char *id, const char *rule)
   return 1;
 }
 
+void
+opt_close (struct ctx *c, struct nbdaio_handle *h)
+{
+  if (nbdaio_is_negotiating (h))
+    nbdaio_opt_abort (h);
+  check_close (c->cfg, h);
+}
+
 static void
 unknown_option (struct ctx *c)
 {
   static const char *const ids[] = { "handshake.unknown-option", NULL };
   static const char *const rules[] = { R_UNKNOWN_OPT, NULL };
   const char *id = ids[0];
-  struct nbdaio_handle *h = opt_open (c, ids, rules);
+  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_DEFAULT);
   int64_t t1, t2;
 
   if (!h)
@@ -261,9 +255,7 @@ unknown_option (struct ctx *c)
     report (id, V_PASS, R_UNKNOWN_OPT, NULL, "unknown option 0x%x (with and "
             "without data) answered with NBD_REP_ERR_UNSUP", OPT_UNKNOWN);
  out:
-  if (nbdaio_is_negotiating (h))
-    nbdaio_opt_abort (h);
-  check_close (c->cfg, h);
+  opt_close (c, h);
 }
 
 struct names {
@@ -338,7 +330,7 @@ list_and_meta (struct ctx *c)
   static const char *const rules[] = {
     R_LIST, R_META_LIST, R_META_LIST_BASE, R_META_LIST_UNKNOWN, NULL
   };
-  struct nbdaio_handle *h = opt_open (c, ids, rules);
+  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_DEFAULT);
   struct names n, all;
   int64_t type = 0;
   int r, i, at = 0;
@@ -416,9 +408,7 @@ list_and_meta (struct ctx *c)
     report (ids[3], V_PASS, R_META_LIST_UNKNOWN, NULL, "query 'x-nbdaio:' "
             "(unknown namespace) listed nothing");
  out:
-  if (nbdaio_is_negotiating (h))
-    nbdaio_opt_abort (h);
-  check_close (c->cfg, h);
+  opt_close (c, h);
   return;
 
  dead:
@@ -435,7 +425,7 @@ info_go (struct ctx *c)
   static const char *const ids[] = { "handshake.info-go", NULL };
   static const char *const rules[] = { R_INFO_GO, NULL };
   const char *id = ids[0];
-  struct nbdaio_handle *h = opt_open (c, ids, rules);
+  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_DEFAULT);
   int64_t isize, imin, ipref, imax;
   int iflags;
 
@@ -481,9 +471,7 @@ info_go (struct ctx *c)
             PRId64 "/%" PRId64 ")", isize, (unsigned) iflags, imin, ipref,
             imax);
  out:
-  if (nbdaio_is_negotiating (h))
-    nbdaio_opt_abort (h);
-  check_close (c->cfg, h);
+  opt_close (c, h);
 }
 
 static void
@@ -499,7 +487,7 @@ meta_set_unknown (struct ctx *c)
             "structured replies not negotiated");
     return;
   }
-  if (!(h = opt_open (c, ids, rules)))
+  if (!(h = opt_open (c, ids, rules, OPT_START_DEFAULT)))
     return;
   if (nbdaio_set_meta_context (h, "x-nbdaio:none") == -1 ||
       nbdaio_opt_go (h) == -1) {
@@ -513,9 +501,7 @@ meta_set_unknown (struct ctx *c)
   else
     report (id, V_PASS, R_META_SET_UNKNOWN, NULL, "'x-nbdaio:none' selected "
             "nothing");
-  if (nbdaio_is_negotiating (h))
-    nbdaio_opt_abort (h);
-  check_close (c->cfg, h);
+  opt_close (c, h);
 }
 
 void

@@ -148,12 +148,32 @@ count (int n[4])
 }
 
 /* Details quote server text escaped (the library's messages, cli_escape
- * in the probes); a control character left anyway becomes '?'. */
+ * in the probes), so they are printed as they are: a control character
+ * left anyway becomes '?', and for XML (JUnit) so does a byte that is not
+ * valid UTF-8, while the markup characters become entities. */
+static void
+put_clean (FILE *fp, const char *s, int xml)
+{
+  for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+    unsigned cp;
+    int n = xml ? cli_utf8_decode (p, &cp) : 1;
+
+    if (n == 0 || *p < 0x20 || *p == 0x7f)
+      putc ('?', fp);
+    else if (xml && (*p == '&' || *p == '<' || *p == '>' || *p == '"'))
+      fputs (*p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ?
+             "&gt;" : "&quot;", fp);
+    else {
+      fwrite (p, 1, (size_t) n, fp);
+      p += n - 1;
+    }
+  }
+}
+
 static void
 print_clean (const char *s)
 {
-  for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-    putchar (*p < 0x20 || *p == 0x7f ? '?' : *p);
+  put_clean (stdout, s, 0);
 }
 
 static void
@@ -236,6 +256,73 @@ print_json (const struct config *cfg)
   printf ("%s],\n  \"summary\": {\"passed\": %d, \"failed\": %d, "
           "\"warnings\": %d, \"skipped\": %d}\n}\n", nresults ? "\n  " : "",
           n[V_PASS], n[V_FAIL], n[V_WARN], n[V_SKIP]);
+}
+
+/* The JUnit text of one verdict's message: the detail, the violation,
+ * the rule. */
+static void
+junit_text (FILE *fp, const struct result *r)
+{
+  put_clean (fp, r->detail, 1);
+  if (r->violation) {
+    fputs (" [violation: ", fp);
+    put_clean (fp, r->violation, 1);
+    fputs ("]", fp);
+  }
+  if (r->rule && *r->rule) {
+    fputs (" (spec: &quot;", fp);
+    put_clean (fp, r->rule, 1);
+    fputs ("&quot;)", fp);
+  }
+}
+
+static void
+junit_case (FILE *fp, const struct result *r)
+{
+  const char *dot = strchr (r->id, '.');
+  int glen = dot ? (int) (dot - r->id) : (int) strlen (r->id);
+
+  /* ids are the probes' own plain names: no markup in them */
+  fprintf (fp, "    <testcase classname=\"%.*s\" name=\"%s\">", glen, r->id,
+           r->id);
+  if (r->v == V_FAIL || r->v == V_SKIP) {
+    fprintf (fp, "\n      <%s message=\"", r->v == V_FAIL ? "failure" :
+             "skipped");
+    junit_text (fp, r);
+    fprintf (fp, "\"/>\n    ");
+  }
+  else {
+    fprintf (fp, "\n      <system-out>%s: ", names[r->v]);
+    junit_text (fp, r);
+    fputs ("</system-out>\n    ", fp);
+  }
+  fputs ("</testcase>\n", fp);
+}
+
+int
+report_write_junit (const char *path)
+{
+  FILE *fp = fopen (path, "w");
+  int n[4];
+
+  if (!fp) {
+    fprintf (stderr, PROG ": --junit %s: %m\n", path);
+    return -1;
+  }
+  count (n);
+  fprintf (fp, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+           "<testsuites tests=\"%zu\" failures=\"%d\" errors=\"0\" "
+           "skipped=\"%d\">\n  <testsuite name=\"" PROG "\" tests=\"%zu\" "
+           "failures=\"%d\" errors=\"0\" skipped=\"%d\">\n", nresults,
+           n[V_FAIL], n[V_SKIP], nresults, n[V_FAIL], n[V_SKIP]);
+  for (size_t i = 0; i < nresults; i++)
+    junit_case (fp, &results[i]);
+  fputs ("  </testsuite>\n</testsuites>\n", fp);
+  if (fclose (fp) != 0) {
+    fprintf (stderr, PROG ": --junit %s: %m\n", path);
+    return -1;
+  }
+  return 0;
 }
 
 int

@@ -37,6 +37,9 @@ declare -A EARNED=(
   [eshutdown]=cmd.read-df
   # NBD_OPT_INFO refused (with escape sequences); the read error as above
   [escape-text]=handshake.info-go,cmd.read-df
+  # extension rules no library check polices (tests/check/test-xhdr.sh)
+  [ext-payload-flag-compact]=xhdr.payload-flag-compact
+  [ext-reqd-base-list]=xhdr.ext-header-reqd
 )
 
 # The per-command --timeout: short where the mode stalls on purpose (the

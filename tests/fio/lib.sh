@@ -89,13 +89,15 @@ start_nbdkit () {
   URI="nbd+unix:///?socket=$T/$name.sock"
 }
 
-# start_qemu_nbd NAME SIZE: qemu-nbd serving a raw file of SIZE, persistent
-# (-t) so that fio's setup connection and the job's connections all get in.
+# start_qemu_nbd NAME SIZE [QEMU-NBD-ARGS...]: qemu-nbd serving a raw file
+# of SIZE, persistent (-t) so that fio's setup connection and the job's
+# connections all get in.
 start_qemu_nbd () {
   local name=$1 size=$2
+  shift 2
   truncate -s "$size" "$T/$name.img"
   rm -f "$T/$name.sock"
-  timeout 300 qemu-nbd -t -f raw -k "$T/$name.sock" "$T/$name.img" \
+  timeout 300 qemu-nbd -t -f raw -k "$T/$name.sock" "$@" "$T/$name.img" \
     2> "$T/$name.qemu.err" &
   track $!
   wait_for 20 test -S "$T/$name.sock"

@@ -56,6 +56,24 @@ assert n == $flushes, 'fio counted %d syncs, server saw $flushes flushes' % n"
   # every flush succeeded
   [ "$(grep -cE '\.\.\.Flush id=[0-9]+ return=0' "$log")" -eq "$flushes" ] ||
     fail "not every flush returned 0"
+
+  # conns=2 on a multi-conn server: one NBD_CMD_FLUSH per fio sync (the
+  # group's flush covers both connections), after the writes before it
+  stop_servers
+  log=$T/flush-conns.log
+  start_nbdkit flushc --filter=log memory 64M logfile="$log"
+  fio_nbd fsync-conns --rw=randwrite --bs=4k --size=2m --iodepth=16 \
+    --conns=2 --fsync=8
+  expect_ok fsync-conns
+  flushes=$(requests "$log" Flush | wc -l)
+  echo "  conns=2: $flushes flushes"
+  fio_json fsync-conns "
+n = jobs[0]['sync']['total_ios']
+assert n == $flushes, 'fio counted %d syncs, server saw $flushes flushes' % n"
+  [ "$(grep -cE 'connection=[0-9]+ Write id=' "$log")" -eq 512 ] ||
+    fail "server saw $(grep -cE ' Write id=' "$log") writes, want 512"
+  [ "$(grep -oE 'connection=[0-9]+ Write id=' "$log" | sort -u | wc -l)" -eq 2 ] ||
+    fail "the writes did not use both connections"
 }
 
 # check_trim_op OP FUA COMMAND FLAG-REGEX: a randtrim job with trim_op=OP

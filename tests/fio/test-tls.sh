@@ -64,9 +64,10 @@ EOF
   expect_ok prof-config
   fio_json prof-config "assert job_total('read') == 16 << 20, \
 'verified %d bytes' % job_total('read')"
-  # the profile's conns=2 was in effect: setup's connection + 2, all TLS
-  [ "$(count_log "$T/p.log" 'Connect .*tls=1')" -eq 3 ] ||
-    fail "expected 3 TLS connections: $(grep -c Connect "$T/p.log")"
+  # the profile's conns=2 was in effect: setup's group (which checks that
+  # every connection sees one export) + the job's, 2 each, all TLS
+  [ "$(count_log "$T/p.log" 'Connect .*tls=1')" -eq 4 ] ||
+    fail "expected 4 TLS connections: $(grep -c Connect "$T/p.log")"
   NBDAIO_CONFIG=$T/profiles.ini run_fio prof-env --name=prof-env \
     --ioengine="external:$SO" --nbd_profile=tls-x509 --rw=randread \
     --bs=4k --size=4m

@@ -53,6 +53,17 @@ for j in jobs:
     assert j['read']['io_bytes'] == 8 << 20, 'verified %d' % j['read']['io_bytes']"
 }
 
+verify_qemu_nbd_conns () {
+  command -v qemu-nbd >/dev/null || fail "qemu-nbd missing"
+  # -e 4: four clients at once, and qemu-nbd advertises multi-conn
+  start_qemu_nbd qemu4 32M -e 4
+  fio_nbd verify-qemu4 --rw=randwrite --bsrange=4k-64k --size=16m \
+    --iodepth=32 --conns=4 --fsync=64 --verify=crc32c --verify_fatal=1
+  expect_ok verify-qemu4
+  fio_json verify-qemu4 "assert job_total('read') == 16 << 20, \
+'verified %d' % job_total('read')"
+}
+
 busy_poll () {
   start_nbdkit bp memory 32M
   # QD1 and conns=2 QD8 with busy polling: same data, same checks
@@ -68,5 +79,6 @@ busy_poll () {
 
 case_ "crc32c verify, conns=4 numjobs=2 (nbdkit)" verify_nbdkit
 case_ "crc32c verify, numjobs=2 (qemu-nbd)" verify_qemu_nbd
+case_ "crc32c verify, conns=4 with flushes (qemu-nbd -e 4)" verify_qemu_nbd_conns
 case_ "crc32c verify with busy_poll (QD1, conns=2)" busy_poll
 fio_test_done

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "internal.h"               /* CMD_SLOT_BITS: how cookies are made */
 #include "proto.h"
 
 #define INPUT_MAX    (64 * 1024)
@@ -252,7 +253,8 @@ put_records (struct fz_buf *b, struct fz_in *in, const struct target *t,
     else if (idx == 30)
       fz_get64 (in, &cookie);
     else
-      cookie = tg->cookie + ((int) idx < nt ? 0 : UINT64_C(1) << 16);
+      cookie = tg->cookie + ((int) idx < nt ? 0 :
+                             UINT64_C(1) << CMD_SLOT_BITS);
 
     /* the offset of data, hole and error-offset chunks */
     off = tg->offset;
@@ -411,9 +413,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                                   commands[i].offset, commands[i].count };
   }
   /* The follow-up pread gets the next sequence number and the next free
-   * slot (engine/cmd.c): cookie = seq << 16 | slot. */
+   * slot (engine/cmd.c): cookie = seq << CMD_SLOT_BITS | slot. */
   if ((c0 & C0_FOLLOWUP) && (unsigned) nt < slots) {
-    t[nt] = (struct target) { ((uint64_t) nt + 1) << 16 | (uint64_t) nt,
+    t[nt] = (struct target) { ((uint64_t) nt + 1) << CMD_SLOT_BITS |
+                              (uint64_t) nt,
                               FZ_PREAD, FZ_FOLLOWUP_OFFSET,
                               FZ_FOLLOWUP_COUNT };
     nt++;

@@ -7,8 +7,9 @@ rewrites tests/fuzz/corpus/handshake/ and tests/fuzz/corpus/reply/ (every
 file in them is generated here, except the regress-* inputs fuzzing found,
 which are kept).  The input formats are described at the top
 of fuzz_handshake.c and fuzz_reply.c; the command table and the cookie rule
-below must agree with fuzz_reply.c and engine/cmd.c (cookie = sequence << 16
-| slot, both counted from the first command issued).
+below must agree with fuzz_reply.c and engine/cmd.c (cookie = sequence <<
+CMD_SLOT_BITS | slot, both counted from the first command issued; the bits
+are read from engine/internal.h).
 """
 import os
 import struct
@@ -55,9 +56,23 @@ def be(fmt, *v):
     return struct.pack(">" + fmt, *v)
 
 
+def slot_bits():
+    """CMD_SLOT_BITS of engine/internal.h (the one place it is defined):
+    a cookie is sequence << CMD_SLOT_BITS | slot."""
+    path = os.path.join(HERE, "..", "..", "engine", "internal.h")
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#define CMD_SLOT_BITS "):
+                return int(line.split()[2])
+    sys.exit(f"{path}: no CMD_SLOT_BITS")
+
+
+SLOT_BITS = slot_bits()
+
+
 def cookie(n):
     """The cookie of the n-th command a fresh handle issues (from 0)."""
-    return (n + 1) << 16 | n
+    return (n + 1) << SLOT_BITS | n
 
 
 # ---- handshake pieces ----

@@ -29,7 +29,8 @@
 # client must give up by itself), errno:NAME (some commands fail with that
 # errno, the connection lives on), shutdown (ESHUTDOWN, then a clean soft
 # disconnect).  COMMANDS says what the client should issue (read, sread,
-# dfread, write, bs, bs-one, mixed; opt: connect in opt mode, call list,
+# dfread, write, bs, bs-one, bs-filter (a block status filtered to
+# base:allocation, with qemu:dirty-bitmap:hostile negotiated too), mixed; opt: connect in opt mode, call list,
 # info, list_meta_context and an unknown raw option, then go and read) and
 # which requests a transmission mode acts on: a read (read, sread, opt;
 # dfread: one with NBD_CMD_FLAG_DF), a write, a block status (bs; bs-one:
@@ -71,6 +72,7 @@ HS_FIXED_NEWSTYLE, HS_NO_ZEROES = 1, 2
 TF_HAS_FLAGS, TF_SEND_FLUSH, TF_SEND_FUA = 1 << 0, 1 << 2, 1 << 3
 TF_SEND_TRIM, TF_SEND_WRITE_ZEROES, TF_SEND_DF = 1 << 5, 1 << 6, 1 << 7
 TF_CAN_MULTI_CONN, TF_SEND_CACHE, TF_SEND_FAST_ZERO = 1 << 8, 1 << 10, 1 << 11
+TF_BLOCK_STATUS_PAYLOAD = 1 << 12    # extended headers: filtered block status
 TFLAGS = (TF_HAS_FLAGS | TF_SEND_FLUSH | TF_SEND_FUA | TF_SEND_TRIM
           | TF_SEND_WRITE_ZEROES | TF_SEND_DF | TF_CAN_MULTI_CONN
           | TF_SEND_CACHE | TF_SEND_FAST_ZERO)
@@ -214,6 +216,7 @@ class Conn:
         self.ext = False         # extended headers negotiated
         self.offsets = {}        # cookie -> request offset (extended)
         self.meta = False        # a meta context was negotiated
+        self.ctx_ids = []        # the ids of the negotiated contexts
         self.no_zeroes = False
         self.size = min(mode.size, len(STORE))
 
@@ -359,6 +362,10 @@ class Conn:
             if opt == OPT_EXTENDED_HEADERS and m.ext and not data:
                 self.ext = self.sr = True
                 self.ack(opt)
+            elif opt == OPT_EXTENDED_HEADERS and m.ext:
+                self.opt_reply(opt, REP_ERR_INVALID)    # it takes no data
+            elif opt == OPT_STRUCTURED_REPLY and self.ext:
+                self.opt_reply(opt, REP_ERR_EXT_HEADER_REQD)
             elif opt == OPT_STRUCTURED_REPLY:
                 self.sr = m.sr
                 self.opt_reply(opt, REP_ACK if m.sr else REP_ERR_UNSUP)
@@ -406,11 +413,19 @@ class Conn:
         if not self.sr:
             self.opt_reply(opt, REP_ERR_INVALID)
             return
+        self.ctx_ids = []
         for query in parse_meta_queries(data):
             if query == META_CONTEXT:
                 self.opt_reply(opt, REP_META_CONTEXT, struct.pack(
                     ">I", META_ID) + self.mode.meta_name)
                 self.meta = True
+                self.ctx_ids.append(META_ID)
+            elif self.mode.tflags & TF_BLOCK_STATUS_PAYLOAD and \
+                    query == CONTEXTS[1][0]:
+                # the filtering modes select the bitmap too
+                self.opt_reply(opt, REP_META_CONTEXT, struct.pack(
+                    ">I", CONTEXTS[1][1]) + query)
+                self.ctx_ids.append(CONTEXTS[1][1])
         self.ack(opt)
 
     def go(self, opt):
@@ -444,12 +459,21 @@ class Conn:
             return None
         magic, flags, ctype, cookie, off, n = struct.unpack(">IHHQQQ", hdr)
         has_payload = bool(flags & CMD_FLAG_PAYLOAD_LEN)
-        if magic != EXT_REQUEST_MAGIC or has_payload != (ctype == CMD_WRITE):
+        filtered = (has_payload and ctype == CMD_BLOCK_STATUS and
+                    self.mode.tflags & TF_BLOCK_STATUS_PAYLOAD)
+        if magic != EXT_REQUEST_MAGIC or \
+                has_payload != (ctype == CMD_WRITE or bool(filtered)):
             raise HangUp()
         payload = self.need(n) if has_payload and n else b""
         self.offsets[cookie] = off
-        return Request(flags & ~CMD_FLAG_PAYLOAD_LEN, ctype, cookie, off, n,
-                       payload)
+        r = Request(flags & ~CMD_FLAG_PAYLOAD_LEN, ctype, cookie, off, n,
+                    payload)
+        if filtered:
+            # the filter: effect length, then the context ids asked for
+            r.count = struct.unpack(">Q", payload[:8])[0]
+            r.ids = list(struct.unpack(">%dI" % ((n - 8) // 4), payload[8:]))
+            r.payload = b""
+        return r
 
     def refusal(self, r):
         """(errno, message) the request must be refused with, or None."""
@@ -502,7 +526,7 @@ class Conn:
             else:
                 self.data(r.cookie, r.offset, r.count)
         elif r.type == CMD_BLOCK_STATUS:
-            self.block_status(r.cookie, extents(r))
+            self.block_status_all(r, r.ids or self.ctx_ids)
         else:
             if r.type == CMD_WRITE:
                 STORE[r.offset:r.offset + r.count] = r.payload
@@ -537,11 +561,21 @@ class Conn:
             reqs.append(r)
         return reqs
 
+    def block_status_all(self, r, ids):
+        """A block status chunk (the same extents) for each context id,
+        DONE on the last."""
+        ids = ids or [META_ID]
+        for i, ctx in enumerate(ids):
+            self.block_status(r.cookie, extents(r), ctx=ctx,
+                              flags=FLAG_DONE if i == len(ids) - 1 else 0)
+
     def acts_on(self, r):
         """Is r a request of the kind the mode misbehaves on?"""
         kind = self.mode.cmds
         if kind == "mixed":
             return True
+        if kind == "bs-filter":
+            return r.type == CMD_BLOCK_STATUS and bool(r.ids)
         if kind == "write":
             return r.type == CMD_WRITE
         if kind == "bs":
@@ -609,6 +643,7 @@ class Request:
     def __init__(self, flags, ctype, cookie, offset, count, payload=b""):
         self.flags, self.type, self.cookie = flags, ctype, cookie
         self.offset, self.count, self.payload = offset, count, payload
+        self.ids = []            # a filtered block status: its context ids
 
 
 def parse_meta_queries(data):
@@ -834,6 +869,25 @@ def go_needs_ext(c, opt):
         c.opt_reply(opt, REP_ERR_EXT_HEADER_REQD)
         return False
     return c.go(opt)
+
+
+def opt_reqd_unless_ext(c, opt, _data):
+    """NBD_OPT_LIST_META_CONTEXT refused with NBD_REP_ERR_EXT_HEADER_REQD
+    to a client without extended headers, even for "base:" (a MUST NOT)."""
+    if opt == OPT_LIST_META_CONTEXT and c.sr and not c.ext:
+        c.opt_reply(opt, REP_ERR_EXT_HEADER_REQD)
+        return True
+    return False
+
+
+def opt_sr_after_ext(c, opt, _data):
+    """NBD_OPT_STRUCTURED_REPLY after extended headers acknowledged (the
+    spec names NBD_REP_ERR_EXT_HEADER_REQD for it); replies stay
+    extended."""
+    if opt == OPT_STRUCTURED_REPLY and c.ext:
+        c.ack(opt)
+        return True
+    return False
 
 
 def bs_second_chunk(c, r):
@@ -1146,6 +1200,17 @@ MODES = [
     M("ext-required", "ok", "mixed",
       "GO refused with NBD_REP_ERR_EXT_HEADER_REQD unless extended headers "
       "were negotiated", ext=True, go=go_needs_ext),
+    M("ext-payload-flag-compact", "ok", "mixed",
+      "NBD_FLAG_BLOCK_STATUS_PAYLOAD advertised without extended headers "
+      "(a MUST NOT no client is hurt by: nbdaio-check "
+      "xhdr.payload-flag-compact)", tflags=TFLAGS | TF_BLOCK_STATUS_PAYLOAD),
+    M("ext-reqd-base-list", "ok", "opt",
+      "NBD_OPT_LIST_META_CONTEXT of base: refused with "
+      "NBD_REP_ERR_EXT_HEADER_REQD without extended headers (nbdaio-check "
+      "xhdr.ext-header-reqd)", ext=True, opt=opt_reqd_unless_ext),
+    M("ext-sr-after-ack", "ok", "opt",
+      "NBD_OPT_STRUCTURED_REPLY after extended headers acknowledged "
+      "(nbdaio-check xhdr.sr-after: WARN)", ext=True, opt=opt_sr_after_ext),
     M("ext-go", "ext-go", "read",
       "extended headers acknowledged, then GO refused with "
       "NBD_REP_ERR_EXT_HEADER_REQD", ext=True, go=go_ext_reqd),
@@ -1181,6 +1246,11 @@ MODES = [
       "BLOCK_STATUS_EXT with a status above 32 bits in base:allocation",
       ext=True, tx=lambda c, r: c.block_status(r.cookie,
                                                [(r.count, 1 << 32)])),
+    M("bs-filter", "bs-filter", "bs-filter",
+      "NBD_FLAG_BLOCK_STATUS_PAYLOAD and two contexts; a block status "
+      "filtered to one gets a chunk for each", ext=True,
+      tflags=TFLAGS | TF_BLOCK_STATUS_PAYLOAD,
+      tx=lambda c, r: c.block_status_all(r, c.ctx_ids)),
 
     # -- not fatal: one command fails, the connection lives on --
     M("error-type-unknown", "errno:EIO", "read",

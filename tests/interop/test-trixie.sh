@@ -7,15 +7,16 @@
 # 3.33) runs verify jobs through nbdaio.so.  Exit 77 (skipped, never
 # passed) when the root cannot be built here.
 # usage: test-trixie.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK
-#                        BS-CONTEXTS [NBDAIO.SO]
+#                        BS-CONTEXTS BIG-REQUESTS [NBDAIO.SO]
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
-[ $# -ge 5 ] || {
-  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS [NBDAIO.SO]" >&2
+[ $# -ge 6 ] || {
+  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS BIG-REQUESTS [NBDAIO.SO]" >&2
   exit 2; }
 CHECK=$(realpath "$4")
 BS_CONTEXTS=$(realpath "$5")
-SO=${6:+$(realpath "$6")}
+BIG_REQUESTS=$(realpath "$6")
+SO=${7:+$(realpath "$7")}
 init "$1" "$2" "$3"
 
 R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
@@ -135,6 +136,33 @@ WANT
   diff -u "$T/bs.want" "$T/bs.txt"
 }
 
+# 64-bit effect lengths and block status filtering over extended headers:
+# a 6 GiB qcow2 (sparse) exported by qemu-nbd 10; a trim, a write zeroes
+# and a block status of 5 GiB each leave as ONE request (the library's
+# issued counts), a cache in pieces of qemu's 32 MiB maximum payload (it
+# refuses a larger one with EINVAL); qemu advertises
+# NBD_FLAG_BLOCK_STATUS_PAYLOAD, and a block status filtered to
+# qemu:allocation-depth gets that context's chunk only
+case_qemu_big () {
+  "${IN_ROOT[@]}" qemu-img create -q -f qcow2 "$J/big.qcow2" 6G
+  start_in_root big qemu-nbd -t -k "$J/big.sock" -f qcow2 -A "$J/big.qcow2"
+  echo "  + big-requests $URI $((5 << 30))"
+  timeout 120 "$BIG_REQUESTS" "$URI" $((5 << 30)) > "$T/big.txt"
+  cat "$T/big.txt"
+  cat > "$T/big.want" <<'WANT'
+extended_headers 1
+block_status_payload 1
+trim ok
+zero ok
+cache ok
+bs base:allocation 1 5368709120
+bs qemu:allocation-depth 1 5368709120
+filter qemu:allocation-depth 1 5368709120
+issued trim=1 zero=1 cache=160 block_status=2
+WANT
+  diff -u "$T/big.want" "$T/big.txt"
+}
+
 case_nbd_server () {
   truncate -s 64M "$IN/rw.img"
   # nbd-server daemonizes; port 0 would mean inetd mode, so a real port
@@ -181,5 +209,6 @@ PY
 run_case "nbdkit 1.42 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_nbdkit
 run_case "qemu-nbd 10 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_qemu_nbd
 run_case "qemu-nbd 10 (trixie): base:allocation, a dirty bitmap and allocation depth at once" case_qemu_contexts
+run_case "qemu-nbd 10 (trixie): 5 GiB trim/zero/block status as one request, filtered block status" case_qemu_big
 run_case "nbd-server 3.26 (trixie): write, nbdcopy 1.22 reads back, fio, its faults named" case_nbd_server
 finish

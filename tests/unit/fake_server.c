@@ -702,6 +702,37 @@ fs_default_handshake (struct fs *s)
 /* ---------------------------------------------------------------------- */
 /* transmission helpers */
 
+/* A block status with NBD_CMD_FLAG_PAYLOAD_LEN where the server
+ * advertised NBD_FLAG_BLOCK_STATUS_PAYLOAD: a filter follows. */
+static int
+filtered_bs (const struct fs *s, const struct fs_req *req)
+{
+  return req->type == NBD_CMD_BLOCK_STATUS &&
+    (s->hs.tflags & NBD_FLAG_BLOCK_STATUS_PAYLOAD) &&
+    (req->flags & NBD_CMD_FLAG_PAYLOAD_LEN);
+}
+
+/* The filter's payload (effect length, 32-bit ids) into req->data;
+ * req->count becomes the effect length (its low 32 bits). */
+static int
+read_filter (struct fs *s, struct fs_req *req)
+{
+  if (req->length < NBD_BS_FILTER_HEAD_LEN + 4 || req->length > 4096 ||
+      (req->length - NBD_BS_FILTER_HEAD_LEN) % 4)
+    return fs_fail (s, "block status filter of %llu bytes",
+                    (unsigned long long) req->length);
+  req->data = malloc (req->length);
+  if (!req->data)
+    return fs_fail (s, "out of memory");
+  if (fs_read_exact (s, req->data, req->length) == -1) {
+    free (req->data);
+    req->data = NULL;
+    return -1;
+  }
+  req->count = (uint32_t) wire_get64 (req->data);
+  return 0;
+}
+
 int
 fs_read_request (struct fs *s, struct fs_req *req)
 {
@@ -720,11 +751,13 @@ fs_read_request (struct fs *s, struct fs_req *req)
   req->count = (uint32_t) req->length;
   if (req->magic != (ext ? NBD_MAGIC_EXT_REQUEST : NBD_MAGIC_REQUEST))
     return fs_fail (s, "bad request magic 0x%08x", req->magic);
-  if (ext && (req->type == NBD_CMD_WRITE) !=
+  if (ext && (req->type == NBD_CMD_WRITE || filtered_bs (s, req)) !=
       !!(req->flags & NBD_CMD_FLAG_PAYLOAD_LEN))
     return fs_fail (s, "NBD_CMD_FLAG_PAYLOAD_LEN %s on %s",
                     req->type == NBD_CMD_WRITE ? "missing" : "set",
                     proto_cmd_name (req->type));
+  if (filtered_bs (s, req) && read_filter (s, req) == -1)
+    return -1;
   if (req->length > UINT32_MAX && req->type == NBD_CMD_WRITE)
     return fs_fail (s, "write of %llu bytes", (unsigned long long) req->length);
   if (req->type == NBD_CMD_WRITE) {

@@ -407,6 +407,7 @@ struct outcome {
   int rc;
   int err;
   char msg[1024];
+  const char *violation;        /* nbdaio_get_violation after the connect */
   int connected;
 };
 
@@ -429,7 +430,13 @@ run_failing (const struct fs_hs *hs, fs_opt_hook hook, fs_script_fn raw,
   o->err = nbdaio_get_errno ();
   snprintf (o->msg, sizeof o->msg, "%s",
             nbdaio_get_error () ? nbdaio_get_error () : "(null)");
+  o->violation = nbdaio_get_violation ();
   o->connected = nbdaio_is_connected (h);
+  /* the dead handle names the same rule as the failed connect */
+  if (o->violation)
+    assert_string_equal (nbdaio_get_connection_violation (h), o->violation);
+  else
+    assert_null (nbdaio_get_connection_violation (h));
   if (o->rc == -1) {
     /* a failed handle refuses commands */
     char buf[512];
@@ -456,6 +463,7 @@ expect_violation (const struct fs_hs *hs, fs_opt_hook hook,
   assert_int_equal (o.connected, 0);
   assert_true (o.err != 0);
   assert_non_null (strstr (o.msg, want));
+  assert_string_equal (o.violation ? o.violation : "(null)", tag);
 }
 
 static struct fs_hs

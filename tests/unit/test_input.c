@@ -475,8 +475,8 @@ static const struct req_case req_cases[] = {
   { F_RW, OP_ZERO, 512, UINT64_C(1) << 63, 0, 0, EINVAL,
     "NBD_CMD_WRITE_ZEROES [9223372036854775808, +512) is beyond the end" },
   { F_RW_NOSPLIT, OP_TRIM, UINT64_MAX - 511, 512, 0, 0, ERANGE,
-    "NBD_CMD_TRIM of 18446744073709551104 bytes: NBD lengths are 32-bit "
-    "(split is off)" },
+    "NBD_CMD_TRIM of 18446744073709551104 bytes: without extended headers "
+    "NBD lengths are 32-bit (split is off)" },
   /* split on: a length above 32 bits is judged by the export's end */
   { F_RW, OP_TRIM, UINT64_MAX - 511, 512, 0, 0, EINVAL,
     "NBD_CMD_TRIM [512, +18446744073709551104) is beyond the end" },
@@ -503,11 +503,13 @@ static const struct req_case req_cases[] = {
     "NBD_CMD_READ of 33554944 bytes exceeds the maximum payload of "
     "33554432 bytes" },
   { F_RW_NOSPLIT, OP_PREAD, UINT64_C(1) << 32, 0, 0, 0, ERANGE,
-    "NBD_CMD_READ of 4294967296 bytes: NBD lengths are 32-bit" },
+    "NBD_CMD_READ of 4294967296 bytes: a read or write payload is 32-bit" },
   { F_RW_NOSPLIT, OP_ZERO, UINT64_C(1) << 32, 0, 0, 0, ERANGE,
-    "NBD_CMD_WRITE_ZEROES of 4294967296 bytes: NBD lengths are 32-bit" },
+    "NBD_CMD_WRITE_ZEROES of 4294967296 bytes: without extended headers "
+    "NBD lengths are 32-bit" },
   /* block status is never split */
-  { F_RW, OP_BS, UINT64_MAX, 0, 0, 0, ERANGE, "NBD lengths are 32-bit" },
+  { F_RW, OP_BS, UINT64_MAX, 0, 0, 0, ERANGE,
+    "without extended headers NBD lengths are 32-bit" },
   /* flags not advertised by the server */
   { F_RW, OP_PWRITE, 512, 0, NBDAIO_CMD_FLAG_FUA, 0, EINVAL,
     "server does not support the FUA flag" },

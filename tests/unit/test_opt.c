@@ -674,6 +674,7 @@ expect_opt_failure (fs_opt_hook hook, opt_call call, const char *tag,
   struct nbdaio_handle *h = test_handle ();
   struct cfg cfg = { .first = hook };
   char want[64], msg[1024];
+  const char *violation;
   int rc, e;
 
   assert_non_null (s);
@@ -683,6 +684,7 @@ expect_opt_failure (fs_opt_hook hook, opt_call call, const char *tag,
   assert_int_equal (test_connect (h, s), 0);
   rc = call (h);
   e = nbdaio_get_errno ();
+  violation = nbdaio_get_violation ();
   snprintf (msg, sizeof msg, "%s", nbdaio_get_error () ? nbdaio_get_error ()
             : "(null)");
   snprintf (want, sizeof want, "[%s]", tag);
@@ -693,7 +695,11 @@ expect_opt_failure (fs_opt_hook hook, opt_call call, const char *tag,
     assert_non_null (strstr (msg, want));
     assert_non_null (nbdaio_get_connection_error (h));
     assert_non_null (strstr (nbdaio_get_connection_error (h), want));
+    assert_string_equal (violation ? violation : "(null)", tag);
+    assert_string_equal (nbdaio_get_connection_violation (h), tag);
   }
+  else
+    assert_null (violation);
   assert_int_equal (nbdaio_is_negotiating (h), 0);
   assert_int_equal (nbdaio_is_connected (h), 0);
   check_no_commands (h);

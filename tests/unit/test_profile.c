@@ -287,13 +287,10 @@ test_every_key (void **state)
   assert_null (nbdaio_profile_get (p, NULL));
   {
     uint64_t v = 7;
-    assert_int_equal (nbdaio_profile_get_number (p, "conns", &v), 1);
-    assert_int_equal (v, 4);
     assert_int_equal (nbdaio_profile_get_number (p, "timeout", &v), 1);
     assert_int_equal (v, 30000);
-    assert_int_equal (nbdaio_profile_get_number (p, "force-multi-conn", &v),
-                      1);
-    assert_int_equal (v, 1);
+    /* conns and force-multi-conn are settings now (nbdaio_group_create) */
+    assert_int_equal (nbdaio_profile_get_number (p, "conns", &v), -1);
     v = 7;
     assert_int_equal (nbdaio_profile_get_number (p, "port", &v), 0);
     assert_int_equal (v, 7);
@@ -657,8 +654,8 @@ static const struct {
   const char *msg;
 } bad_files[] = {
   { "[a]\nsocket = /s\nbogus = 1\n", EINVAL,
-    ":3: unknown key 'bogus' in [a] (known: uri, socket, host, port, conns, "
-    "timeout, force-multi-conn, and every setting of nbdaio_set_option" },
+    ":3: unknown key 'bogus' in [a] (known: uri, socket, host, port, "
+    "timeout, and every setting of nbdaio_set_option" },
   { "[a]\nsocket = /s\nSocket = /t\n", EINVAL, ":3: unknown key 'Socket'" },
   { "[a]\nsocket = /s\ntls = maybe\n", EINVAL,
     ":3: tls: bad value 'maybe' (expected off, allow or require)" },

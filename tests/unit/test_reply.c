@@ -134,6 +134,7 @@ run_vcase (const struct vcase *v)
   int n = ncmds (v);
   int64_t cookies[4];
   char msg[1024] = "";
+  const char *violation = NULL, *poll_violation = NULL, *late_violation = "";
   int rc, died = 0, again = 0, is_conn = -1, late_rc = 0, late_err = 0;
   struct cbc late = { 0 };
   int retire_rc[4] = { 0 }, retire_err[4] = { 0 };
@@ -151,13 +152,16 @@ run_vcase (const struct vcase *v)
     for (int i = 0; i < n; i++)
       cookies[i] = issue (h, &v->cmds[i], &sl[i]);
     died = drive_until_dead (h, 4000);
+    poll_violation = nbdaio_get_violation ();   /* the failed poll's */
     snprintf (msg, sizeof msg, "%s",
               nbdaio_get_connection_error (h)
               ? nbdaio_get_connection_error (h) : "(null)");
+    violation = nbdaio_get_connection_violation (h);
     again = nbdaio_poll (h, 0);
     is_conn = nbdaio_is_connected (h);
     late_rc = (int) nbdaio_aio_flush (h, cbc_completion (&late), 0);
     late_err = nbdaio_get_errno ();
+    late_violation = nbdaio_get_violation ();   /* ENOTCONN: none */
     /* the callbacks returned 0: each command waits to be retired */
     for (int i = 0; i < n; i++) {
       retire_rc[i] = nbdaio_aio_command_completed (h, cookies[i]);
@@ -183,6 +187,9 @@ run_vcase (const struct vcase *v)
   char want[64];
   snprintf (want, sizeof want, "[%s]", v->tag);
   assert_non_null (strstr (msg, want));
+  assert_string_equal (violation ? violation : "(null)", v->tag);
+  assert_string_equal (poll_violation ? poll_violation : "(null)", v->tag);
+  assert_null (late_violation);
   assert_int_equal (again, -1);
   assert_int_equal (is_conn, 0);
   assert_int_equal (late_rc, -1);

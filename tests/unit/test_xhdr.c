@@ -451,6 +451,333 @@ test_add_meta_context_rules (void **state)
 }
 
 /* ---------------------------------------------------------------------- */
+/* 64-bit effect lengths: with extended headers a trim, zero, cache or
+ * block status above 4 GiB is one request */
+
+#define BIG (UINT64_C (5) << 30)        /* 5 GiB */
+
+/* Requests of BIG bytes at 0, each as one request: trim and zero
+ * answered with NONE, block status with one 64-bit extent of BIG (then,
+ * in a second block status, an extent above 4 GiB between two short
+ * ones); the cache between them in pieces of the maximum payload (1 GiB
+ * here: servers read for a cache). */
+static const uint16_t big_want[] = {
+  NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES, NBD_CMD_CACHE, NBD_CMD_CACHE,
+  NBD_CMD_CACHE, NBD_CMD_CACHE, NBD_CMD_CACHE, NBD_CMD_BLOCK_STATUS,
+  NBD_CMD_BLOCK_STATUS
+};
+
+static int
+script_big (struct fs *s)
+{
+  uint64_t one[2] = { BIG, 0 }, three[6] = { 4096, 0, BIG, 3, 4096, 0 };
+  uint64_t cache_at = 0;
+  struct fs_req r;
+
+  if (fs_default_handshake (s) != 0)
+    return -1;
+  for (size_t i = 0; i < sizeof big_want / sizeof big_want[0]; i++) {
+    int cache = big_want[i] == NBD_CMD_CACHE;
+    if (fs_read_request (s, &r) == -1)
+      return -1;
+    free (r.data);
+    if (r.type != big_want[i] || r.length != (cache ? 1 << 30 : BIG) ||
+        r.offset != (cache ? cache_at : 0))
+      return fs_fail (s, "request %zu: %s of %llu bytes at %llu", i,
+                      proto_cmd_name (r.type), (unsigned long long) r.length,
+                      (unsigned long long) r.offset);
+    cache_at += cache ? r.length : 0;
+    if (r.type != NBD_CMD_BLOCK_STATUS ? fs_send_ok (s, r.cookie) :
+        fs_send_chunk_bs_ext (s, NBD_REPLY_FLAG_DONE, r.cookie,
+                              s->hs.meta_id, i == 7 ? one : three,
+                              i == 7 ? 1 : 3, i == 7 ? 1 : 3))
+      return -1;
+  }
+  return 0;
+}
+
+static void
+test_big_effect_lengths (void **state)
+{
+  struct ctx *c = *state;
+  struct ext64_rec rec = { 0 };
+  struct extent_rec ex = { 0 };
+  struct nbdaio_stats st;
+  struct cbc cb = { .ret = 1 };
+  uint32_t cut = UINT32_MAX - 4095;     /* below 2^32, minimum-aligned */
+
+  c->s->hs.ext = 1;
+  c->s->hs.size = UINT64_C (6) << 30;
+  c->s->hs.bs_min = 4096;
+  c->s->hs.bs_pref = 65536;
+  c->s->hs.bs_max = 1u << 30;
+  ctx_start (c, script_big);
+  assert_int_equal (nbdaio_trim (c->h, BIG, 0, 0), 0);
+  assert_int_equal (nbdaio_zero (c->h, BIG, 0, 0), 0);
+  assert_int_equal (nbdaio_cache (c->h, BIG, 0, 0), 0);
+  assert_true (nbdaio_aio_block_status_64 (
+                 c->h, BIG, 0,
+                 (nbdaio_extent64_callback) { ext64_cb, &rec, NULL },
+                 cbc_completion (&cb), 0) >= 1);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
+  assert_int_equal (cb.error, 0);
+  assert_int_equal (rec.calls, 1);
+  assert_int_equal (rec.n[0], 1);
+  assert_true (rec.e[0][0].length == BIG);
+  /* the 32-bit callback: the extent above 4 GiB is cut and ends the list
+   * (the one after it would be placed wrong) */
+  assert_int_equal (nbdaio_block_status (c->h, BIG, 0,
+                                         extent_rec_callback (&ex), 0), 0);
+  assert_int_equal (ex.nr_entries, 4);
+  assert_int_equal (ex.entries[0], 4096);
+  assert_int_equal (ex.entries[2], cut);
+  assert_int_equal (ex.entries[3], 3);
+  memset (&st, 0, sizeof st);
+  assert_int_equal (nbdaio_get_stats (c->h, &st, sizeof st), sizeof st);
+  assert_int_equal (st.trim.issued, 1);
+  assert_int_equal (st.zero.issued, 1);
+  assert_int_equal (st.cache.issued, 5);
+  assert_int_equal (st.block_status.issued, 2);
+  ctx_finish (c);
+}
+
+/* Without extended headers the same block status is refused (ERANGE)
+ * and reads stay 32-bit whatever the headers (split off: ERANGE). */
+static void
+test_big_compact_refused (void **state)
+{
+  struct ctx *c = *state;
+  struct extent_rec ex = { 0 };
+
+  c->s->hs.size = UINT64_C (6) << 30;
+  ctx_start (c, script_handshake_only);
+  assert_int_equal (nbdaio_get_extended_headers (c->h), 0);
+  assert_int_equal (nbdaio_aio_block_status (c->h, BIG, 0,
+                                             extent_rec_callback (&ex),
+                                             NBDAIO_NULL_COMPLETION, 0), -1);
+  assert_int_equal (nbdaio_get_errno (), ERANGE);
+  fprintf (stderr, "  %s\n", nbdaio_get_error ());
+  assert_true (contains (nbdaio_get_error (), "extended headers"));
+  assert_int_equal (ex.frees, 1);
+  ctx_finish (c);
+}
+
+static void
+test_big_read_stays_32bit (void **state)
+{
+  struct ctx *c = *state;
+  static uint8_t b[1];
+
+  c->s->hs.ext = 1;
+  c->s->hs.size = UINT64_C (6) << 30;
+  assert_int_equal (nbdaio_set_split (c->h, 0), 0);
+  assert_int_equal (nbdaio_set_strict (c->h, 0), 0);
+  ctx_start (c, script_handshake_only);
+  assert_int_equal (nbdaio_aio_pread (c->h, b, BIG, 0,
+                                      NBDAIO_NULL_COMPLETION, 0), -1);
+  assert_int_equal (nbdaio_get_errno (), ERANGE);
+  fprintf (stderr, "  %s\n", nbdaio_get_error ());
+  ctx_finish (c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* block status filtered to some contexts (NBD_CMD_FLAG_PAYLOAD_LEN) */
+
+/* One filtered block status: the request must carry the bitmap's id
+ * only, with the effect length 65536; arg says how to answer: 0 right
+ * (the bitmap's chunk), 1 a chunk for base:allocation too, 2 the
+ * base:allocation chunk instead, 3 NONE. */
+static int
+script_filter (struct fs *s)
+{
+  int how = (int) (uintptr_t) s->arg;
+  uint64_t e[2] = { 65536, 1 };
+  struct fs_req r;
+  int bad;
+
+  if (fs_default_handshake (s) != 0 || fs_read_request (s, &r) == -1)
+    return -1;
+  bad = !(r.flags & NBD_CMD_FLAG_PAYLOAD_LEN) || r.length != 12 ||
+    !r.data || wire_get64 (r.data) != 65536 ||
+    wire_get32 (r.data + 8) != BITMAP_ID;
+  free (r.data);
+  if (bad)
+    return fs_fail (s, "filtered block status: flags 0x%x length %llu",
+                    r.flags, (unsigned long long) r.length);
+  switch (how) {
+  case 0:
+    return fs_send_chunk_bs_ext (s, NBD_REPLY_FLAG_DONE, r.cookie,
+                                 BITMAP_ID, e, 1, 1);
+  case 1:
+    fs_send_chunk_bs_ext (s, 0, r.cookie, BITMAP_ID, e, 1, 1);
+    fs_send_chunk_bs_ext (s, NBD_REPLY_FLAG_DONE, r.cookie, s->hs.meta_id,
+                          e, 1, 1);
+    return 0;
+  case 2:
+    fs_send_chunk_bs_ext (s, NBD_REPLY_FLAG_DONE, r.cookie, s->hs.meta_id,
+                          e, 1, 1);
+    return 0;
+  default:
+    fs_send_chunk_none (s, r.cookie);
+    return 0;
+  }
+}
+
+static void
+filter_server (struct fs *s)
+{
+  s->hs.ext = 1;
+  s->hs.tflags |= NBD_FLAG_BLOCK_STATUS_PAYLOAD;
+  s->hs.meta2 = BITMAP;
+  s->hs.meta2_id = BITMAP_ID;
+}
+
+static const char *const only_bitmap[] = { BITMAP, NULL };
+
+static void
+test_filter (void **state)
+{
+  struct ctx *c = *state;
+  struct ext64_rec rec = { 0 };
+  struct cbc cb = { .ret = 1 };
+
+  filter_server (c->s);
+  assert_int_equal (nbdaio_add_meta_context (c->h, BITMAP), 0);
+  assert_int_equal (start_with (c, script_filter, (void *) 0), 0);
+  assert_int_equal (nbdaio_can_block_status_payload (c->h), 1);
+  assert_true (nbdaio_aio_block_status_filter (
+                 c->h, 65536, 0, only_bitmap,
+                 (nbdaio_extent64_callback) { ext64_cb, &rec, ext64_free },
+                 cbc_completion (&cb), 0) >= 1);
+  assert_true (drive_one (c->h, &cb, 4000) >= 0);
+  assert_int_equal (cb.calls, 1);
+  assert_int_equal (cb.error, 0);
+  assert_int_equal (rec.calls, 1);
+  assert_int_equal (rec.frees, 1);
+  assert_string_equal (rec.ctx[0], BITMAP);
+  assert_true (rec.e[0][0].length == 65536 && rec.e[0][0].flags == 1);
+  ctx_finish (c);
+}
+
+/* Refused locally, every free function run once: ENOTSUP without the
+ * server's flag (and so without extended headers), EINVAL for an empty
+ * filter, a context not negotiated, one named twice. */
+static void
+filter_refused (struct nbdaio_handle *h, const char *const *names, int err)
+{
+  struct ext64_rec rec = { 0 };
+  struct cbc cb = { 0 };
+
+  assert_int_equal (nbdaio_aio_block_status_filter (
+                      h, 65536, 0, names,
+                      (nbdaio_extent64_callback) { ext64_cb, &rec,
+                                                   ext64_free },
+                      cbc_completion (&cb), 0), -1);
+  fprintf (stderr, "  %s\n", nbdaio_get_error ());
+  assert_int_equal (nbdaio_get_errno (), err);
+  assert_int_equal (rec.frees, 1);
+  assert_int_equal (cb.frees, 1);
+  assert_int_equal (cb.calls, 0);
+}
+
+static void
+test_filter_refused (void **state)
+{
+  static const char *const none[] = { NULL };
+  static const char *const unknown[] = { "qemu:allocation-depth", NULL };
+  static const char *const twice[] = { BITMAP, BITMAP, NULL };
+  struct ctx *c = *state;
+  struct fs *s;
+  struct nbdaio_handle *h;
+
+  filter_refused (c->h, only_bitmap, ENOTCONN);       /* not connected */
+  /* extended headers, two contexts, no NBD_FLAG_BLOCK_STATUS_PAYLOAD */
+  c->s->hs.ext = 1;
+  c->s->hs.meta2 = BITMAP;
+  c->s->hs.meta2_id = BITMAP_ID;
+  assert_int_equal (nbdaio_add_meta_context (c->h, BITMAP), 0);
+  ctx_start (c, script_handshake_only);
+  assert_int_equal (nbdaio_can_block_status_payload (c->h), 0);
+  filter_refused (c->h, only_bitmap, ENOTSUP);
+  assert_true (contains (nbdaio_get_error (),
+                         "NBD_FLAG_BLOCK_STATUS_PAYLOAD"));
+  ctx_finish (c);
+
+  /* the flag without extended headers (a server may not do that): still
+   * refused, the filter cannot be sent */
+  s = fs_new ();
+  h = test_handle ();
+  assert_non_null (s);
+  assert_non_null (h);
+  filter_server (s);
+  s->hs.ext = 0;
+  assert_int_equal (nbdaio_add_meta_context (h, BITMAP), 0);
+  assert_true (fs_start (s, script_handshake_only, NULL) >= 0);
+  assert_int_equal (test_connect (h, s), 0);
+  assert_int_equal (nbdaio_can_block_status_payload (h), 0);
+  filter_refused (h, only_bitmap, ENOTSUP);
+  assert_true (contains (nbdaio_get_error (), "extended headers"));
+  nbdaio_close (h);
+  assert_int_equal (fs_join (s), 0);
+  fs_free (s);
+
+  /* the flag and extended headers: bad lists */
+  s = fs_new ();
+  h = test_handle ();
+  assert_non_null (s);
+  assert_non_null (h);
+  filter_server (s);
+  assert_int_equal (nbdaio_add_meta_context (h, BITMAP), 0);
+  assert_true (fs_start (s, script_handshake_only, NULL) >= 0);
+  assert_int_equal (test_connect (h, s), 0);
+  assert_int_equal (nbdaio_can_block_status_payload (h), 1);
+  filter_refused (h, NULL, EINVAL);
+  filter_refused (h, none, EINVAL);
+  filter_refused (h, unknown, EINVAL);
+  filter_refused (h, twice, EINVAL);
+  nbdaio_close (h);
+  assert_int_equal (fs_join (s), 0);
+  fs_free (s);
+}
+
+/* The reply must answer exactly the filter's contexts: a chunk for
+ * another negotiated context, or a missing one, is [bs-filter]; the
+ * command completes once with EPROTO. */
+static void
+test_filter_violations (void **state)
+{
+  (void) state;
+  for (uintptr_t how = 1; how <= 3; how++) {
+    struct fs *s = fs_new ();
+    struct nbdaio_handle *h = test_handle ();
+    struct ext64_rec rec = { 0 };
+    struct cbc cb = { 0 };
+    const char *msg;
+
+    assert_non_null (s);
+    assert_non_null (h);
+    filter_server (s);
+    assert_int_equal (nbdaio_add_meta_context (h, BITMAP), 0);
+    assert_true (fs_start (s, script_filter, (void *) how) >= 0);
+    assert_int_equal (test_connect (h, s), 0);
+    assert_true (nbdaio_aio_block_status_filter (
+                   h, 65536, 0, only_bitmap,
+                   (nbdaio_extent64_callback) { ext64_cb, &rec, ext64_free },
+                   cbc_completion (&cb), 0) >= 1);
+    assert_int_equal (drive_until_dead (h, 4000), 1);
+    msg = nbdaio_get_connection_error (h);
+    fprintf (stderr, "  case %d: %s\n", (int) how, msg ? msg : "(null)");
+    assert_true (contains (msg, "[bs-filter]"));
+    assert_int_equal (cb.calls, 1);
+    assert_int_equal (cb.error, EPROTO);
+    nbdaio_close (h);
+    assert_int_equal (rec.frees, 1);
+    assert_int_equal (fs_join (s), 0);
+    fs_free (s);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
 /* violations */
 
 enum { X_READ, X_WRITE, X_BS };
@@ -669,6 +996,12 @@ main (void)
     CTX_TEST (test_two_contexts_compact),
     CTX_TEST (test_context_missing),
     CTX_TEST (test_add_meta_context_rules),
+    CTX_TEST (test_big_effect_lengths),
+    CTX_TEST (test_big_compact_refused),
+    CTX_TEST (test_big_read_stays_32bit),
+    CTX_TEST (test_filter),
+    CTX_TEST (test_filter_refused),
+    cmocka_unit_test (test_filter_violations),
     cmocka_unit_test (test_violations),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
