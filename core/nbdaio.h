@@ -280,6 +280,22 @@ NBDAIO_API int nbdaio_set_max_in_flight (struct nbdaio_handle *h,
  * time. */
 NBDAIO_API int nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags);
 NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
+/* nbdaio_set_reply_violations() policies. */
+#define NBDAIO_VIOLATIONS_COMMAND 0
+#define NBDAIO_VIOLATIONS_CLOSE   1
+/* What a protocol violation of the server that leaves the reply stream in
+ * sync and concerns one command does (README "Protocol rules enforced":
+ * simple-reply-read, chunk-coverage; every other violation ends the
+ * connection under either policy).  NBDAIO_VIOLATIONS_COMMAND (default):
+ * that command completes with EPROTO, its completion callback seeing
+ * nbdaio_get_violation () = the rule's tag and a message naming the
+ * command's cookie; the connection and the other commands live on;
+ * counted in nbdaio_get_stats (command_violations).
+ * NBDAIO_VIOLATIONS_CLOSE: the connection ends, as for any other
+ * violation (what a conformance checker wants).  Returns 0, or -1 with
+ * EINVAL for another policy or after connecting. */
+NBDAIO_API int nbdaio_set_reply_violations (struct nbdaio_handle *h,
+                                            int policy);
 /* Split commands longer than one request may carry (default 1; only
  * before connecting, else -1, EINVAL).  With it on, a read or write
  * longer than the maximum payload (nbdaio_get_max_payload), and a trim,
@@ -382,6 +398,7 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *   max-in-flight     1..65536
  *   strict            all | none | a boolean (all / none) | a comma list
  *                     of commands, flags, bounds, align, payload
+ *   reply-violations  command | close (nbdaio_set_reply_violations)
  *   split             boolean (nbdaio_set_split)
  *   auto-submit       boolean (nbdaio_set_auto_submit)
  *   reconnect-delay   seconds, fractional allowed, or a duration with unit
@@ -915,6 +932,11 @@ NBDAIO_API struct nbdaio_group *nbdaio_group_create (struct nbdaio_handle *h);
  * ENOTCONN, their callbacks and frees run once; a group flush waiting for
  * writes completes with ENOTCONN) and free the group.  NULL is allowed. */
 NBDAIO_API void nbdaio_group_close (struct nbdaio_group *g);
+struct nbdaio_stats;
+/* The counters of every connection of g added up, as nbdaio_get_stats
+ * (size, versioning, return value); -1 (EINVAL) if g or out is NULL. */
+NBDAIO_API int nbdaio_group_get_stats (struct nbdaio_group *g,
+                                       struct nbdaio_stats *out, size_t size);
 /* Connections in the group (0 if g is NULL). */
 NBDAIO_API unsigned nbdaio_group_get_size (const struct nbdaio_group *g);
 /* Connection i (0 .. size - 1), or NULL (EINVAL). */
@@ -1002,6 +1024,9 @@ struct nbdaio_stats {
   uint64_t commands_resent;     /* requests sent again after a loss */
   uint64_t downtime_ms;         /* total time spent reconnecting, of the
                                  * reconnects that succeeded */
+  uint64_t command_violations;  /* commands failed (EPROTO) by a protocol
+                                 * violation that left the connection up
+                                 * (nbdaio_set_reply_violations) */
 };
 
 /* Copy h's counters into out, which holds size bytes: pass sizeof (struct

@@ -168,6 +168,18 @@ spread (const char *uri, unsigned n)
             (unsigned long long) st.write.issued);
     CHECK (st.write.issued > 0, "connection %u got no write", c);
   }
+  {
+    struct nbdaio_stats all;
+    CHECK (nbdaio_group_get_stats (g, &all, sizeof all) == (int) sizeof all,
+           "group stats: %s", nbdaio_get_error ());
+    CHECK (all.write.issued == NWRITES && all.write.completed == NWRITES,
+           "group stats: %llu writes issued, %llu completed, want %u",
+           (unsigned long long) all.write.issued,
+           (unsigned long long) all.write.completed, NWRITES);
+    CHECK (all.payload_sent == (uint64_t) NWRITES * BLOCK,
+           "group stats: %llu payload bytes sent",
+           (unsigned long long) all.payload_sent);
+  }
   memset (d, 0, sizeof d);
   for (unsigned i = 0; i < NWRITES; i++) {
     struct nbdaio_handle *h = nbdaio_group_get_handle (g, (wrote_on[i] + 1) % n);
