@@ -5,7 +5,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-bash tests/deps.sh
+bash provision/deps.sh
 
 if [ ! -f build/build.ninja ]; then
   meson setup build

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-bash tests/deps.sh
+bash provision/deps.sh
 [ -f build/build.ninja ] || meson setup build -Dfio_plugin=enabled >/dev/null
 ninja -C build >/dev/null
 so="$PWD/build/fio-plugin/nbdaio.so"

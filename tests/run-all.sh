@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tests/deps.sh
+bash provision/deps.sh
 
 pass=0 fail=0 skip=0
 run_suite() {               # run_suite BUILDDIR [meson setup args...]

@@ -37,6 +37,11 @@ declare -A EARNED=(
   [eshutdown]=cmd.read-df
   # NBD_OPT_INFO refused (with escape sequences); the read error as above
   [escape-text]=handshake.info-go,cmd.read-df
+  # a violation the library fails one read for (reply-violations=command);
+  # nbdaio-check, with close, must FAIL naming it (errno:EPROTO below)
+  [simple-reply-read-in-sync]=cmd.read-df,replies.valid
+  [simple-reply-read-error]=cmd.read-df,replies.valid
+  [chunk-error-msglen-le]=cmd.read-df,replies.valid
   # extension rules no library check polices (tests/check/test-xhdr.sh)
   [ext-payload-flag-compact]=xhdr.payload-flag-compact
   [ext-reqd-base-list]=xhdr.ext-header-reqd
@@ -69,6 +74,9 @@ while read -r name expect _; do
       "nbd+unix:///?socket=$T/sock" > "$T/out.json" 2> "$T/err" || rc=$?
     stop_server
     case $expect in
+      errno:EPROTO)
+        args=(--fail "${EARNED[$name]:-}" --detail-any-fail \
+              "protocol violation \\[") ;;
       errno:*)
         args=(--fail "${EARNED[$name]:-}" --detail-any-fail "${expect#errno:}") ;;
       ok|shutdown)

@@ -7,59 +7,15 @@
 # (verdicts.py), plus the human report, the usage errors (exit 2) and one
 # valgrind run.
 # usage: test-servers.sh NBDAIO-CHECK
-set -uo pipefail
-
-[ $# -eq 1 ] || { echo "usage: $0 NBDAIO-CHECK" >&2; exit 2; }
-CHECK=$(realpath "$1")
+source "$(cd "$(dirname "$0")" && pwd)/../lib/servers.sh"
+if [ "$LIST_CASES" = 0 ]; then
+  [ $# -eq 1 ] || { echo "usage: $0 NBDAIO-CHECK" >&2; exit 2; }
+  CHECK=$(realpath "$1")
+  requires nbdkit python3
+  test_init
+fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 VERDICTS="$HERE/verdicts.py"
-T=$(mktemp -d /tmp/nbdaio-check.XXXXXX)
-: > "$T/pids"
-FAILED=()
-PASSED=0
-
-stop_servers () {
-  local pid
-  for pid in $(cat "$T/pids" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-  for pid in $(cat "$T/pids" 2>/dev/null); do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  : > "$T/pids"
-}
-trap 'stop_servers; rm -rf "$T"' EXIT
-trap 'echo "$0: interrupted" >&2; exit 130' INT TERM HUP
-
-wait_for () {       # wait_for TEST-ARGS...: up to 10 s
-  for _ in $(seq 200); do "$@" && return 0; sleep 0.05; done
-  echo "timed out waiting for: $*" >&2
-  return 1
-}
-
-free_port () {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# nbdkit_start NAME ARGS...: nbdkit on $T/NAME.sock; sets URI.
-nbdkit_start () {
-  local name=$1; shift
-  rm -f "$T/$name.sock" "$T/$name.pid"
-  nbdkit -f --exit-with-parent -U "$T/$name.sock" -P "$T/$name.pid" "$@" \
-    2> "$T/$name.log" &
-  echo $! >> "$T/pids"
-  wait_for test -s "$T/$name.pid"
-  URI="nbd+unix:///?socket=$T/$name.sock"
-}
-
-# qemu_start ARGS...: qemu-nbd on a 64 MiB raw image; sets URI.
-qemu_start () {
-  rm -f "$T/q.sock"
-  truncate -s 64M "$T/q.img"
-  qemu-nbd -t -k "$T/q.sock" -f raw "$@" "$T/q.img" 2> "$T/q.log" &
-  echo $! >> "$T/pids"
-  wait_for test -S "$T/q.sock"
-  URI="nbd+unix:///?socket=$T/q.sock"
-}
 
 # check NAME [nbdaio-check args...] -- [verdicts.py args...]: run
 # nbdaio-check --json URI and assert its verdicts.
@@ -73,21 +29,6 @@ check () {
     > "$T/$name.json" 2> "$T/$name.err" || rc=$?
   python3 "$VERDICTS" "$T/$name.json" "$rc" "$@" || {
     sed 's/^/  | /' "$T/$name.err" | head -20 >&2; return 1; }
-}
-
-run_case () {
-  local name=$1 rc; shift
-  echo "=== $name"
-  ( set -eE
-    trap 'echo "  FAILED (line $LINENO): $BASH_COMMAND" >&2' ERR
-    "$@" )
-  rc=$?
-  stop_servers
-  if [ $rc -eq 0 ]; then
-    echo "--- ok: $name"; PASSED=$((PASSED + 1))
-  else
-    echo "--- FAIL: $name" >&2; FAILED+=("$name")
-  fi
 }
 
 # Probes every healthy read-write server with structured replies and
@@ -107,7 +48,7 @@ RW_PASS=(handshake.fixed-newstyle handshake.no-zeroes handshake.unknown-option
 pass_all () { local e=(); for id in "$@"; do e+=(--expect "$id=PASS"); done; echo "${e[@]}"; }
 
 case_nbdkit_memory () {
-  nbdkit_start mem memory 64M
+  start_nbdkit mem memory 64M
   # shellcheck disable=SC2046
   check mem --write -- --fail "" --warn "" $(pass_all "${RW_PASS[@]}") \
     $(pass_all cmd.write-fua cmd.trim-fua cmd.zero-fua cmd.zero-fast \
@@ -128,7 +69,7 @@ case_nbdkit_memory () {
 }
 
 case_nbdkit_readonly () {
-  nbdkit_start ro -r memory 16M
+  start_nbdkit ro -r memory 16M
   check ro -- --fail "" --warn "" --expect refuse.read-only-write=PASS \
     --detail "refuse.read-only-write=EPERM" --expect cmd.write=SKIP \
     --expect cmd.trim=SKIP --expect handshake.info-go=PASS
@@ -138,7 +79,7 @@ case_nbdkit_readonly () {
 }
 
 case_nbdkit_no_sr () {
-  nbdkit_start nosr --no-sr memory 16M
+  start_nbdkit nosr --no-sr memory 16M
   check nosr --write -- --fail "" --warn "" \
     --expect handshake.structured-replies=SKIP --expect cmd.read-df=SKIP \
     --expect cmd.block-status=SKIP --expect handshake.meta-list-all=SKIP \
@@ -148,14 +89,14 @@ case_nbdkit_no_sr () {
 }
 
 case_nbdkit_nozero () {
-  nbdkit_start nz --filter=nozero memory 16M
+  start_nbdkit nz --filter=nozero memory 16M
   check nz --write -- --fail "" --warn "" --expect cmd.zero=SKIP \
     --expect cmd.zero-fast=SKIP --expect data.zero-reads-zero=SKIP \
     --expect refuse.unadvertised-zero=PASS --expect data.trim-outside=PASS
 }
 
 case_nbdkit_blocksize () {
-  nbdkit_start bs --filter=blocksize-policy memory 16M \
+  start_nbdkit bs --filter=blocksize-policy memory 16M \
     blocksize-minimum=4096 blocksize-error-policy=error
   check bs --write -- --fail "" --warn "" \
     --expect refuse.unaligned-read=PASS --expect refuse.unaligned-write=PASS \
@@ -165,25 +106,25 @@ case_nbdkit_blocksize () {
 }
 
 case_nbdkit_no_multi_conn () {
-  nbdkit_start mc --filter=multi-conn memory 16M multi-conn-mode=disable
+  start_nbdkit mc --filter=multi-conn memory 16M multi-conn-mode=disable
   check mc --write -- --fail "" --warn "" \
     --expect multi-conn.flush-visible=SKIP --expect multi-conn.fua-visible=SKIP \
     --detail "multi-conn.flush-visible=NBD_FLAG_CAN_MULTI_CONN not advertised"
 }
 
 case_nbdkit_other_plugins () {
-  nbdkit_start sr sparse-random 64M
+  start_nbdkit sr sparse-random 64M
   check sr -- --fail "" --warn "" --expect cmd.read=PASS \
     --expect cmd.block-status=PASS --expect concurrency.in-flight=PASS
   stop_servers
-  nbdkit_start data data '1 2 3 @0x10000 4 5' size=1M
+  start_nbdkit data data '1 2 3 @0x10000 4 5' size=1M
   check data --write -- --fail "" --warn "" --expect data.read-after-write=PASS \
     --expect data.block-status=PASS
 }
 
 # A server slower than --timeout earns FAILs, and the run stays bounded.
 case_nbdkit_stalls () {
-  nbdkit_start slow --filter=delay memory 16M delay-read=2
+  start_nbdkit slow --filter=delay memory 16M delay-read=2
   local t0=$SECONDS
   check slow --timeout 0.3 -- --any-fail --expect cmd.read=FAIL \
     --detail "cmd.read=did not reply" --expect handshake.list=PASS
@@ -191,42 +132,20 @@ case_nbdkit_stalls () {
 }
 
 case_qemu_nbd () {
-  qemu_start
+  start_qemu_nbd q 64M
   check q --write -- --fail "" --warn "" $(pass_all "${RW_PASS[@]}") \
     --expect multi-conn.flush-visible=SKIP --expect cmd.zero-fast=PASS
   stop_servers
-  qemu_start -e 3
+  start_qemu_nbd q 64M -e 3
   check q3 --write -- --fail "" --warn "" \
     --expect multi-conn.flush-visible=PASS --expect multi-conn.fua-visible=PASS
 }
 
 case_nbd_server () {
-  local port
-  port=$(free_port)
-  truncate -s 16M "$T/rw.img"
-  head -c 4M /dev/urandom > "$T/ro.img"
-  cat > "$T/nbd.conf" <<CONF
-[generic]
-port = $port
-listenaddr = 127.0.0.1
-allowlist = true
-[rw]
-exportname = $T/rw.img
-flush = true
-fua = true
-trim = true
-[ro]
-exportname = $T/ro.img
-readonly = true
-CONF
-  rm -f "$T/nbd.pid"
-  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
-  wait_for test -s "$T/nbd.pid"
-  cat "$T/nbd.pid" >> "$T/pids"
-  wait_for python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port"
+  start_nbd_server
   # nbd-server answers NBD_OPT_INFO with size 0 while NBD_OPT_GO is right:
   # a MUST broken; no structured replies, so no meta contexts
-  URI="nbd://127.0.0.1:$port/rw"
+  URI="nbd://127.0.0.1:$PORT/rw"
   check nbd-rw --write -- --fail handshake.info-go --warn "" \
     --detail "handshake.info-go=NBD_OPT_INFO said size 0" \
     --expect handshake.structured-replies=SKIP \
@@ -234,7 +153,7 @@ CONF
     --expect data.read-after-write=PASS --expect data.zero-reads-zero=PASS \
     --expect multi-conn.flush-visible=PASS --expect cmd.read-df=SKIP
   # read-only: it also accepts FLUSH and FUA it did not advertise (WARN)
-  URI="nbd://127.0.0.1:$port/ro"
+  URI="nbd://127.0.0.1:$PORT/ro"
   check nbd-ro -- --fail handshake.info-go \
     --warn refuse.unadvertised-flush,refuse.unadvertised-fua \
     --expect refuse.read-only-write=PASS --expect refuse.past-end-read=PASS
@@ -249,7 +168,7 @@ case_nbdkit_tls () {
     echo "no certtool/psktool: skipped"; return 0
   fi
   bash "$HERE/../tls/make-creds.sh" "$c"
-  nbdkit_start tls --tls=require --tls-certificates="$c/pki" memory 16M
+  start_nbdkit tls --tls=require --tls-certificates="$c/pki" memory 16M
   local sock=$T/tls.sock
   URI="nbd+unix:///?socket=$sock"
   check tls-x509-opt --tls require --tls-certificates "$c/client" -- \
@@ -270,7 +189,7 @@ case_nbdkit_tls () {
                multi-conn.flush-visible refuse.past-end-zero replies.valid)
   grep -q '"tls": *true' "$T/tls-x509.json"
   stop_servers
-  nbdkit_start tlspsk --tls=require --tls-psk="$c/psk/keys.psk" memory 16M
+  start_nbdkit tlspsk --tls=require --tls-psk="$c/psk/keys.psk" memory 16M
   URI="nbds+unix://alice@/?socket=$T/tlspsk.sock&tls-psk-file=$c/psk/keys.psk"
   check tls-psk -- --fail "" --warn "" --expect cmd.read=PASS \
     --expect handshake.list=PASS --expect replies.valid=PASS
@@ -294,7 +213,7 @@ case_usage () {
   expect2 "more than one URI" nbd://x/ nbd://y/
   expect2 "needs a value" nbd://x/ --timeout
   "$CHECK" --help | grep -q "OVERWRITTEN"
-  nbdkit_start small memory 64k
+  start_nbdkit small memory 64k
   expect2 "scratch-offset" --scratch-offset 1M "$URI"
   expect2 "the --write probes need" --write "$URI"
 }
@@ -304,7 +223,7 @@ case_valgrind () {
   if [ "${NBDAIO_SANITIZED:-0}" = 1 ]; then
     echo "sanitizer build (valgrind and ASan do not mix): skipped"; return 0
   fi
-  nbdkit_start vg memory 16M
+  start_nbdkit vg memory 16M
   timeout 300 valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect "$CHECK" --write --json "$URI" \
     > "$T/vg.json"
@@ -325,7 +244,4 @@ run_case "nbdkit TLS (x509, PSK)" case_nbdkit_tls
 run_case "usage errors" case_usage
 run_case "valgrind" case_valgrind
 
-echo
-echo "$(basename "$0"): $PASSED passed, ${#FAILED[@]} failed"
-[ ${#FAILED[@]} -eq 0 ] || { printf '  failed: %s\n' "${FAILED[@]}" >&2; exit 1; }
-exit 0
+finish

@@ -11,7 +11,7 @@
 #             root (tests/interop/make-root.sh); exit 77 (skipped, never
 #             passed) when the root cannot be built here
 # usage: test-xhdr.sh bookworm|trixie NBDAIO-CHECK [HOSTILE-SERVER.py]
-set -uo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/../lib/servers.sh"
 
 [ $# -eq 2 ] || [ $# -eq 3 ] || {
   echo "usage: $0 bookworm|trixie NBDAIO-CHECK [HOSTILE-SERVER.py]" >&2; exit 2; }
@@ -25,7 +25,7 @@ JUNIT="$HERE/junit-check.py"
 case $DIST in
   bookworm)
     RUN=()
-    T=$(mktemp -d /tmp/nbdaio-xhdr.XXXXXX)
+    test_init
     J=$T ;;
   trixie)
     R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
@@ -39,31 +39,10 @@ case $DIST in
     # $! of a background one is the program's own pid)
     RUN=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
          chroot "$R")
-    T=$(mktemp -d "$R/tmp/nbdaio-xhdr.XXXXXX")
+    test_init "$R/tmp"
     J=/tmp/${T##*/} ;;             # the same directory, seen from inside
   *) echo "$0: bookworm or trixie, not '$DIST'" >&2; exit 2 ;;
 esac
-: > "$T/pids"
-FAILED=()
-PASSED=0
-
-stop_servers () {
-  local pid
-  for pid in $(cat "$T/pids" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-  for pid in $(cat "$T/pids" 2>/dev/null); do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  : > "$T/pids"
-}
-trap 'stop_servers; rm -rf "$T"' EXIT
-trap 'echo "$0: interrupted" >&2; exit 130' INT TERM HUP
-
-wait_for () {       # wait_for TEST-ARGS...: up to 20 s
-  for _ in $(seq 400); do "$@" && return 0; sleep 0.05; done
-  echo "timed out waiting for: $*" >&2
-  return 1
-}
 
 # start NAME CMD...: a server of this release in the background on
 # $J/NAME.sock ($T/NAME.sock here); sets URI
@@ -71,8 +50,8 @@ start () {
   local name=$1; shift
   rm -f "$T/$name.sock"
   "${RUN[@]}" "$@" > "$T/$name.log" 2>&1 &
-  echo $! >> "$T/pids"
-  wait_for test -S "$T/$name.sock" || { cat "$T/$name.log" >&2; return 1; }
+  track $!
+  wait_until 20 test -S "$T/$name.sock" || { cat "$T/$name.log" >&2; return 1; }
   URI="nbd+unix:///?socket=$T/$name.sock"
 }
 
@@ -89,7 +68,7 @@ nbd_server () {
   truncate -s "$1" "$T/rw.img"
   cat > "$T/nbd.conf" <<CONF
 [generic]
-port = $(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port = $(free_port)
 listenaddr = 127.0.0.1
 unixsock = $J/nbd.sock
 duallisten = true
@@ -101,9 +80,9 @@ trim = true
 CONF
   rm -f "$T/nbd.pid" "$T/nbd.sock"
   timeout 20 "${RUN[@]}" nbd-server -C "$J/nbd.conf" -p "$J/nbd.pid"
-  wait_for test -s "$T/nbd.pid"
-  cat "$T/nbd.pid" >> "$T/pids"
-  wait_for test -S "$T/nbd.sock"
+  wait_until 20 test -s "$T/nbd.pid"
+  track "$(cat "$T/nbd.pid")"
+  wait_until 20 test -S "$T/nbd.sock"
   URI="nbd+unix:///rw?socket=$T/nbd.sock"
 }
 
@@ -130,21 +109,6 @@ check () {
   python3 "$JUNIT" "$T/$name.xml" "$T/$name.txt" "${JTEXT[@]}"
 }
 JTEXT=()
-
-run_case () {
-  local name=$1 rc; shift
-  echo "=== $name"
-  ( set -eE
-    trap 'echo "  FAILED (line $LINENO): $BASH_COMMAND" >&2' ERR
-    "$@" )
-  rc=$?
-  stop_servers
-  if [ $rc -eq 0 ]; then
-    echo "--- ok: $name"; PASSED=$((PASSED + 1))
-  else
-    echo "--- FAIL: $name" >&2; FAILED+=("$name")
-  fi
-}
 
 ex () { local e=(); for id in "$@"; do e+=(--expect "$id"); done; echo "${e[@]}"; }
 
@@ -253,7 +217,4 @@ if [ "$DIST" = bookworm ] && [ -n "$HOSTILE" ]; then
   run_case "hostile-server.py (extended-header modes)" case_hostile
 fi
 
-echo
-echo "$(basename "$0") $DIST: $PASSED passed, ${#FAILED[@]} failed"
-[ ${#FAILED[@]} -eq 0 ] || { printf '  failed: %s\n' "${FAILED[@]}" >&2; exit 1; }
-exit 0
+finish

@@ -11,24 +11,34 @@
 #    per IO, without batching, is 1);
 #  - QD1 randread: one sendmsg per IO (commit sends at once: nothing else
 #    is outstanding, so holding would only add latency);
+#  - the batch is half the queue depth: QD8 sends one sendmsg per 4 IOs,
+#    0.25 (measured 0.252), between the two above; QD2's half is one, so
+#    every commit sends: one per IO, as at QD1 (a batch of the whole
+#    depth instead gives 0.16 and 0.5: both fail);
+#  - iodepth_batch_complete_min=32 at QD32: getevents asks for 32
+#    completions, more than were sent while commands are held: every IO
+#    completes, and the sends stay batched (at most 0.125 per IO; measured
+#    0.096, one sendmsg per IO would be 1).
 # and each job completes every IO it was asked for, without errors.
 #
 # usage: test-batching.sh PATH/TO/nbdaio.so
 source "$(dirname "$0")/lib.sh"
 fio_test_init "$@"
-command -v strace >/dev/null || { echo "strace is not installed" >&2; exit 77; }
+requires strace
 
 IOS=8000
 
-# sendmsg_per_io NAME RW DEPTH: run a fixed-count job under strace; sets
-# PER_IO (sendmsg calls per IO, 3 decimals) after checking the job.
+# sendmsg_per_io NAME RW DEPTH [FIO-ARGS...]: run a fixed-count job under
+# strace; sets PER_IO (sendmsg calls per IO, 3 decimals) after checking
+# the job.
 sendmsg_per_io () {
   local name=$1 rw=$2 depth=$3 calls
+  shift 3
   start_nbdkit "$name" memory 256M
   (cd "$T" && exec timeout "$FIO_TIMEOUT" strace -f -qq -e trace=sendmsg \
      -o "$T/$name.strace" fio --output-format=json --name="$name" \
      --ioengine="external:$SO" --uri="$URI" --rw="$rw" --bs=4k \
-     --size=128m --iodepth="$depth" --number_ios="$IOS" --norandommap) \
+     --size=128m --iodepth="$depth" --number_ios="$IOS" --norandommap "$@") \
     > "$T/$name.json" 2> "$T/$name.err" || fail "fio failed: $(tail -3 "$T/$name.err")"
   fio_json "$name" "
 j = jobs[0]
@@ -58,7 +68,27 @@ qd1_read () {
     fail "$PER_IO sendmsg per IO at QD1, want 1 (commit sends at once)"
 }
 
-case_ "QD32 randread: batched sends" qd32_read
-case_ "QD32 randwrite: batched sends" qd32_write
-case_ "QD1 randread: one send per IO" qd1_read
-fio_test_done
+qd8_read () {
+  sendmsg_per_io qd8 randread 8
+  below 0.2 "$PER_IO" && below "$PER_IO" 0.3 ||
+    fail "$PER_IO sendmsg per IO at QD8, want about 0.25 (batches of 4)"
+}
+
+qd2_read () {
+  sendmsg_per_io qd2 randread 2
+  below 0.95 "$PER_IO" && below "$PER_IO" 1.05 ||
+    fail "$PER_IO sendmsg per IO at QD2, want 1 (half the depth is one)"
+}
+
+complete_min () {
+  sendmsg_per_io qd32min randread 32 --iodepth_batch_complete_min=32
+  below "$PER_IO" 0.125 || fail "$PER_IO sendmsg per IO: not batched"
+}
+
+run_case "QD32 randread: batched sends" qd32_read
+run_case "QD32 randwrite: batched sends" qd32_write
+run_case "QD1 randread: one send per IO" qd1_read
+run_case "QD8 randread: batches of half the depth" qd8_read
+run_case "QD2 randread: half the depth is one send per IO" qd2_read
+run_case "getevents waiting for more than were sent submits the held" complete_min
+finish

@@ -144,8 +144,8 @@ fua_writes () {
     fail "default job: $n1 writes with fua=1, $n0 with fua=0 (want 0 / 256)"
 }
 
-case_ "fsync=8 sends NBD_CMD_FLUSH" flush_per_fsync
-case_ "trim_op variants and their flags" trim_ops
-case_ "rw=trim with trim_op=zero_nohole" trim_sequential
-case_ "fua=1 writes carry FUA" fua_writes
-fio_test_done
+run_case "fsync=8 sends NBD_CMD_FLUSH" flush_per_fsync
+run_case "trim_op variants and their flags" trim_ops
+run_case "rw=trim with trim_op=zero_nohole" trim_sequential
+run_case "fua=1 writes carry FUA" fua_writes
+finish

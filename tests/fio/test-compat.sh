@@ -46,9 +46,9 @@ client_server () {
   start_nbdkit cs memory 64M
   port=$(free_port)
   timeout 20 fio --server="ip:127.0.0.1,$port" --daemonize="$pidfile"
-  wait_for 20 test -s "$pidfile"
+  wait_until 20 test -s "$pidfile"
   track "$(cat "$pidfile")"
-  wait_for 20 port_open "$port"
+  wait_until 20 tcp_open "$port"
 
   cat > "$T/cs.fio" <<EOF
 [cs]
@@ -114,7 +114,7 @@ for j in jobs:
         'write %d verify %d' % (j['write']['io_bytes'], j['read']['io_bytes'])"
 }
 
-case_ "fio's examples/nbd.fio with ioengine changed" fio_nbd_example
-case_ "fio client/server on loopback" client_server
-case_ "examples/jobs/*.fio" example_jobs
-fio_test_done
+run_case "fio's examples/nbd.fio with ioengine changed" fio_nbd_example
+run_case "fio client/server on loopback" client_server
+run_case "examples/jobs/*.fio" example_jobs
+finish

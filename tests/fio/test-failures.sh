@@ -196,13 +196,13 @@ nothing_lost () {
     fail "unflushed data survived: the check cannot tell"
 }
 
-case_ "injected EIO replies are counted exactly" injected_errors
-case_ "server killed mid-run" server_killed
-case_ "cmd_timeout against a slow server" command_timeout
-case_ "server paused mid-run, cmd_timeout" paused_server
-case_ "server paused mid-run, cmd_timeout, io_submit_mode=offload" \
+run_case "injected EIO replies are counted exactly" injected_errors
+run_case "server killed mid-run" server_killed
+run_case "cmd_timeout against a slow server" command_timeout
+run_case "server paused mid-run, cmd_timeout" paused_server
+run_case "server paused mid-run, cmd_timeout, io_submit_mode=offload" \
   paused_offload
-case_ "20% EIO reads and 20% ENOSPC writes counted exactly" eio_and_enospc
-case_ "ESHUTDOWN: soft disconnect" server_shutdown
-case_ "nothing lost: flushed data survives kill -9" nothing_lost
-fio_test_done
+run_case "20% EIO reads and 20% ENOSPC writes counted exactly" eio_and_enospc
+run_case "ESHUTDOWN: soft disconnect" server_shutdown
+run_case "nothing lost: flushed data survives kill -9" nothing_lost
+finish

@@ -22,21 +22,9 @@ fio_test_init "$@"
 
 HOSTILE=$SRC_ROOT/tests/hostile/hostile-server.py
 
-# qemu_file NAME [ARGS...]: qemu-nbd -t on the raw file $T/NAME.img (made
-# once, 64 MiB) at $T/NAME.sock, without a wrapper so that its pid is $!;
-# sets QEMU_PID and URI.
-qemu_file () {
-  local name=$1
-  shift
-  [ -f "$T/$name.img" ] || truncate -s 64M "$T/$name.img"
-  rm -f "$T/$name.sock"
-  qemu-nbd -t -f raw -k "$T/$name.sock" "$@" "$T/$name.img" \
-    2>> "$T/$name.qemu.err" &
-  QEMU_PID=$!
-  track "$QEMU_PID"
-  wait_for 20 test -S "$T/$name.sock"
-  URI="nbd+unix:///?socket=$T/$name.sock"
-}
+# qemu_file NAME [ARGS...]: start_qemu_nbd on the 64 MiB raw file
+# $T/NAME.img (its data kept across restarts); sets QEMU_PID and URI.
+qemu_file () { start_qemu_nbd "$1" 64M "${@:2}"; }
 
 # nbdkit_file NAME [ARGS...]: nbdkit's file plugin on $T/NAME.img (made
 # once), every write delayed 20 ms (so that writes are in flight whenever
@@ -155,7 +143,7 @@ hostile () {
     2> "$T/h.err" &
   HOSTILE_PID=$!
   track "$HOSTILE_PID"
-  wait_for 20 test -S "$T/h.sock"
+  wait_until 20 test -S "$T/h.sock"
   URI="nbd+unix:///?socket=$T/h.sock"
 }
 
@@ -180,10 +168,10 @@ eof_survived () {
   grep -q "1 reconnect, " "$T/eof.json" || fail "the reconnect was not reported"
 }
 
-case_ "failover: qemu-nbd killed and restarted during a verify job" failover
-case_ "failover with writes in flight (nbdkit file, delayed writes)" failover_inflight
-case_ "failover over TLS (PSK, nbdkit file, delayed writes)" failover_tls
-case_ "server back too late: ENOTCONN after reconnect_delay" too_late
-case_ "a protocol violation never reconnects" violation
-case_ "an EOF mid-reply reconnects" eof_survived
-fio_test_done
+run_case "failover: qemu-nbd killed and restarted during a verify job" failover
+run_case "failover with writes in flight (nbdkit file, delayed writes)" failover_inflight
+run_case "failover over TLS (PSK, nbdkit file, delayed writes)" failover_tls
+run_case "server back too late: ENOTCONN after reconnect_delay" too_late
+run_case "a protocol violation never reconnects" violation
+run_case "an EOF mid-reply reconnects" eof_survived
+finish

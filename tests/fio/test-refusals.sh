@@ -85,7 +85,7 @@ missing_features () {
   command -v nbd-server >/dev/null || fail "nbd-server missing"
   # nbd-server advertises FUA only with fua = true, and has no fast zero
   # (nbdkit 1.32's fua filter rejects its own documented fuamode=none)
-  start_nbd_server nofua 16M
+  start_nbd_server_export nofua 16M
   refused fua "fua=1, but the server does not support FUA" \
     --rw=randwrite --bs=4k --size=1m --fua=1
   refused fast-zero "trim_op=fast_zero, but the server does not support fast zero" \
@@ -165,11 +165,11 @@ no_flush () {
   expect_ok read-end-fsync
 }
 
-case_ "size limits, bad options" limits
-case_ "ranges past the end, several files" ranges
-case_ "minimum block size: bs, blockalign, offsets" alignment
-case_ "flush options on a server without flush" no_flush
-case_ "writes to a read-only export" read_only
-case_ "conns=2 without multi-conn" no_multi_conn
-case_ "fua / trim_op the server lacks" missing_features
-fio_test_done
+run_case "size limits, bad options" limits
+run_case "ranges past the end, several files" ranges
+run_case "minimum block size: bs, blockalign, offsets" alignment
+run_case "flush options on a server without flush" no_flush
+run_case "writes to a read-only export" read_only
+run_case "conns=2 without multi-conn" no_multi_conn
+run_case "fua / trim_op the server lacks" missing_features
+finish

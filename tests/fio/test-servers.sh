@@ -40,7 +40,7 @@ qemu_nbd_file () {
 
 nbd_server_tcp () {
   command -v nbd-server >/dev/null || { echo "nbd-server missing" >&2; return 1; }
-  start_nbd_server disk 64M
+  start_nbd_server_export disk 64M
   three_patterns nbd-server
   # the mixed job also ran with structured replies refused by the client
   fio_nbd nbd-server-simple --rw=randrw --bs=4k --size=8m --iodepth=8 \
@@ -48,7 +48,7 @@ nbd_server_tcp () {
   expect_ok nbd-server-simple
 }
 
-case_ "randread/randwrite/randrw on nbdkit memory" nbdkit_memory
-case_ "randread/randwrite/randrw on qemu-nbd" qemu_nbd_file
-case_ "randread/randwrite/randrw on nbd-server (TCP)" nbd_server_tcp
-fio_test_done
+run_case "randread/randwrite/randrw on nbdkit memory" nbdkit_memory
+run_case "randread/randwrite/randrw on qemu-nbd" qemu_nbd_file
+run_case "randread/randwrite/randrw on nbd-server (TCP)" nbd_server_tcp
+finish

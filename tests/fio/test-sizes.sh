@@ -94,6 +94,6 @@ size_forms () {
     --rw=randwrite --bs=64k --offset=8m --number_ios=100
 }
 
-case_ "fill_device=1 writes the whole export, nothing more" fill_device
-case_ "size%, offset%, offset_increment, filesize, io_size, number_ios" size_forms
-fio_test_done
+run_case "fill_device=1 writes the whole export, nothing more" fill_device
+run_case "size%, offset%, offset_increment, filesize, io_size, number_ios" size_forms
+finish

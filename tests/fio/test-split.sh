@@ -64,7 +64,7 @@ split_qemu_nbd () {
 
 split_nbd_server () {
   command -v nbd-server >/dev/null || fail "nbd-server missing"
-  start_nbd_server nbds 2G
+  start_nbd_server_export nbds 2G
   verify_job nbd-server-128m 128m 256m
   verify_job nbd-server-1g 1g 2g
 }
@@ -85,8 +85,8 @@ assert $n > ios, '$n writes on the wire for %d of fio: none was split' % ios"
   echo "  mixed: ${FIO_MS} ms, $n writes on the wire"
 }
 
-case_ "bs=128m and bs=1g crc32c verify, split (nbdkit memory, 32 MiB maximum)" split_nbdkit
-case_ "bs=128m and bs=1g crc32c verify, split (qemu-nbd, sparse file)" split_qemu_nbd
-case_ "bs=128m and bs=1g crc32c verify, split (nbd-server)" split_nbd_server
-case_ "bsrange=4k-96m crc32c verify at depth 8, split (nbdkit)" split_mixed
-fio_test_done
+run_case "bs=128m and bs=1g crc32c verify, split (nbdkit memory, 32 MiB maximum)" split_nbdkit
+run_case "bs=128m and bs=1g crc32c verify, split (qemu-nbd, sparse file)" split_qemu_nbd
+run_case "bs=128m and bs=1g crc32c verify, split (nbd-server)" split_nbd_server
+run_case "bsrange=4k-96m crc32c verify at depth 8, split (nbdkit)" split_mixed
+finish

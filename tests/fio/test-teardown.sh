@@ -51,7 +51,7 @@ job_pid () {
 
 # wait_io LOG N: wait until the server has logged N requests.
 logged () { [ "$(count_log "$1" ' (Read|Write) id=')" -ge "$2" ]; }
-wait_io () { wait_for 30 logged "$1" "$2"; }
+wait_io () { wait_until 30 logged "$1" "$2"; }
 
 server_killed () {
   start_nbdkit victim --filter=log memory 64M logfile="$T/victim.log"
@@ -87,6 +87,6 @@ assert issued - done >= 64, 'only %d of %d io_us in flight at the end' % (issued
 print('  %d io_us issued, %d completed: %d in flight at cleanup' % (issued, done, issued - done))"
 }
 
-case_ "server killed mid-job at iodepth=128, under valgrind" server_killed
-case_ "getevents fails with commands in flight, under valgrind" getevents_fails
-fio_test_done
+run_case "server killed mid-job at iodepth=128, under valgrind" server_killed
+run_case "getevents fails with commands in flight, under valgrind" getevents_fails
+finish

@@ -32,13 +32,9 @@ x509_nbdkit () {
 }
 
 psk_qemu () {
-  truncate -s 64M "$T/q.img"
-  timeout 300 qemu-nbd -t -f raw -k "$T/q.sock" \
+  start_qemu_nbd q 64M \
     --object "tls-creds-psk,id=tls0,dir=$C/psk,endpoint=server" \
-    --tls-creds tls0 "$T/q.img" 2> "$T/q.err" &
-  track $!
-  wait_for 20 test -S "$T/q.sock"
-  URI="nbd+unix:///?socket=$T/q.sock"
+    --tls-creds tls0
   verify_job psk --tls=require --tls_psk_file="$C/psk/keys.psk" \
     --tls_username=alice
 }
@@ -114,8 +110,8 @@ refusals () {
   expect_refusal notls "does not offer TLS"
 }
 
-case_ "x509 verify job against nbdkit (URI and options)" x509_nbdkit
-case_ "PSK verify job against qemu-nbd" psk_qemu
-case_ "verify job over TLS by profile" profiles
-case_ "TLS refusals" refusals
-fio_test_done
+run_case "x509 verify job against nbdkit (URI and options)" x509_nbdkit
+run_case "PSK verify job against qemu-nbd" psk_qemu
+run_case "verify job over TLS by profile" profiles
+run_case "TLS refusals" refusals
+finish

@@ -77,8 +77,8 @@ busy_poll () {
   fio_json bp-conns "assert job_total('read') == 8 << 20"
 }
 
-case_ "crc32c verify, conns=4 numjobs=2 (nbdkit)" verify_nbdkit
-case_ "crc32c verify, numjobs=2 (qemu-nbd)" verify_qemu_nbd
-case_ "crc32c verify, conns=4 with flushes (qemu-nbd -e 4)" verify_qemu_nbd_conns
-case_ "crc32c verify with busy_poll (QD1, conns=2)" busy_poll
-fio_test_done
+run_case "crc32c verify, conns=4 numjobs=2 (nbdkit)" verify_nbdkit
+run_case "crc32c verify, numjobs=2 (qemu-nbd)" verify_qemu_nbd
+run_case "crc32c verify, conns=4 with flushes (qemu-nbd -e 4)" verify_qemu_nbd_conns
+run_case "crc32c verify with busy_poll (QD1, conns=2)" busy_poll
+finish

@@ -9,15 +9,13 @@
 #    (/dev/zero, a FIFO, a directory), which hung outside every timeout;
 #  - a NUL byte in a profile line, which cut the line short unseen.
 # usage: test-local-input.sh NBDAIO-INFO NBDAIO-CHECK
-set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/../lib/servers.sh"
+set -e
 
 INFO=$(realpath "$1")
 CHECK=$(realpath "$2")
-T=$(mktemp -d /tmp/nbdaio-input.XXXXXX)
-PID=
-trap '[ -z "$PID" ] || kill "$PID" 2>/dev/null; rm -rf "$T"' EXIT
-
-fail () { echo "FAILED: $*" >&2; exit 1; }
+requires nbdkit nbdcopy
+test_init
 
 # must_fail STATUS WANT CMD...: CMD ends within 20 s with exit status
 # STATUS, and its output (stdout and stderr) has WANT (a fixed string).
@@ -32,11 +30,7 @@ must_fail () {
 }
 
 # nbdkit memory 1M on $T/nbd.sock (zeros until something writes)
-nbdkit -f --exit-with-parent -U "$T/nbd.sock" -P "$T/nbd.pid" memory 1M &
-PID=$!
-for _ in $(seq 100); do [ -s "$T/nbd.pid" ] && break; sleep 0.1; done
-[ -s "$T/nbd.pid" ] || fail "nbdkit did not start"
-URI="nbd+unix:///?socket=$T/nbd.sock"
+start_nbdkit nbd memory 1M
 
 # the export still reads as zeros: nothing was written
 untouched () {

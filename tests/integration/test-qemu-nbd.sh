@@ -10,21 +10,9 @@ init "$@"
 
 M=16777216
 
-# start_qemu NAME [qemu-nbd args...]: serve on unix socket $T/NAME.sock
-# (persistent: -t); sets URI (default export name).
-start_qemu () {
-  local name=$1; shift
-  rm -f "$T/$name.pid" "$T/$name.sock"
-  qemu-nbd -t -k "$T/$name.sock" --pid-file="$T/$name.pid" "$@" &
-  track $!
-  wait_started $! test -s "$T/$name.pid"
-  wait_started $! test -S "$T/$name.sock"
-  URI="nbd+unix:///?socket=$T/$name.sock"
-}
-
 case_sparse_raw () {
   truncate -s $M "$T/disk.raw"
-  start_qemu q -f raw "$T/disk.raw"
+  serve_qemu_nbd q -f raw "$T/disk.raw"
   info "$URI" "$T/info.json"
   expect_json "$T/info.json" protocol='"newstyle-fixed"' size=$M \
     read_only=false can_flush=true can_fua=true can_trim=true can_zero=true \
@@ -50,7 +38,7 @@ case_sparse_raw () {
 
 case_readonly () {
   random_file "$T/ro.raw" 4194304
-  start_qemu ro -r -f raw "$T/ro.raw"
+  serve_qemu_nbd ro -r -f raw "$T/ro.raw"
   info "$URI" "$T/info.json"
   expect_json "$T/info.json" read_only=true can_write=false can_trim=false \
     can_zero=false size=4194304
@@ -90,7 +78,7 @@ case_allocation_depth () {
   # qemu-nbd -A offers qemu:allocation-depth: negotiate it instead of
   # base:allocation and query block status through it
   truncate -s $M "$T/ad.raw"
-  start_qemu ad -A -f raw "$T/ad.raw"
+  serve_qemu_nbd ad -A -f raw "$T/ad.raw"
   rt --meta-context=qemu:allocation-depth --expect-sr=1 \
      --write-pattern "$T/written.bin" "$URI"
   same_data "$T/written.bin" "$T/ad.raw"
@@ -98,7 +86,7 @@ case_allocation_depth () {
 
 case_multi_conn () {
   truncate -s $M "$T/mc.raw"
-  start_qemu mc -e 2 -f raw "$T/mc.raw"
+  serve_qemu_nbd mc -e 2 -f raw "$T/mc.raw"
   info "$URI" "$T/info.json"
   expect_json "$T/info.json" can_multi_conn=true
   rt --write-pattern "$T/written.bin" "$URI"

@@ -14,29 +14,15 @@
 #    succeeds and times out again, and the read fails with ETIMEDOUT once
 #    reconnect-delay (1 s) has passed since the first loss, not never.
 # usage: test-reconnect.sh RECONNECT-PROBE
-set -uo pipefail
-
+source "$(cd "$(dirname "$0")" && pwd)/../lib/servers.sh"
 [ $# -eq 1 ] || { echo "usage: $0 RECONNECT-PROBE" >&2; exit 2; }
 PROBE=$(realpath "$1")
-command -v qemu-nbd >/dev/null || { echo "qemu-nbd is not installed" >&2; exit 77; }
-T=$(mktemp -d /tmp/nbdaio-reconnect.XXXXXX)
-QEMU_PID=
-trap '[ -z "$QEMU_PID" ] || kill "$QEMU_PID" 2>/dev/null; rm -rf "$T"' EXIT
-truncate -s 16M "$T/disk.img"
-URI="nbd+unix:///?socket=$T/sock"
-FAILED=()
+requires qemu-nbd
+test_init
 
-# serve [QEMU-NBD-ARGS...]: qemu-nbd on the file, the old socket removed.
-serve () {
-  rm -f "$T/sock"
-  qemu-nbd -t -f raw -k "$T/sock" "$@" "$T/disk.img" 2>> "$T/qemu.err" &
-  QEMU_PID=$!
-  for _ in $(seq 100); do [ -S "$T/sock" ] && return 0; sleep 0.05; done
-  echo "qemu-nbd did not start" >&2
-  return 1
-}
-
-kill_server () { kill -9 "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null; QEMU_PID=; }
+# serve [QEMU-NBD-ARGS...]: qemu-nbd on $T/disk.img (16 MiB, kept across
+# restarts), the old socket removed; sets URI and QEMU_PID.
+serve () { start_qemu_nbd disk 16M "$@"; }
 
 # check NAME PYTHON-CONDITION: judge the probe's JSON ($T/out, as d);
 # a sanitizer report on its stderr fails too.
@@ -50,46 +36,42 @@ check () {
   fi
 }
 
-# restart DELAY DURATION RESTART-ARGS...: the probe in the background,
+# outage DELAY DURATION RESTART-ARGS...: the probe in the background,
 # the server killed after 0.7 s and (unless RESTART-ARGS is "never")
 # restarted 0.5 s later; waits for the probe.
-run_case () {
+outage () {
   local delay=$1 dur=$2
   shift 2
   serve
   timeout 20 "$PROBE" "$delay" "$dur" 8388608 "$URI" > "$T/out" 2> "$T/err" &
   local probe=$!
   sleep 0.7
-  kill_server
-  KILLED_AT=$(date +%s%N)
+  KILLED_AT=$(date +%s%N)        # (kill_hard polls for the death)
+  kill_hard "$QEMU_PID"
   if [ "$1" != never ]; then
     sleep 0.5
     serve "$@"
   fi
   wait "$probe"
   ENDED_MS=$(( ($(date +%s%N) - KILLED_AT) / 1000000 ))
-  [ -z "$QEMU_PID" ] || kill_server
+  stop_servers
 }
 
-run_case 5 2500 --
+outage 5 2500 --
 check "failover" "d['errno'] == '' and d['written'] > 20 and d['verified'] == d['written'] and d['reconnects'] == 1 and d['downtime_ms'] >= 400"
 
-run_case 1 4000 never
+outage 1 4000 never
 check "too late ($ENDED_MS ms after the kill)" "d['errno'] == 'ENOTCONN' and 'reconnect-delay' in d['message'] and d['connected'] == 0 and d['reconnects'] == 0 and 900 <= $ENDED_MS <= 2500"
 
-run_case 5 2500 -r
+outage 5 2500 -r
 check "read-only after the restart" "d['errno'] == 'EPERM' and d['reconnects'] == 1"
 
 if command -v nbdkit >/dev/null; then
-  rm -f "$T/sock"
-  nbdkit -f -U "$T/sock" --filter=delay memory 16M delay-read=10 \
-    2> "$T/nbdkit.err" &
-  QEMU_PID=$!                   # killed on exit
-  for _ in $(seq 100); do [ -S "$T/sock" ] && break; sleep 0.05; done
+  start_nbdkit stall --filter=delay memory 16M delay-read=10
   timeout 20 "$PROBE" 1 4000 8388608 "$URI" request-timeout=300ms \
     > "$T/out" 2> "$T/err"
   check "stalling server" "d['errno'] == 'ETIMEDOUT' and d['reconnects'] >= 1 and 'reconnect-delay' in d['message'] and 1000 <= d['error_ms'] <= 2500"
-  kill_server
+  stop_servers
 else
   echo "skip stalling server: nbdkit is not installed"
 fi

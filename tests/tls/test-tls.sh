@@ -15,17 +15,9 @@ bash "$(dirname "$0")/make-creds.sh" "$C"
 sed 's/^alice:/bob:/' "$C/psk/keys.psk" > "$C/bob.psk"
 chmod 600 "$C/bob.psk"          # key files must be private to be read
 
-# nbdkit NAME ARGS...: on $T/NAME.sock with its debug log in $T/NAME.log;
-# sets SOCK.
-nbdkit_logged () {
-  local name=$1; shift
-  rm -f "$T/$name.pid" "$T/$name.sock"
-  nbdkit -f -v --exit-with-parent -U "$T/$name.sock" -P "$T/$name.pid" \
-    "$@" 2> "$T/$name.log" &
-  track $!
-  wait_started $! test -s "$T/$name.pid"
-  SOCK=$T/$name.sock
-}
+# nbdkit_logged NAME ARGS...: start_nbdkit with its debug log (-v) in
+# $T/NAME.nbdkit.err; sets SOCK.
+nbdkit_logged () { start_nbdkit "$1" -v "${@:2}"; SOCK=$T/$1.sock; }
 
 # refused MESSAGE-REGEX URI [roundtrip args...]: the connection must fail
 # with that message.
@@ -90,11 +82,7 @@ case_nbdkit_psk () {
 
 start_qemu_tls () {  # start_qemu_tls OBJECT: qemu-nbd with that tls-creds object
   truncate -s $M "$T/disk.raw"
-  rm -f "$T/q.pid" "$T/q.sock"
-  qemu-nbd -t -k "$T/q.sock" --pid-file="$T/q.pid" --object "$1" \
-    --tls-creds tls0 -f raw "$T/disk.raw" &
-  track $!
-  wait_started $! test -S "$T/q.sock"
+  serve_qemu_nbd q --object "$1" --tls-creds tls0 -f raw "$T/disk.raw"
   SOCK=$T/q.sock
 }
 
@@ -117,27 +105,16 @@ case_qemu_nbd_psk () {
 
 case_nbd_server_x509 () {
   local port
-  port=$(free_port)
   truncate -s $M "$T/rw.img"
-  cat > "$T/nbd.conf" <<CONF
-[generic]
-port = $port
-listenaddr = 127.0.0.1
-certfile = $C/pki/server-cert.pem
-keyfile = $C/pki/server-key.pem
-cacertfile = $C/pki/ca-cert.pem
-force_tls = true
-[rw]
+  start_nbd_server_conf "[rw]
 exportname = $T/rw.img
 flush = true
 fua = true
-trim = true
-CONF
-  rm -f "$T/nbd.pid"
-  timeout 20 nbd-server -C "$T/nbd.conf" -p "$T/nbd.pid"
-  wait_until 20 test -s "$T/nbd.pid"
-  track "$(cat "$T/nbd.pid")"
-  wait_until 20 tcp_open "$port"
+trim = true" "certfile = $C/pki/server-cert.pem
+keyfile = $C/pki/server-key.pem
+cacertfile = $C/pki/ca-cert.pem
+force_tls = true"
+  port=$PORT
   rt --expect-tls=1 --expect-sr=0 --write-pattern "$T/written.bin" \
     "nbds://localhost:$port/rw?tls-certificates=$C/client"
   same_data "$T/written.bin" "$T/rw.img"
@@ -160,7 +137,7 @@ case_refusals () {
   nbdkit_logged plain memory $M
   refused 'does not offer TLS' \
     "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
-  no_plaintext_options "$T/plain.log"
+  no_plaintext_options "$T/plain.nbdkit.err"
 
   nbdkit_logged good --tls=require --tls-certificates="$C/pki" memory $M
   refused 'requires TLS' "nbd+unix:///?socket=$SOCK"
@@ -177,20 +154,20 @@ case_refusals () {
     "nbds+unix:///?socket=$SOCK&tls-certificates=$C/loose-client"
   # plaintext options were answered with TLS_REQD; after the TLS
   # failures nothing but the handshake happened
-  grep -aq 'NBD_REP_ERR_TLS_REQD' "$T/good.log"
-  if grep -aE 'NBD_OPT_GO: ' "$T/good.log" | grep -av TLS_REQD; then
+  grep -aq 'NBD_REP_ERR_TLS_REQD' "$T/good.nbdkit.err"
+  if grep -aE 'NBD_OPT_GO: ' "$T/good.nbdkit.err" | grep -av TLS_REQD; then
     echo "an export was served in a refusal case" >&2; return 1
   fi
 
   nbdkit_logged expired --tls=require --tls-certificates="$C/expired" memory $M
   refused 'has expired' "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
-  no_plaintext_options "$T/expired.log"
+  no_plaintext_options "$T/expired.nbdkit.err"
 
   nbdkit_logged wronghost --tls=require --tls-certificates="$C/wronghost" \
     memory $M
   refused "another host name \\(checked for host 'localhost'\\)" \
     "nbds+unix:///?socket=$SOCK&tls-certificates=$C/client"
-  no_plaintext_options "$T/wronghost.log"
+  no_plaintext_options "$T/wronghost.nbdkit.err"
 
   nbdkit_logged psk --tls=require --tls-psk="$C/psk/keys.psk" memory $M
   refused 'pre-shared key|PSK handshake failed' \
@@ -210,7 +187,7 @@ case_refusals () {
     "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=$C/psk"
   refused "TLS PSK file /dev/zero is a character device, not a regular file" \
     "nbds+unix://alice@/?socket=$SOCK&tls-psk-file=/dev/zero"
-  no_plaintext_options "$T/psk.log"
+  no_plaintext_options "$T/psk.nbdkit.err"
 }
 
 run_case "nbdkit x509, unix socket, client certificate" case_nbdkit_x509_unix

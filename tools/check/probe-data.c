@@ -1,4 +1,4 @@
-/* examples/check/probe-data.c - nbdaio-check: data semantics (data.*,
+/* tools/check/probe-data.c - nbdaio-check: data semantics (data.*,
  * only with --write, in the scratch area): read-after-write, write zeroes
  * (with and without NO_HOLE) reading back as zeros, trim leaving the data
  * around it intact, and block status agreeing with what was written and

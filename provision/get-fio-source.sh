@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fio-plugin/get-fio-source.sh DEST - fetch Debian's source package of the
+# provision/get-fio-source.sh DEST - fetch Debian's source package of the
 # fio version installed on this machine into DEST/fio-<version> and run its
 # ./configure (fio's headers need the generated config-host.h).  The plugin
 # must be built against exactly the installed fio: fio checks only

@@ -1,4 +1,4 @@
-/* examples/check/report.c - nbdaio-check: collecting verdicts and printing
+/* tools/check/report.c - nbdaio-check: collecting verdicts and printing
  * the report, as human lines ("PASS  id  detail (spec: ...)" and a
  * summary line) or as one JSON object (server facts, results, summary).
  *

@@ -1,4 +1,4 @@
-/* examples/check/conn.c - nbdaio-check: opening connections with the
+/* tools/check/conn.c - nbdaio-check: opening connections with the
  * user's settings, running commands with a deadline (a stalling server
  * makes a command fail with a timeout, never a hang), and turning what
  * happened into a struct outcome: the command's errno, a lost connection,
@@ -70,8 +70,10 @@ check_handle (const struct config *cfg, unsigned strict, struct outcome *o)
                            cfg->settings[i].value) == -1)
       goto fail;
   /* each probe's request must reach the server as it is: never split
-   * (whatever --split or the profile says), checked as strict says */
-  if (nbdaio_set_split (h, 0) == -1 || nbdaio_set_strict (h, strict) == -1)
+   * (whatever --split or the profile says), checked as strict says; every
+   * violation ends the connection, so that a probe sees it (FAIL) */
+  if (nbdaio_set_split (h, 0) == -1 || nbdaio_set_strict (h, strict) == -1 ||
+      nbdaio_set_reply_violations (h, NBDAIO_VIOLATIONS_CLOSE) == -1)
     goto fail;
   return h;
 

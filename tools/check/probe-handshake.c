@@ -1,4 +1,4 @@
-/* examples/check/probe-handshake.c - nbdaio-check: the handshake
+/* tools/check/probe-handshake.c - nbdaio-check: the handshake
  * (handshake.*).  What the first connection found: fixed newstyle,
  * NO_ZEROES, structured replies, extended headers, base:allocation, block
  * size constraints.

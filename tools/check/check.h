@@ -1,4 +1,4 @@
-/* examples/check/check.h - nbdaio-check: what the program's files share.
+/* tools/check/check.h - nbdaio-check: what the program's files share.
  *
  * nbdaio-check validates an NBD server rule by rule.  main.c parses the
  * options into a struct config; conn.c opens connections (normal or in

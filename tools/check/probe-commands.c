@@ -1,4 +1,4 @@
-/* examples/check/probe-commands.c - nbdaio-check: each command the server
+/* tools/check/probe-commands.c - nbdaio-check: each command the server
  * advertises, with each flag it advertises (cmd.*): READ (and DF), WRITE
  * (and FUA), FLUSH, TRIM, WRITE_ZEROES (NO_HOLE, FAST_ZERO, FUA), CACHE,
  * BLOCK_STATUS (and REQ_ONE).  Commands not advertised are SKIPs here;

@@ -1,4 +1,4 @@
-/* examples/cli-common.h - helpers shared by the command-line examples
+/* tools/cli-common.h - helpers shared by the command-line tools
  * (nbdaio-info and nbdaio-check): JSON string output and connecting
  * through a connection profile.  Header-only (static inline), so each
  * program just includes it.

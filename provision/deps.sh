@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/deps.sh - install the Debian packages the build, the examples and the
+# provision/deps.sh - install the Debian packages the build, the examples and the
 # test suite need (idempotent; quiet when everything is present).  Run as
 # root on Debian bookworm.
 set -euo pipefail
@@ -9,6 +9,7 @@ pkgs=(
   libgnutls28-dev libinih-dev libcmocka-dev
   nbdkit qemu-utils nbd-server libnbd-bin gnutls-bin
   fio python3 valgrind strace
+  groff-base
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -27,4 +28,4 @@ if ((${#missing[@]})); then
 fi
 
 # The fio plugin is built against the source of exactly the installed fio.
-bash "$(dirname "$0")/../fio-plugin/get-fio-source.sh" "$(dirname "$0")/../.fio-src"
+bash "$(dirname "$0")/get-fio-source.sh" "$(dirname "$0")/../.fio-src"

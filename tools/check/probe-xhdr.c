@@ -1,4 +1,4 @@
-/* examples/check/probe-xhdr.c - nbdaio-check: extended headers (xhdr.*)
+/* tools/check/probe-xhdr.c - nbdaio-check: extended headers (xhdr.*)
  * and several meta contexts at once (meta.*).
  *
  * Negotiation, on connections in option negotiation mode that negotiated

@@ -1,4 +1,4 @@
-/* examples/info.c - nbdaio-info: connect to an NBD URI (or through a
+/* tools/info.c - nbdaio-info: connect to an NBD URI (or through a
  * connection profile) and print everything the handshake found
  * (human-readable "key: value" lines or JSON).
  *

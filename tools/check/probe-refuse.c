@@ -1,4 +1,4 @@
-/* examples/check/probe-refuse.c - nbdaio-check: what a server must (or
+/* tools/check/probe-refuse.c - nbdaio-check: what a server must (or
  * should) refuse (refuse.*), sent on a connection whose local checks are
  * off: requests past the end, unaligned requests when a minimum block
  * size was advertised, commands and flags not advertised, an unknown
@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,114 +256,134 @@ read_only (struct ctx *c)
   free (buf);
 }
 
+/* The requests a server did not advertise or no server can accept, one
+ * row each: sent on a loose connection and judged like the others. */
+enum loose_cmd { LOOSE_FLUSH, LOOSE_TRIM, LOOSE_ZERO, LOOSE_BLOCK_STATUS,
+                 LOOSE_READ };
+
+#define CTX_FLAG(field) ((int) offsetof (struct ctx, field))
+#define NO_FLAG (-1)
+
+struct loose_probe {
+  const char *id;
+  const char *rule;
+  int needs;              /* CTX_FLAG the request needs, or NO_FLAG */
+  const char *needs_why;  /* ...the skip reason when it is unset */
+  int advertised;         /* CTX_FLAG that allows the request: skip if set */
+  const char *advertised_why;
+  int writes;             /* needs --write (it writes slot 8) */
+  enum loose_cmd cmd;
+  uint32_t flags;         /* command flags */
+  int zero_length;        /* length 0 instead of the alignment */
+  const char *what;
+  const struct expect *expect;
+};
+
+static const struct expect any_error = { 0, 0, 1, V_WARN, V_PASS, V_FAIL };
+static const struct expect unspecified = { 0, 0, 0, V_PASS, V_PASS, V_WARN };
+
+static const struct loose_probe loose_probes[] = {
+  { "refuse.unadvertised-flush", R_UNADVERTISED, NO_FLAG, NULL,
+    CTX_FLAG (can_flush), "NBD_FLAG_SEND_FLUSH is advertised", 0,
+    LOOSE_FLUSH, 0, 0, "NBD_CMD_FLUSH (not advertised)", &any_error },
+  { "refuse.unadvertised-trim", R_UNADVERTISED, NO_FLAG, NULL,
+    CTX_FLAG (can_trim), "NBD_FLAG_SEND_TRIM is advertised", 1,
+    LOOSE_TRIM, 0, 0, "NBD_CMD_TRIM (not advertised)", &any_error },
+  { "refuse.unadvertised-zero", R_UNADVERTISED, NO_FLAG, NULL,
+    CTX_FLAG (can_zero), "NBD_FLAG_SEND_WRITE_ZEROES is advertised", 1,
+    LOOSE_ZERO, 0, 0, "NBD_CMD_WRITE_ZEROES (not advertised)", &any_error },
+  { "refuse.unadvertised-block-status", R_BS_NO_CONTEXT, NO_FLAG, NULL,
+    CTX_FLAG (can_bs), "a meta context was negotiated", 0,
+    LOOSE_BLOCK_STATUS, 0, 0, "NBD_CMD_BLOCK_STATUS without a meta context",
+    &should_einval },
+  { "refuse.unadvertised-df", R_FLAG_UNADVERTISED, NO_FLAG, NULL,
+    CTX_FLAG (can_df), "NBD_FLAG_SEND_DF is advertised", 0,
+    LOOSE_READ, NBDAIO_CMD_FLAG_DF, 0,
+    "a read with NBD_CMD_FLAG_DF (not advertised)", &should_einval },
+  { "refuse.unadvertised-fua", R_FLAG_UNADVERTISED, NO_FLAG, NULL,
+    CTX_FLAG (can_fua), "NBD_FLAG_SEND_FUA is advertised", 0,
+    LOOSE_READ, NBDAIO_CMD_FLAG_FUA, 0,
+    "a read with NBD_CMD_FLAG_FUA (not advertised)", &should_einval },
+  { "refuse.unadvertised-fast-zero", R_FAST_ZERO_UNADV,
+    CTX_FLAG (can_zero), "NBD_FLAG_SEND_WRITE_ZEROES not advertised",
+    CTX_FLAG (can_fast_zero), "NBD_FLAG_SEND_FAST_ZERO is advertised", 1,
+    LOOSE_ZERO, NBDAIO_CMD_FLAG_FAST_ZERO, 0,
+    "a write zeroes with NBD_CMD_FLAG_FAST_ZERO (not advertised)",
+    &should_einval },
+  /* bit 7 is no command flag at all */
+  { "refuse.unknown-flag", R_UNKNOWN_FLAG, NO_FLAG, NULL, NO_FLAG, NULL, 0,
+    LOOSE_READ, 1u << 7, 0, "a read with command flag bit 7 (undefined)",
+    &should_einval },
+  { "refuse.zero-length-read", R_ZERO_LENGTH, NO_FLAG, NULL, NO_FLAG, NULL,
+    0, LOOSE_READ, 0, 1, "a read of length 0", &unspecified },
+};
+
+static int
+ctx_flag (const struct ctx *c, int flag)
+{
+  return *(const int *) ((const char *) c + flag);
+}
+
+/* Why the probe is skipped on this server, or NULL. */
+static const char *
+loose_skip (const struct ctx *c, const struct loose_probe *p)
+{
+  if (p->needs != NO_FLAG && !ctx_flag (c, p->needs))
+    return p->needs_why;
+  if (p->advertised != NO_FLAG && ctx_flag (c, p->advertised))
+    return p->advertised_why;
+  return NULL;
+}
+
+static int
+loose_send (struct ctx *c, struct nbdaio_handle *h,
+            const struct loose_probe *p, void *buf, struct outcome *o)
+{
+  uint64_t a = ctx_align (c);
+  struct extents e;
+
+  switch (p->cmd) {
+  case LOOSE_FLUSH:
+    return c_flush (c->cfg, h, p->flags, o);
+  case LOOSE_TRIM:
+    return c_trim (c->cfg, h, a, ctx_slot (c, 8), p->flags, o);
+  case LOOSE_ZERO:
+    return c_zero (c->cfg, h, a, ctx_slot (c, 8), p->flags, o);
+  case LOOSE_BLOCK_STATUS:
+    return c_block_status (c->cfg, h, a, c->scratch_offset, p->flags, &e, o);
+  case LOOSE_READ:
+    break;
+  }
+  return c_pread (c->cfg, h, buf, p->zero_length ? 0 : a, c->scratch_offset,
+                  p->flags, o);
+}
+
+static void
+loose_probe (struct ctx *c, const struct loose_probe *p, void *buf)
+{
+  const char *skip = loose_skip (c, p);
+  struct nbdaio_handle *h;
+  struct outcome o;
+  int r;
+
+  if (skip)
+    report (p->id, V_SKIP, p->rule, NULL, "%s", skip);
+  else if ((!p->writes || !need_write (c, p->id, p->rule)) &&
+           (h = ctx_loose (c, p->id))) {
+    r = loose_send (c, h, p, buf, &o);
+    judge (p->id, p->rule, p->what, r, &o, p->expect);
+  }
+  ctx_check_alive (c);
+}
+
 static void
 unadvertised (struct ctx *c)
 {
-  static const struct expect any_error = { 0, 0, 1, V_WARN, V_PASS, V_FAIL };
-  uint64_t a = ctx_align (c);
-  struct nbdaio_handle *h;
-  struct outcome o;
-  void *buf = calloc (1, a);
-  int r;
+  void *buf = calloc (1, ctx_align (c));
+  size_t i;
 
-  if (c->can_flush)
-    report ("refuse.unadvertised-flush", V_SKIP, R_UNADVERTISED, NULL,
-            "NBD_FLAG_SEND_FLUSH is advertised");
-  else if ((h = ctx_loose (c, "refuse.unadvertised-flush"))) {
-    r = c_flush (c->cfg, h, 0, &o);
-    judge ("refuse.unadvertised-flush", R_UNADVERTISED,
-           "NBD_CMD_FLUSH (not advertised)", r, &o, &any_error);
-  }
-  ctx_check_alive (c);
-
-  if (c->can_trim)
-    report ("refuse.unadvertised-trim", V_SKIP, R_UNADVERTISED, NULL,
-            "NBD_FLAG_SEND_TRIM is advertised");
-  else if (!need_write (c, "refuse.unadvertised-trim", R_UNADVERTISED) &&
-           (h = ctx_loose (c, "refuse.unadvertised-trim"))) {
-    r = c_trim (c->cfg, h, a, ctx_slot (c, 8), 0, &o);
-    judge ("refuse.unadvertised-trim", R_UNADVERTISED,
-           "NBD_CMD_TRIM (not advertised)", r, &o, &any_error);
-  }
-  ctx_check_alive (c);
-
-  if (c->can_zero)
-    report ("refuse.unadvertised-zero", V_SKIP, R_UNADVERTISED, NULL,
-            "NBD_FLAG_SEND_WRITE_ZEROES is advertised");
-  else if (!need_write (c, "refuse.unadvertised-zero", R_UNADVERTISED) &&
-           (h = ctx_loose (c, "refuse.unadvertised-zero"))) {
-    r = c_zero (c->cfg, h, a, ctx_slot (c, 8), 0, &o);
-    judge ("refuse.unadvertised-zero", R_UNADVERTISED,
-           "NBD_CMD_WRITE_ZEROES (not advertised)", r, &o, &any_error);
-  }
-  ctx_check_alive (c);
-
-  if (c->can_bs)
-    report ("refuse.unadvertised-block-status", V_SKIP, R_BS_NO_CONTEXT,
-            NULL, "a meta context was negotiated");
-  else if ((h = ctx_loose (c, "refuse.unadvertised-block-status"))) {
-    struct extents e;
-    r = c_block_status (c->cfg, h, a, c->scratch_offset, 0, &e, &o);
-    judge ("refuse.unadvertised-block-status", R_BS_NO_CONTEXT,
-           "NBD_CMD_BLOCK_STATUS without a meta context", r, &o,
-           &should_einval);
-  }
-  ctx_check_alive (c);
-
-  if (c->can_df)
-    report ("refuse.unadvertised-df", V_SKIP, R_FLAG_UNADVERTISED, NULL,
-            "NBD_FLAG_SEND_DF is advertised");
-  else if ((h = ctx_loose (c, "refuse.unadvertised-df"))) {
-    r = c_pread (c->cfg, h, buf, a, c->scratch_offset, NBDAIO_CMD_FLAG_DF,
-                 &o);
-    judge ("refuse.unadvertised-df", R_FLAG_UNADVERTISED,
-           "a read with NBD_CMD_FLAG_DF (not advertised)", r, &o,
-           &should_einval);
-  }
-  ctx_check_alive (c);
-
-  if (c->can_fua)
-    report ("refuse.unadvertised-fua", V_SKIP, R_FLAG_UNADVERTISED, NULL,
-            "NBD_FLAG_SEND_FUA is advertised");
-  else if ((h = ctx_loose (c, "refuse.unadvertised-fua"))) {
-    r = c_pread (c->cfg, h, buf, a, c->scratch_offset, NBDAIO_CMD_FLAG_FUA,
-                 &o);
-    judge ("refuse.unadvertised-fua", R_FLAG_UNADVERTISED,
-           "a read with NBD_CMD_FLAG_FUA (not advertised)", r, &o,
-           &should_einval);
-  }
-  ctx_check_alive (c);
-
-  if (!c->can_zero || c->can_fast_zero)
-    report ("refuse.unadvertised-fast-zero", V_SKIP, R_FAST_ZERO_UNADV,
-            NULL, c->can_zero ? "NBD_FLAG_SEND_FAST_ZERO is advertised" :
-            "NBD_FLAG_SEND_WRITE_ZEROES not advertised");
-  else if (!need_write (c, "refuse.unadvertised-fast-zero",
-                        R_FAST_ZERO_UNADV) &&
-           (h = ctx_loose (c, "refuse.unadvertised-fast-zero"))) {
-    r = c_zero (c->cfg, h, a, ctx_slot (c, 8), NBDAIO_CMD_FLAG_FAST_ZERO, &o);
-    judge ("refuse.unadvertised-fast-zero", R_FAST_ZERO_UNADV,
-           "a write zeroes with NBD_CMD_FLAG_FAST_ZERO (not advertised)", r,
-           &o, &should_einval);
-  }
-  ctx_check_alive (c);
-
-  /* bit 7 is no command flag at all */
-  if ((h = ctx_loose (c, "refuse.unknown-flag"))) {
-    r = c_pread (c->cfg, h, buf, a, c->scratch_offset, 1u << 7, &o);
-    judge ("refuse.unknown-flag", R_UNKNOWN_FLAG,
-           "a read with command flag bit 7 (undefined)", r, &o,
-           &should_einval);
-  }
-  ctx_check_alive (c);
-
-  if ((h = ctx_loose (c, "refuse.zero-length-read"))) {
-    static const struct expect e = { 0, 0, 0, V_PASS, V_PASS, V_WARN };
-    r = c_pread (c->cfg, h, buf, 0, c->scratch_offset, 0, &o);
-    judge ("refuse.zero-length-read", R_ZERO_LENGTH, "a read of length 0",
-           r, &o, &e);
-  }
-  ctx_check_alive (c);
+  for (i = 0; i < sizeof loose_probes / sizeof loose_probes[0]; i++)
+    loose_probe (c, &loose_probes[i], buf);
   free (buf);
 }
 

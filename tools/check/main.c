@@ -1,4 +1,4 @@
-/* examples/check/main.c - nbdaio-check: command-line options, the first
+/* tools/check/main.c - nbdaio-check: command-line options, the first
  * connection (what the server advertises), the order of the probe groups,
  * and the exit status (0 nothing failed, 1 some probe failed, 2 usage).
  *

@@ -1,4 +1,4 @@
-/* examples/check/probe-concurrency.c - nbdaio-check: many commands in
+/* tools/check/probe-concurrency.c - nbdaio-check: many commands in
  * flight at once, every one verified (concurrency.in-flight); whether the
  * server replied out of order (concurrency.out-of-order, information);
  * multi-conn consistency where advertised: a write on one connection, a
