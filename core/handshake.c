@@ -3,12 +3,16 @@
  * Order: greeting (oldstyle, newstyle or fixed newstyle), client flags,
  * NBD_OPT_STARTTLS and the TLS handshake when TLS is wanted (every later
  * option then travels inside TLS), NBD_OPT_EXTENDED_HEADERS and, if it is
- * refused, NBD_OPT_STRUCTURED_REPLY (that much is handshake_start), then NBD_OPT_SET_META_CONTEXT and NBD_OPT_GO with
- * NAME/DESCRIPTION/BLOCK_SIZE info requests, falling back to
- * NBD_OPT_EXPORT_NAME (handshake_finish).  In between, opt mode runs single
- * option exchanges (LIST, INFO, LIST_META_CONTEXT, any option raw, ABORT).
- * Every server message is checked against the rules of design.md section
- * 6 and the NBD spec; a violation fails with "[rule]" in the message. */
+ * refused, NBD_OPT_STRUCTURED_REPLY (that much is handshake_start), then
+ * NBD_OPT_SET_META_CONTEXT and NBD_OPT_GO with NAME/DESCRIPTION/BLOCK_SIZE
+ * info requests, falling back to NBD_OPT_EXPORT_NAME (handshake_finish).
+ * In between, opt mode runs single option exchanges (LIST, INFO,
+ * LIST_META_CONTEXT, any option raw, ABORT).
+ *
+ * Every server message is checked against the NBD spec's rules for the
+ * handshake (the rule table in rules.c names each); a violation fails with
+ * "[rule]" in the message.  A function that holds a reply's payload frees
+ * it at its one exit. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -26,6 +30,8 @@
 #define LIST_BYTES_MAX (16 * 1024 * 1024) /* memory one listing may take */
 #define ABORT_WAIT_MS 1000           /* for the reply to NBD_OPT_ABORT */
 
+/* One run of the handshake or one option exchange: where it talks, what
+ * it was asked to do, and the facts it fills in. */
 struct hs {
   struct transport *t;
   const struct handshake_opts *o;
@@ -94,24 +100,11 @@ is_final (uint32_t type)
   return type == NBD_REP_ACK || (type & NBD_REP_FLAG_ERROR);
 }
 
-/* Read one reply to opt.  raw: check only the magic, the echo and the
- * length limit (nbdaio_opt_raw), not the type. */
+/* The checks on a reply header to opt (raw: not the type). */
 static int
-read_reply (struct hs *hs, uint32_t opt, struct opt_reply *r, bool raw)
+check_reply_header (uint32_t opt, uint64_t magic, uint32_t echo,
+                    const struct opt_reply *r, bool raw)
 {
-  uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
-  uint64_t magic;
-  uint32_t echo;
-
-  r->data = NULL;
-  if (hs_read (hs, hdr, sizeof hdr) == -1) {
-    error_prefix (proto_option_name (opt));
-    return -1;
-  }
-  magic = wire_get64 (hdr);
-  echo = wire_get32 (hdr + 8);
-  r->type = wire_get32 (hdr + 12);
-  r->len = wire_get32 (hdr + 16);
   if (magic != NBD_MAGIC_OPT_REPLY)
     return set_violation (RULE_OPT_REPLY_MAGIC,
                           "option reply magic is 0x%016llx, "
@@ -134,15 +127,30 @@ read_reply (struct hs *hs, uint32_t opt, struct opt_reply *r, bool raw)
   if (!raw && r->type == NBD_REP_ACK && r->len != 0)
     return set_violation (RULE_OPT_REPLY_LENGTH, "NBD_REP_ACK to %s carries %u "
                           "bytes (must be 0)", proto_option_name (opt), r->len);
+  return 0;
+}
+
+/* Read one reply to opt.  raw: check only the magic, the echo and the
+ * length limit (nbdaio_opt_raw), not the type.  Returns 0 with r->data
+ * the caller's to free (NULL without payload), or -1 with r->data NULL. */
+static int
+read_reply (struct hs *hs, uint32_t opt, struct opt_reply *r, bool raw)
+{
+  uint8_t hdr[NBD_OPT_REPLY_HDR_LEN];
+
+  r->data = NULL;
+  if (hs_read (hs, hdr, sizeof hdr) == -1)
+    goto err_read;
+  r->type = wire_get32 (hdr + 12);
+  r->len = wire_get32 (hdr + 16);
+  if (check_reply_header (opt, wire_get64 (hdr), wire_get32 (hdr + 8), r,
+                          raw) == -1)
+    return -1;
   if (r->len) {
     if (!(r->data = malloc (r->len + 1)))
       return set_error (ENOMEM, "out of memory");
-    if (hs_read (hs, r->data, r->len) == -1) {
-      free (r->data);
-      r->data = NULL;
-      error_prefix (proto_option_name (opt));
-      return -1;
-    }
+    if (hs_read (hs, r->data, r->len) == -1)
+      goto err_read;
     r->data[r->len] = '\0';
   }
   debug (hs->o->debug, "received %s for %s (%u bytes)",
@@ -150,12 +158,45 @@ read_reply (struct hs *hs, uint32_t opt, struct opt_reply *r, bool raw)
   if (is_final (r->type) && hs->o->reply_type)
     *hs->o->reply_type = r->type;
   return 0;
+
+ err_read:
+  free (r->data);
+  r->data = NULL;
+  error_prefix (proto_option_name (opt));
+  return -1;
 }
 
 static int
 read_option_reply (struct hs *hs, uint32_t opt, struct opt_reply *r)
 {
   return read_reply (hs, opt, r, false);
+}
+
+/* What an exchange does with each reply before the final one (an
+ * NBD_REP_SERVER, META_CONTEXT or INFO): 0, or -1 to give up. */
+typedef int reply_handler (struct hs *hs, void *ctx,
+                           const struct opt_reply *r);
+
+/* Read the replies to opt up to the final one (NBD_REP_ACK or an error
+ * reply), passing each one before it to handle.  Returns 0 with the final
+ * reply in *r (r->data the caller's to free), or -1 (r->data NULL). */
+static int
+read_replies (struct hs *hs, uint32_t opt, struct opt_reply *r,
+              reply_handler *handle, void *ctx)
+{
+  int ret;
+
+  for (;;) {
+    if (read_option_reply (hs, opt, r) == -1)
+      return -1;
+    if (is_final (r->type))
+      return 0;
+    ret = handle (hs, ctx, r);
+    free (r->data);
+    r->data = NULL;
+    if (ret == -1)
+      return -1;
+  }
 }
 
 /* Tell the server we are leaving (best effort: no reply is awaited). */
@@ -187,9 +228,9 @@ refusal_errno (uint32_t type)
 
 /* Turn an error reply into the last error.  Connecting, tell the server we
  * are leaving (NBD_OPT_ABORT, best effort: its reply is not awaited) and
- * return -1; in opt mode (o->stay) the connection stays negotiating:
- * return HS_REFUSED. */
-static int
+ * return HS_FAILED; in opt mode (o->keep_negotiating) the connection stays
+ * negotiating: HS_REFUSED. */
+static enum hs_result
 option_refused (struct hs *hs, const char *what, uint32_t opt,
                 const struct opt_reply *r)
 {
@@ -198,67 +239,74 @@ option_refused (struct hs *hs, const char *what, uint32_t opt,
     r->type == NBD_REP_ERR_EXT_HEADER_REQD ?
     " (turn the extended-headers and structured settings on)" : "";
 
-  if (!hs->o->stay)
+  if (!hs->o->keep_negotiating)
     send_abort (hs);
   set_error (refusal_errno (r->type), "server refused %s%s: %s%s%s%s",
              proto_option_name (opt), what, proto_reply_name (r->type), hint,
              r->len ? ": " : "", r->len ? ESCAPED (r->data, r->len) : "");
-  return hs->o->stay ? HS_REFUSED : -1;
+  return hs->o->keep_negotiating ? HS_REFUSED : HS_FAILED;
+}
+
+/* An error reply to NBD_OPT_STARTTLS: with tls=require the end (HS_FAILED),
+ * with tls=allow the connection goes on in plaintext (HS_OK). */
+static enum hs_result
+starttls_refused (struct hs *hs, const struct opt_reply *r)
+{
+  if (hs->o->tls->mode != NBDAIO_TLS_REQUIRE) {
+    debug (hs->o->debug, "server refused TLS (%s), continuing in plaintext",
+           proto_reply_name (r->type));
+    return HS_OK;
+  }
+  send_abort (hs);
+  return set_error (ENOTSUP, "TLS required, but the server does not offer "
+                    "TLS: it answered NBD_OPT_STARTTLS with %s%s%s",
+                    proto_reply_name (r->type), r->len ? ": " : "",
+                    r->len ? ESCAPED (r->data, r->len) : "");
 }
 
 /* NBD_OPT_STARTTLS, then the TLS handshake.  With tls=allow a refusal
  * leaves the connection in plaintext; with tls=require it ends it. */
-static int
+static enum hs_result
 opt_starttls (struct hs *hs)
 {
   const struct handshake_opts *o = hs->o;
   struct tls_session *ts = tls_prepare (o->tls, o->host);
-  struct opt_reply r;
+  struct opt_reply r = { .data = NULL };
+  enum hs_result ret = HS_FAILED;
 
-  if (!ts)
-    return -1;
-  if (send_option (hs, NBD_OPT_STARTTLS, NULL, 0) == -1 ||
-      read_option_reply (hs, NBD_OPT_STARTTLS, &r) == -1) {
-    tls_session_free (ts);
-    return -1;
-  }
+  if (!ts ||
+      send_option (hs, NBD_OPT_STARTTLS, NULL, 0) == -1 ||
+      read_option_reply (hs, NBD_OPT_STARTTLS, &r) == -1)
+    goto out;
   if (r.type != NBD_REP_ACK) {
-    tls_session_free (ts);
-    int ret = 0;
-    if (o->tls->mode == NBDAIO_TLS_REQUIRE) {
-      send_abort (hs);
-      ret = set_error (ENOTSUP, "TLS required, but the server does not offer "
-                       "TLS: it answered NBD_OPT_STARTTLS with %s%s%s",
-                       proto_reply_name (r.type), r.len ? ": " : "",
-                       r.len ? ESCAPED (r.data, r.len) : "");
-    }
-    else
-      debug (o->debug, "server refused TLS (%s), continuing in plaintext",
-             proto_reply_name (r.type));
-    free (r.data);
-    return ret;
+    ret = starttls_refused (hs, &r);
+    goto out;
   }
-  if (tls_start (hs->t, ts, o->deadline, o->debug) == -1)
-    return -1;
-  hs->info->tls = true;
-  return 0;
+  ret = tls_start (hs->t, ts, o->deadline, o->debug) == -1 ? HS_FAILED : HS_OK;
+  ts = NULL;                    /* tls_start consumed it */
+  hs->info->tls = ret == HS_OK;
+
+ out:
+  tls_session_free (ts);
+  free (r.data);
+  return ret;
 }
 
-/* NBD_OPT_EXTENDED_HEADERS: 0 when the server acknowledged (extended
- * headers, which imply structured replies), 1 when it refused (the caller
- * falls back to NBD_OPT_STRUCTURED_REPLY), -1 on error. */
-static int
+/* NBD_OPT_EXTENDED_HEADERS: HS_OK when the server acknowledged (extended
+ * headers, which imply structured replies), HS_UNSUPPORTED when it refused
+ * (the caller falls back to NBD_OPT_STRUCTURED_REPLY), else HS_FAILED. */
+static enum hs_result
 opt_extended_headers (struct hs *hs)
 {
   struct opt_reply r;
-  int ret = 1;
+  enum hs_result ret = HS_UNSUPPORTED;
 
   if (send_option (hs, NBD_OPT_EXTENDED_HEADERS, NULL, 0) == -1 ||
       read_option_reply (hs, NBD_OPT_EXTENDED_HEADERS, &r) == -1)
-    return -1;
+    return HS_FAILED;
   if (r.type == NBD_REP_ACK) {
     hs->info->extended = hs->info->structured = true;
-    ret = 0;
+    ret = HS_OK;
   }
   else if (r.type == NBD_REP_ERR_TLS_REQD)
     ret = option_refused (hs, "", NBD_OPT_EXTENDED_HEADERS, &r);
@@ -269,25 +317,23 @@ opt_extended_headers (struct hs *hs)
   return ret;
 }
 
-static int
+static enum hs_result
 opt_structured_reply (struct hs *hs)
 {
   struct opt_reply r;
+  enum hs_result ret = HS_OK;
 
   if (send_option (hs, NBD_OPT_STRUCTURED_REPLY, NULL, 0) == -1 ||
       read_option_reply (hs, NBD_OPT_STRUCTURED_REPLY, &r) == -1)
-    return -1;
+    return HS_FAILED;
   if (r.type == NBD_REP_ACK)
     hs->info->structured = true;
-  else if (r.type == NBD_REP_ERR_TLS_REQD) {
-    int ret = option_refused (hs, "", NBD_OPT_STRUCTURED_REPLY, &r);
-    free (r.data);
-    return ret;
-  }
+  else if (r.type == NBD_REP_ERR_TLS_REQD)
+    ret = option_refused (hs, "", NBD_OPT_STRUCTURED_REPLY, &r);
   else
     debug (hs->o->debug, "structured replies refused, using simple replies");
   free (r.data);
-  return 0;
+  return ret;
 }
 
 /* Store a 32-bit length and the bytes of s at p; returns bytes written. */
@@ -336,28 +382,34 @@ metas_clear (struct export_info *info)
   info->meta_context_id = 0;
 }
 
+/* The contexts NBD_OPT_SET_META_CONTEXT asked for. */
+struct meta_query {
+  const char *names[NBDAIO_MAX_META_CONTEXTS + 1];  /* NULL-terminated */
+  size_t n;
+};
+
 /* An NBD_REP_META_CONTEXT (id, name) to SET_META_CONTEXT: the name must
- * be one of the queries (n of them); a context named twice counts once. */
+ * be one of the queries; a context named twice counts once. */
 static int
-meta_selected (struct hs *hs, const char *const *queries, size_t n,
-               const struct opt_reply *r)
+meta_selected (struct hs *hs, void *ctx, const struct opt_reply *r)
 {
+  const struct meta_query *q = ctx;
   struct export_info *info = hs->info;
   size_t i = 0;
 
-  while (i < n && (r->len < 5 || r->len - 4 != strlen (queries[i]) ||
-                   memcmp (r->data + 4, queries[i], r->len - 4) != 0))
+  while (i < q->n && (r->len < 5 || r->len - 4 != strlen (q->names[i]) ||
+                      memcmp (r->data + 4, q->names[i], r->len - 4) != 0))
     i++;
-  if (i == n)
+  if (i == q->n)
     return set_violation (RULE_META_CONTEXT_NAME, "NBD_REP_META_CONTEXT names "
                           "'%s', but only '%s'%s was asked for",
                           r->len > 4 ? ESCAPED (r->data + 4, r->len - 4) : "",
-                          ESCAPED (queries[0], strlen (queries[0])),
-                          n > 1 ? " and others" : "");
+                          ESCAPED (q->names[0], strlen (q->names[0])),
+                          q->n > 1 ? " and others" : "");
   for (uint32_t k = 0; k < info->nmetas; k++)
-    if (strcmp (info->metas[k].name, queries[i]) == 0)
+    if (strcmp (info->metas[k].name, q->names[i]) == 0)
       return 0;
-  if (!(info->metas[info->nmetas].name = strdup (queries[i])))
+  if (!(info->metas[info->nmetas].name = strdup (q->names[i])))
     return set_error (ENOMEM, "out of memory");
   info->metas[info->nmetas++].id = wire_get32 (r->data);
   info->meta_context = info->metas[0].name;
@@ -365,42 +417,31 @@ meta_selected (struct hs *hs, const char *const *queries, size_t n,
   return 0;
 }
 
-static int
+/* NBD_OPT_SET_META_CONTEXT for o->meta_context and o->meta_more.  A
+ * refusal selects no context and is no error, unless it asks for TLS. */
+static enum hs_result
 opt_set_meta_context (struct hs *hs)
 {
-  const char *queries[NBDAIO_MAX_META_CONTEXTS + 1] = { hs->o->meta_context };
-  size_t n = 1;
+  struct meta_query q = { .names = { hs->o->meta_context }, .n = 1 };
   struct opt_reply r;
-  int ret;
+  enum hs_result ret = HS_OK;
 
-  for (; hs->o->meta_more && hs->o->meta_more[n - 1] &&
-         n < NBDAIO_MAX_META_CONTEXTS; n++)
-    queries[n] = hs->o->meta_more[n - 1];
-  if (send_meta_option (hs, NBD_OPT_SET_META_CONTEXT, queries) == -1)
-    return -1;
-
-  for (;;) {
-    if (read_option_reply (hs, NBD_OPT_SET_META_CONTEXT, &r) == -1)
-      return -1;
-    if (r.type == NBD_REP_ACK)
-      return 0;
-    if (r.type & NBD_REP_FLAG_ERROR) {
-      ret = 0;
-      if (r.type == NBD_REP_ERR_TLS_REQD)
-        ret = option_refused (hs, "", NBD_OPT_SET_META_CONTEXT, &r);
-      else
-        debug (hs->o->debug, "meta context refused: %s",
-               proto_reply_name (r.type));
-      free (r.data);
-      metas_clear (hs->info);
-      return ret;
-    }
-    /* NBD_REP_META_CONTEXT: id (4) + name */
-    ret = meta_selected (hs, queries, n, &r);
-    free (r.data);
-    if (ret == -1)
-      return -1;
+  for (; hs->o->meta_more && hs->o->meta_more[q.n - 1] &&
+         q.n < NBDAIO_MAX_META_CONTEXTS; q.n++)
+    q.names[q.n] = hs->o->meta_more[q.n - 1];
+  if (send_meta_option (hs, NBD_OPT_SET_META_CONTEXT, q.names) == -1 ||
+      read_replies (hs, NBD_OPT_SET_META_CONTEXT, &r, meta_selected, &q) == -1)
+    return HS_FAILED;
+  if (r.type != NBD_REP_ACK) {
+    if (r.type == NBD_REP_ERR_TLS_REQD)
+      ret = option_refused (hs, "", NBD_OPT_SET_META_CONTEXT, &r);
+    else
+      debug (hs->o->debug, "meta context refused: %s",
+             proto_reply_name (r.type));
+    metas_clear (hs->info);
   }
+  free (r.data);
+  return ret;
 }
 
 /* The rules for a string the server sends (NBD spec, "Conventions"): no
@@ -426,11 +467,12 @@ set_string (char **dst, const uint8_t *src, size_t len, const char *what)
   return *dst ? 0 : set_error (ENOMEM, "out of memory");
 }
 
-/* One NBD_REP_INFO payload. */
+/* One NBD_REP_INFO payload; ctx: the bool set once NBD_INFO_EXPORT came. */
 static int
-go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
+go_info (struct hs *hs, void *ctx, const struct opt_reply *r)
 {
   struct export_info *info = hs->info;
+  bool *have_export = ctx;
   uint16_t type;
 
   if (r->len < 2)
@@ -467,11 +509,40 @@ go_info (struct hs *hs, const struct opt_reply *r, bool *have_export)
   }
 }
 
+/* An error reply to NBD_OPT_GO or NBD_OPT_INFO: HS_UNSUPPORTED when GO is
+ * unknown (fall back to NBD_OPT_EXPORT_NAME), else as option_refused; with
+ * extended headers negotiated either is a violation. */
+static enum hs_result
+go_refused (struct hs *hs, uint32_t opt, const struct opt_reply *r)
+{
+  const char *exp = hs->o->export_name;
+  char what[ESCAPE_MSG_MAX + 32];
+
+  if (hs->info->extended && (r->type == NBD_REP_ERR_EXT_HEADER_REQD ||
+                             (r->type == NBD_REP_ERR_UNSUP &&
+                              opt == NBD_OPT_GO)))
+    return set_violation (RULE_EXT_GO, "%s answered %s after extended "
+                          "headers were negotiated (a server that "
+                          "acknowledges them MUST support NBD_OPT_GO "
+                          "and needs nothing more)",
+                          proto_option_name (opt),
+                          proto_reply_name (r->type));
+  if (r->type == NBD_REP_ERR_UNSUP && opt == NBD_OPT_GO) {
+    debug (hs->o->debug, "NBD_OPT_GO unsupported, falling back to "
+           "NBD_OPT_EXPORT_NAME");
+    return HS_UNSUPPORTED;
+  }
+  snprintf (what, sizeof what, " for export '%s'",
+            ESCAPED (exp, strlen (exp)));
+  return option_refused (hs, what, opt, r);
+}
+
 /* NBD_OPT_GO or NBD_OPT_INFO for the export name, asking for NAME,
  * DESCRIPTION and BLOCK_SIZE; what the server says goes into hs->info.
- * Returns 0 on NBD_REP_ACK, 1 when the server does not know NBD_OPT_GO
- * (fall back to NBD_OPT_EXPORT_NAME), -1 or HS_REFUSED on error. */
-static int
+ * Returns HS_OK on NBD_REP_ACK, HS_UNSUPPORTED when the server does not
+ * know NBD_OPT_GO (fall back to NBD_OPT_EXPORT_NAME), else HS_FAILED or
+ * HS_REFUSED. */
+static enum hs_result
 opt_go_or_info (struct hs *hs, uint32_t opt)
 {
   static const uint16_t wanted[] = {
@@ -482,60 +553,27 @@ opt_go_or_info (struct hs *hs, uint32_t opt)
   uint8_t buf[4 + NBD_MAX_STRING + 2 + sizeof wanted];
   bool have_export = false;
   struct opt_reply r;
+  enum hs_result ret = HS_OK;
   uint32_t len;
-  int ret;
 
   len = put_string (buf, exp, strlen (exp));
   wire_put16 (buf + len, n);
   len += 2;
   for (uint32_t i = 0; i < n; i++, len += 2)
     wire_put16 (buf + len, wanted[i]);
-  if (send_option (hs, opt, buf, len) == -1)
-    return -1;
-
-  for (;;) {
-    if (read_option_reply (hs, opt, &r) == -1)
-      return -1;
-    if (r.type == NBD_REP_ACK) {
-      if (!have_export)
-        return set_violation (RULE_INFO_MISSING_EXPORT, "NBD_REP_ACK to "
-                              "%s before any NBD_INFO_EXPORT",
-                              proto_option_name (opt));
-      return 0;
-    }
-    if (r.type & NBD_REP_FLAG_ERROR) {
-      char what[ESCAPE_MSG_MAX + 32];
-      if (hs->info->extended && (r.type == NBD_REP_ERR_EXT_HEADER_REQD ||
-                                 (r.type == NBD_REP_ERR_UNSUP &&
-                                  opt == NBD_OPT_GO))) {
-        free (r.data);
-        return set_violation (RULE_EXT_GO, "%s answered %s after extended "
-                              "headers were negotiated (a server that "
-                              "acknowledges them MUST support NBD_OPT_GO "
-                              "and needs nothing more)",
-                              proto_option_name (opt),
-                              proto_reply_name (r.type));
-      }
-      if (r.type == NBD_REP_ERR_UNSUP && opt == NBD_OPT_GO) {
-        free (r.data);
-        debug (hs->o->debug, "NBD_OPT_GO unsupported, falling back to "
-               "NBD_OPT_EXPORT_NAME");
-        return 1;
-      }
-      snprintf (what, sizeof what, " for export '%s'",
-                ESCAPED (exp, strlen (exp)));
-      ret = option_refused (hs, what, opt, &r);
-      free (r.data);
-      return ret;
-    }
-    ret = go_info (hs, &r, &have_export);
-    free (r.data);
-    if (ret == -1)
-      return -1;
-  }
+  if (send_option (hs, opt, buf, len) == -1 ||
+      read_replies (hs, opt, &r, go_info, &have_export) == -1)
+    return HS_FAILED;
+  if (r.type != NBD_REP_ACK)
+    ret = go_refused (hs, opt, &r);
+  else if (!have_export)
+    ret = set_violation (RULE_INFO_MISSING_EXPORT, "NBD_REP_ACK to %s before "
+                         "any NBD_INFO_EXPORT", proto_option_name (opt));
+  free (r.data);
+  return ret;
 }
 
-static int
+static enum hs_result
 opt_export_name (struct hs *hs)
 {
   uint8_t buf[NBD_EXPORT_NAME_REPLY_LEN + NBD_ZEROES_LEN];
@@ -621,7 +659,7 @@ oldstyle (struct hs *hs)
 
 /* Handshake flags, client flags, then (fixed newstyle only) STARTTLS and
  * STRUCTURED_REPLY as the options ask. */
-static int
+static enum hs_result
 newstyle_start (struct hs *hs)
 {
   const struct handshake_opts *o = hs->o;
@@ -654,17 +692,17 @@ newstyle_start (struct hs *hs)
     else if (opt_starttls (hs) == -1)
       return -1;
   }
-  if (info->protocol != PROTO_NEWSTYLE_FIXED || !o->structured)
-    return 0;
-  if (o->extended) {
-    int r = opt_extended_headers (hs);
-    if (r != 1)
+  if (info->protocol != PROTO_NEWSTYLE_FIXED || !o->ask_structured_replies)
+    return HS_OK;
+  if (o->ask_extended_headers) {
+    enum hs_result r = opt_extended_headers (hs);
+    if (r != HS_UNSUPPORTED)
       return r;
   }
   return opt_structured_reply (hs);
 }
 
-int
+enum hs_result
 handshake_start (struct transport *t, const struct handshake_opts *o,
                  struct export_info *info)
 {
@@ -710,81 +748,99 @@ info_for_exchange (struct export_info *tmp, const struct export_info *info)
   tmp->tls = info->tls;
 }
 
-int
+/* What handshake_finish asks for the export, by protocol. */
+static enum hs_result
+negotiate_export (struct hs *hs, const struct export_info *info)
+{
+  struct export_info *tmp = hs->info;
+  enum hs_result r = HS_OK;
+
+  switch (tmp->protocol) {
+  case PROTO_OLDSTYLE:          /* the greeting said it all */
+    tmp->size = info->size;
+    tmp->tflags = info->tflags;
+    return HS_OK;
+  case PROTO_NEWSTYLE:          /* only NBD_OPT_EXPORT_NAME is allowed */
+    return opt_export_name (hs);
+  case PROTO_NEWSTYLE_FIXED:
+    if (tmp->structured && hs->o->meta_context)
+      r = opt_set_meta_context (hs);
+    if (r == HS_OK)
+      r = opt_go_or_info (hs, NBD_OPT_GO);
+    if (r == HS_UNSUPPORTED)
+      r = opt_export_name (hs);
+    return r;
+  }
+  return HS_FAILED;
+}
+
+/* The export's name, when the server did not say: the one asked for. */
+static int
+name_as_asked (struct export_info *tmp, const struct handshake_opts *o)
+{
+  if (!tmp->name && !(tmp->name = strdup (o->export_name)))
+    return set_error (ENOMEM, "out of memory");
+  return 0;
+}
+
+enum hs_result
 handshake_finish (struct transport *t, const struct handshake_opts *o,
                   struct export_info *info)
 {
   struct export_info tmp;
   struct hs hs = { .t = t, .o = o, .info = &tmp };
-  int r = 0;
+  enum hs_result r;
 
   info_for_exchange (&tmp, info);
-  switch (tmp.protocol) {
-  case PROTO_OLDSTYLE:          /* the greeting said it all */
-    tmp.size = info->size;
-    tmp.tflags = info->tflags;
-    break;
-  case PROTO_NEWSTYLE:          /* only NBD_OPT_EXPORT_NAME is allowed */
-    r = opt_export_name (&hs);
-    break;
-  case PROTO_NEWSTYLE_FIXED:
-    if (tmp.structured && o->meta_context)
-      r = opt_set_meta_context (&hs);
-    if (r == 0)
-      r = opt_go_or_info (&hs, NBD_OPT_GO);
-    if (r == 1)
-      r = opt_export_name (&hs);
-    break;
-  }
-  if (r == 0 && !tmp.name && !(tmp.name = strdup (o->export_name)))
-    r = set_error (ENOMEM, "out of memory");
-  if (r == 0) {
-    debug (o->debug, "handshake done: size %llu, transmission flags 0x%04x, "
-           "structured replies %s, meta context %s",
-           (unsigned long long) tmp.size, tmp.tflags,
-           tmp.extended ? "on (extended headers)" :
-           tmp.structured ? "on" : "off",
-           tmp.meta_context ? tmp.meta_context : "none");
-    r = check_export (&tmp);
-  }
-  if (r != 0) {
-    export_info_free (&tmp);
-    return r;
-  }
+  r = negotiate_export (&hs, info);
+  if (r != HS_OK)
+    goto err;
+  r = HS_FAILED;
+  if (name_as_asked (&tmp, o) == -1)
+    goto err;
+  debug (o->debug, "handshake done: size %llu, transmission flags 0x%04x, "
+         "structured replies %s, meta context %s",
+         (unsigned long long) tmp.size, tmp.tflags,
+         tmp.extended ? "on (extended headers)" :
+         tmp.structured ? "on" : "off",
+         tmp.meta_context ? tmp.meta_context : "none");
+  if (check_export (&tmp) == -1)
+    goto err;
   export_info_free (info);
   *info = tmp;
-  return 0;
+  return HS_OK;
+
+ err:
+  export_info_free (&tmp);
+  return r;
 }
 
-int
+enum hs_result
 handshake_run (struct transport *t, const struct handshake_opts *o,
                struct export_info *info)
 {
-  if (handshake_start (t, o, info) == -1)
-    return -1;
+  if (handshake_start (t, o, info) == HS_FAILED)
+    return HS_FAILED;
   return handshake_finish (t, o, info);
 }
 
 /* ---- single option exchanges (opt mode) ------------------------------ */
 
-int
+enum hs_result
 handshake_opt_info (struct transport *t, const struct handshake_opts *o,
                     struct export_info *info)
 {
   struct export_info tmp;
   struct hs hs = { .t = t, .o = o, .info = &tmp };
-  int r;
+  enum hs_result r;
 
   info_for_exchange (&tmp, info);
   r = opt_go_or_info (&hs, NBD_OPT_INFO);
-  if (r == 0 && !tmp.name && !(tmp.name = strdup (o->export_name)))
-    r = set_error (ENOMEM, "out of memory");
-  if (r == 0)
-    r = check_export (&tmp);
-  if (r != 0) {
-    export_info_free (&tmp);
-    return r;
-  }
+  if (r != HS_OK)
+    goto err;
+  r = HS_FAILED;
+  if (name_as_asked (&tmp, o) == -1 || check_export (&tmp) == -1)
+    goto err;
   /* the export facts are INFO's; what the connection negotiated stays */
   free (info->name);
   free (info->description);
@@ -796,7 +852,11 @@ handshake_opt_info (struct transport *t, const struct handshake_opts *o,
   info->bs_min = tmp.bs_min;
   info->bs_pref = tmp.bs_pref;
   info->bs_max = tmp.bs_max;
-  return 0;
+  return HS_OK;
+
+ err:
+  export_info_free (&tmp);
+  return r;
 }
 
 /* The entries a LIST or LIST_META_CONTEXT collected: handed to the
@@ -874,8 +934,8 @@ put_text (struct list *l, const uint8_t *s, size_t len)
 
 /* Keep one entry: name, and desc unless it is NULL (contexts). */
 static int
-list_add (struct list *l, uint32_t id, const uint8_t *name, size_t nlen,
-          const uint8_t *desc, size_t dlen)
+list_keep_entry (struct list *l, uint32_t id, const uint8_t *name, size_t nlen,
+              const uint8_t *desc, size_t dlen)
 {
   size_t tlen = nlen + 1 + (desc ? dlen + 1 : 0);
   struct listed *e;
@@ -899,12 +959,14 @@ list_add (struct list *l, uint32_t id, const uint8_t *name, size_t nlen,
   return 0;
 }
 
-/* One NBD_REP_SERVER: 32-bit name length, name, description. */
+/* One NBD_REP_SERVER (32-bit name length, name, description) kept in the
+ * list ctx. */
 static int
-add_server (struct list *l, const struct opt_reply *r)
+add_server (struct hs *hs, void *ctx, const struct opt_reply *r)
 {
   uint32_t nlen;
 
+  (void) hs;
   if (r->len < 4)
     return set_violation (RULE_REP_SERVER_LENGTH, "NBD_REP_SERVER of %u bytes "
                           "(at least 4)", r->len);
@@ -916,119 +978,115 @@ add_server (struct list *l, const struct opt_reply *r)
       check_string (r->data + 4 + nlen, r->len - 4 - nlen,
                     "NBD_REP_SERVER description") == -1)
     return -1;
-  return list_add (l, 0, r->data + 4, nlen, r->data + 4 + nlen,
-                   r->len - 4 - nlen);
+  return list_keep_entry (ctx, 0, r->data + 4, nlen, r->data + 4 + nlen,
+                       r->len - 4 - nlen);
 }
 
-/* One NBD_REP_META_CONTEXT: 32-bit id, name. */
+/* One NBD_REP_META_CONTEXT (32-bit id, name) kept in the list ctx. */
 static int
-add_context (struct list *l, const struct opt_reply *r)
+add_context (struct hs *hs, void *ctx, const struct opt_reply *r)
 {
+  (void) hs;
   if (r->len < 5)
     return set_violation (RULE_META_CONTEXT_LENGTH, "NBD_REP_META_CONTEXT of "
                           "%u bytes (an id and a name: at least 5)", r->len);
   if (check_string (r->data + 4, r->len - 4, "NBD_REP_META_CONTEXT name")
       == -1)
     return -1;
-  return list_add (l, wire_get32 (r->data), r->data + 4, r->len - 4, NULL, 0);
+  return list_keep_entry (ctx, wire_get32 (r->data), r->data + 4, r->len - 4,
+                       NULL, 0);
 }
 
 /* Read the replies to the listing option l->opt up to the final one,
- * collecting the entries with add.  Returns 0 on NBD_REP_ACK, else -1 or
- * HS_REFUSED (the list is then emptied). */
-static int
-read_list (struct hs *hs, struct list *l,
-           int (*add) (struct list *l, const struct opt_reply *r))
+ * collecting the entries with add.  Returns HS_OK on NBD_REP_ACK, else
+ * HS_FAILED or HS_REFUSED with the list emptied. */
+static enum hs_result
+read_list (struct hs *hs, struct list *l, reply_handler *add)
 {
-  uint32_t opt = l->opt;
-  struct opt_reply r;
-  int ret;
+  struct opt_reply r = { .data = NULL };
+  enum hs_result ret = HS_FAILED;
 
-  for (;;) {
-    if (read_option_reply (hs, opt, &r) == -1)
-      goto fail;
-    if (r.type == NBD_REP_ACK)
-      return 0;
-    if (r.type & NBD_REP_FLAG_ERROR) {
-      ret = option_refused (hs, "", opt, &r);
-      free (r.data);
-      list_free (l);
-      return ret;
-    }
-    ret = add (l, &r);
-    free (r.data);
-    if (ret == -1)
-      goto fail;
-  }
- fail:
-  list_free (l);
-  return -1;
+  if (read_replies (hs, l->opt, &r, add, l) == -1)
+    goto out;
+  ret = r.type == NBD_REP_ACK ? HS_OK : option_refused (hs, "", l->opt, &r);
+
+ out:
+  free (r.data);
+  if (ret != HS_OK)
+    list_free (l);
+  return ret;
 }
 
-int
+enum hs_result
 handshake_opt_list (struct transport *t, const struct handshake_opts *o,
-                    nbdaio_list_callback cb, void *user_data)
+                    nbdaio_list_callback cb, void *user_data, int *count)
 {
   struct hs hs = { .t = t, .o = o };
   struct list l = { .opt = NBD_OPT_LIST };
-  int r, n;
+  enum hs_result r;
 
   if (send_option (&hs, NBD_OPT_LIST, NULL, 0) == -1)
-    return -1;
+    return HS_FAILED;
   r = read_list (&hs, &l, add_server);
-  if (r != 0)
-    return r;
-  for (size_t i = 0; cb && i < l.n; i++)
+  for (size_t i = 0; r == HS_OK && cb && i < l.n; i++)
     cb (user_data, l.text + l.v[i].name, l.text + l.v[i].description);
-  n = (int) l.n;
+  *count = (int) l.n;
   list_free (&l);
-  return n;
+  return r;
 }
 
-int
+enum hs_result
 handshake_opt_list_meta_context (struct transport *t,
                                  const struct handshake_opts *o,
                                  const char *const *queries,
-                                 nbdaio_context_callback cb, void *user_data)
+                                 nbdaio_context_callback cb, void *user_data,
+                                 int *count)
 {
   struct hs hs = { .t = t, .o = o };
   struct list l = { .opt = NBD_OPT_LIST_META_CONTEXT };
-  int r, n;
+  enum hs_result r;
 
   if (send_meta_option (&hs, NBD_OPT_LIST_META_CONTEXT, queries) == -1)
-    return -1;
+    return HS_FAILED;
   r = read_list (&hs, &l, add_context);
-  if (r != 0)
-    return r;
-  for (size_t i = 0; cb && i < l.n; i++)
+  for (size_t i = 0; r == HS_OK && cb && i < l.n; i++)
     cb (user_data, l.v[i].id, l.text + l.v[i].name);
-  n = (int) l.n;
+  *count = (int) l.n;
   list_free (&l);
-  return n;
+  return r;
 }
 
-int64_t
+/* An acknowledged raw NBD_OPT_STRUCTURED_REPLY or EXTENDED_HEADERS: the
+ * server now sends structured (extended) replies, so must we read them. */
+static void
+raw_acknowledged (struct export_info *info, uint32_t option)
+{
+  if (option == NBD_OPT_STRUCTURED_REPLY)
+    info->structured = true;
+  if (option == NBD_OPT_EXTENDED_HEADERS)
+    info->extended = info->structured = true;
+}
+
+enum hs_result
 handshake_opt_raw (struct transport *t, const struct handshake_opts *o,
                    struct export_info *info, uint32_t option,
-                   const void *data, uint32_t len)
+                   const void *data, uint32_t len, uint32_t *reply_type)
 {
   struct hs hs = { .t = t, .o = o, .info = info };
   struct opt_reply r;
 
   if (send_option (&hs, option, data, len) == -1)
-    return -1;
+    return HS_FAILED;
   for (int i = 0; i < RAW_REPLIES_MAX; i++) {
     if (read_reply (&hs, option, &r, true) == -1)
-      return -1;
+      return HS_FAILED;
     free (r.data);
     if (!is_final (r.type))
       continue;
-    /* the server now sends structured replies: so must we read them */
-    if (option == NBD_OPT_STRUCTURED_REPLY && r.type == NBD_REP_ACK)
-      info->structured = true;
-    if (option == NBD_OPT_EXTENDED_HEADERS && r.type == NBD_REP_ACK)
-      info->extended = info->structured = true;
-    return r.type;
+    if (r.type == NBD_REP_ACK)
+      raw_acknowledged (info, option);
+    *reply_type = r.type;
+    return HS_OK;
   }
   return set_error (EOVERFLOW, "more than %d replies to option %u: giving "
                     "up", RAW_REPLIES_MAX, option);

@@ -62,7 +62,8 @@ typedef struct {
 } nbdaio_chunk_callback;
 
 /* Runs for each block-status chunk: entries holds nr_entries / 2 pairs
- * (length, flags) in host byte order, the first starting at offset. */
+ * (length, flags) in host byte order, the first starting at offset (in
+ * the context base:allocation the flags are NBDAIO_STATE_* bits). */
 typedef struct {
   int (*callback) (void *user_data, const char *metacontext, uint64_t offset,
                    uint32_t *entries, size_t nr_entries, int *error);
@@ -283,10 +284,11 @@ NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
 /* nbdaio_set_reply_violations() policies. */
 #define NBDAIO_VIOLATIONS_COMMAND 0
 #define NBDAIO_VIOLATIONS_CLOSE   1
-/* What a protocol violation of the server that leaves the reply stream in
- * sync and concerns one command does (README "Protocol rules enforced":
- * simple-reply-read, chunk-coverage; every other violation ends the
- * connection under either policy).  NBDAIO_VIOLATIONS_COMMAND (default):
+/* What a protocol violation of the server found in a command's final
+ * reply, consumed whole (the stream in sync, one command concerned), does
+ * (README "Protocol rules enforced": simple-reply-read, chunk-coverage,
+ * chunk-error-length in a final error chunk; every other violation ends
+ * the connection under either policy).  NBDAIO_VIOLATIONS_COMMAND (default):
  * that command completes with EPROTO, its completion callback seeing
  * nbdaio_get_violation () = the rule's tag and a message naming the
  * command's cookie; the connection and the other commands live on;
@@ -421,19 +423,23 @@ NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
  * timeout (then ETIMEDOUT, "the server's listen queue stayed full").
  * A handle connects once: a second call fails with EINVAL. */
 
-/* nbd[s]://[user@]host[:port][/export][?query],
- * nbd[s]+unix://[user@]/[export]?socket=PATH[&query].  A URI without an
- * export (or with an empty one) asks for the export set with
- * nbdaio_set_export_name (default ""); a URI naming an export other than
- * one set explicitly fails with EINVAL naming both, so I/O never goes to an
- * export the caller did not mean.  nbds sets TLS to REQUIRE and user@ is
- * the PSK user name.  Query parameters: socket, tls-certificates,
- * tls-psk-file, tls-hostname, tls-verify-peer (as nbdaio_set_option). */
+/* Connect to the server a URI names.  URIs:
+ *   nbd[s]://[user@]host[:port][/export][?query]
+ *   nbd[s]+unix://[user@]/[export]?socket=PATH[&query]
+ * A URI without an export (or with an empty one) asks for the export set
+ * with nbdaio_set_export_name (default ""); a URI naming an export other
+ * than one set explicitly fails with EINVAL naming both, so I/O never goes
+ * to an export the caller did not mean.  nbds sets TLS to REQUIRE and
+ * user@ is the PSK user name.  Query parameters: socket,
+ * tls-certificates, tls-psk-file, tls-hostname, tls-verify-peer (as
+ * nbdaio_set_option). */
 NBDAIO_API int nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri);
+/* Connect to the unix domain socket at path. */
 NBDAIO_API int nbdaio_connect_unix (struct nbdaio_handle *h,
                                     const char *path);
-/* port may be NULL (10809); a numeric port must be 1 to 65535 (EINVAL),
- * a name is looked up as a service. */
+/* Connect over TCP to host and port.  port may be NULL (10809); a
+ * numeric port must be 1 to 65535 (EINVAL), a name is looked up as a
+ * service. */
 NBDAIO_API int nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
                                    const char *port);
 /* Run the handshake over an already connected stream socket, which the
@@ -627,6 +633,8 @@ NBDAIO_API int nbdaio_opt_abort (struct nbdaio_handle *h);
 /* ---- what the handshake found (valid after connecting) ---------------- */
 
 /* Each returns -1 (EINVAL) if the handle is not connected. */
+
+/* The size of the export in bytes. */
 NBDAIO_API int64_t nbdaio_get_size (struct nbdaio_handle *h);
 /* The export name (as the server named it, else as requested): untrusted
  * server text (see nbdaio_escape_string). */
@@ -636,7 +644,8 @@ NBDAIO_API const char *nbdaio_get_export_name (struct nbdaio_handle *h);
 NBDAIO_API const char *nbdaio_get_export_description (struct nbdaio_handle *h);
 /* "newstyle-fixed", "newstyle" or "oldstyle". */
 NBDAIO_API const char *nbdaio_get_protocol (struct nbdaio_handle *h);
-/* 1 / 0 / -1 */
+/* Whether the export is read-only, and each command or property the
+ * server advertised: 1 yes, 0 no, -1 as the other getters here. */
 NBDAIO_API int nbdaio_is_read_only (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_can_write (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_can_flush (struct nbdaio_handle *h);

@@ -338,8 +338,8 @@ nbdaio_aio_command_completed (struct nbdaio_handle *h, int64_t cookie)
 int64_t
 nbdaio_aio_peek_command_completed (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   if (h->done.head != CMD_NONE)
     return (int64_t) h->cmds[h->done.head].cookie;
   if (h->in_flight == 0)
@@ -351,7 +351,7 @@ nbdaio_aio_peek_command_completed (struct nbdaio_handle *h)
 int
 nbdaio_aio_in_flight (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   return (int) h->in_flight;
 }

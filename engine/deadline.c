@@ -134,8 +134,8 @@ nbdaio_aio_get_timeout (struct nbdaio_handle *h)
   struct nbdaio_cmd *cmd;
   int64_t deadline;
 
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   if (h->state == H_RECONNECTING)
     return reconnect_timeout (h);       /* the next attempt */
   deadline = next_deadline (h, &cmd);

@@ -47,7 +47,9 @@ struct flush_list { struct group_flush *head, *tail; };
 
 struct group_member {
   struct nbdaio_handle *h;
-  uint64_t left_before;         /* h->nleft when the last wait ended */
+  uint64_t left_before;         /* h->nleft when the last wait ended:
+                                 * commands sent since are too fresh for
+                                 * their replies to be back */
 };
 
 struct nbdaio_group {
@@ -56,7 +58,9 @@ struct nbdaio_group {
   unsigned target;              /* nbdaio_group_pick's current choice */
   unsigned share;               /* in flight on target before moving on */
   unsigned read_next;           /* the connection a wait reads first */
-  unsigned miss_score, calls;
+  unsigned empty_reads;          /* reads that found no completion minus
+                                 * those that did, within 0..MISS_MAX */
+  unsigned waits;               /* nbdaio_group_wait calls */
   bool multi_conn;              /* one flush covers every connection */
   bool closing;
   uint64_t completed;           /* commands of the group completed */
@@ -351,18 +355,22 @@ read_first (struct nbdaio_group *g, unsigned want, uint64_t done0)
       uint64_t before = g->completed;
       read_member (g, i);
       if (g->completed != before)
-        g->miss_score -= g->miss_score > 0;
+        g->empty_reads -= g->empty_reads > 0;
       else
-        g->miss_score += g->miss_score < MISS_MAX;
+        g->empty_reads += g->empty_reads < MISS_MAX;
     }
     if (want && g->completed - done0 >= want)
       break;
   }
 }
 
+/* poll_members found nothing to wait for. */
+#define NOTHING_WAITABLE (-2)
+
 /* Poll the connections with something to wait for, up to ms (-1: no
- * limit) and never past a request deadline; handle those that can go on.
- * Returns poll's result (0 if nothing is waitable). */
+ * limit) and never past a request deadline or reconnect attempt; handle
+ * those that can go on.  Returns poll's result, or NOTHING_WAITABLE.
+ * Internal fields are read directly: this runs once per wait. */
 static int
 poll_members (struct nbdaio_group *g, int ms)
 {
@@ -371,22 +379,26 @@ poll_members (struct nbdaio_group *g, int ms)
 
   for (unsigned i = 0; i < g->n; i++) {
     struct nbdaio_handle *h = g->m[i].h;
-    unsigned dir;
-    int left;
+    struct pollfd *p = &g->pfd[n];
     if (!waitable (h))
       continue;
-    dir = nbdaio_aio_get_direction (h);
-    left = nbdaio_aio_get_timeout (h);
-    if (left >= 0 && (ms < 0 || left < ms))
-      ms = left;
-    g->pfd[n].fd = nbdaio_get_fd (h);
-    g->pfd[n].events = ((dir & NBDAIO_DIRECTION_READ) ? POLLIN : 0) |
-                       ((dir & NBDAIO_DIRECTION_WRITE) ? POLLOUT : 0);
-    g->pfd[n].revents = 0;
+    if (h->state == H_RECONNECTING) {
+      int left = reconnect_timeout (h);
+      if (left >= 0 && (ms < 0 || left < ms))
+        ms = left;
+      p->fd = h->rc.timer_fd;
+      p->events = POLLIN;
+    }
+    else {
+      ms = deadline_poll_ms (h, ms);
+      p->fd = h->t.fd;
+      p->events = POLLIN | (send_ready (h) ? POLLOUT : 0);
+    }
+    p->revents = 0;
     g->pfd_member[n++] = i;
   }
   if (!n)
-    return 0;
+    return NOTHING_WAITABLE;
   r = poll (g->pfd, n, ms);
   for (int k = 0; r >= 0 && k < (int) n; k++) {
     unsigned i = g->pfd_member[k];
@@ -396,19 +408,12 @@ poll_members (struct nbdaio_group *g, int ms)
       read_member (g, i);       /* also finishes a partial send */
     else if (rev & POLLOUT)
       nbdaio_aio_notify_write (h);
-    else if (nbdaio_aio_get_timeout (h) == 0)
-      read_member (g, i);       /* checks the deadline: ETIMEDOUT */
+    else if (h->state == H_CONNECTED ? deadline_poll_ms (h, -1) == 0
+                                     : reconnect_timeout (h) == 0)
+      read_member (g, i);       /* checks the deadline: ETIMEDOUT, or
+                                 * makes the reconnect attempt */
   }
   return r;
-}
-
-static bool
-any_waitable (const struct nbdaio_group *g)
-{
-  for (unsigned i = 0; i < g->n; i++)
-    if (waitable (g->m[i].h))
-      return true;
-  return false;
 }
 
 int
@@ -416,6 +421,7 @@ nbdaio_group_wait (struct nbdaio_group *g, unsigned want, int timeout_ms)
 {
   uint64_t done0;
   int64_t deadline = -1;
+  bool polled = false;
   int r = 0;
 
   if (!g)
@@ -427,29 +433,32 @@ nbdaio_group_wait (struct nbdaio_group *g, unsigned want, int timeout_ms)
   done0 = g->completed;
   if (timeout_ms > 0)
     deadline = transport_now_ms () + timeout_ms;
-  if (g->miss_score < MISS_POLL_FIRST || !(++g->calls & 15))
+  if (g->empty_reads < MISS_POLL_FIRST || !(++g->waits & 15))
     read_first (g, want, done0);
   else if (!want)
     r = poll_members (g, 0);
-  while (r >= 0 && want && g->completed - done0 < want && any_waitable (g)) {
+  while (want && g->completed - done0 < want) {
     int ms = -1;
-    if (deadline >= 0) {
+    if (timeout_ms == 0) {
+      if (polled)
+        break;
+      ms = 0;                   /* one look, never sleeping */
+    }
+    else if (deadline >= 0) {
       int64_t now = transport_now_ms ();
-      if (now >= deadline || timeout_ms == 0)
+      if (now >= deadline)
         break;
       ms = (int) (deadline - now);
     }
-    else if (timeout_ms == 0)
-      break;
     r = poll_members (g, ms);
+    polled = true;
+    if (r < 0)
+      break;
   }
   for (unsigned i = 0; i < g->n; i++)
     g->m[i].left_before = g->m[i].h->nleft;
-  if (r < 0) {
-    if (errno == EINTR)
-      return (int) (g->completed - done0);
+  if (r == -1 && errno != EINTR)
     return set_error (errno, "poll: %s", strerror (errno));
-  }
   return (int) (g->completed - done0);
 }
 

@@ -25,7 +25,7 @@ nbdaio_create (void)
   }
   h->state = H_NEW;
   h->t.fd = -1;
-  h->request_structured = true;
+  h->ask_structured_replies = true;
   h->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
   h->max_in_flight = DEFAULT_MAX_IN_FLIGHT;
   h->conns = 1;
@@ -113,12 +113,13 @@ handle_failed (struct nbdaio_handle *h)
 }
 
 void
-handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o, bool stay)
+handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o,
+                bool keep_negotiating)
 {
   *o = (struct handshake_opts) {
     .export_name = h->export_name,
-    .structured = h->request_structured,
-    .extended = !h->extended_off,
+    .ask_structured_replies = h->ask_structured_replies,
+    .ask_extended_headers = !h->extended_off,
     .meta_context = h->meta_context_wanted,
     .meta_more = (const char *const *) h->meta_more,
     .debug = h->debug,
@@ -127,9 +128,9 @@ handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o, bool stay)
     .deadline = h->connect_deadline ? h->connect_deadline :
       h->connect_timeout_ms ? transport_now_ms () + h->connect_timeout_ms : 0,
     .tls = &h->tls,
-    .stay = stay,
+    .keep_negotiating = keep_negotiating,
     /* remembered for nbdaio_get_opt_reply_type: only while negotiating */
-    .reply_type = stay ? &h->opt_reply_type : NULL,
+    .reply_type = keep_negotiating ? &h->opt_reply_type : NULL,
   };
 }
 
@@ -143,22 +144,22 @@ set_limits (struct nbdaio_handle *h)
     h->max_payload = UINT32_MAX;
 }
 
-int
-handle_finish_handshake (struct nbdaio_handle *h, bool stay)
+enum hs_result
+handle_finish_handshake (struct nbdaio_handle *h, bool keep_negotiating)
 {
   struct handshake_opts o;
-  int r;
+  enum hs_result r;
 
-  handle_hs_opts (h, &o, stay);
+  handle_hs_opts (h, &o, keep_negotiating);
   r = handshake_finish (&h->t, &o, &h->info);
   if (r == HS_REFUSED)
     return r;
-  if (r == -1 ||
+  if (r != HS_OK ||
       cmd_slots_init (h) == -1 || send_init (h) == -1 || reply_init (h) == -1)
     return handle_failed (h);
   set_limits (h);
   h->state = H_CONNECTED;
-  return 0;
+  return HS_OK;
 }
 
 /* A connect call starts: the connect timeout bounds all of it, the
@@ -180,14 +181,14 @@ handshake_connect (struct nbdaio_handle *h, const char *host)
 
   handle_hs_opts (h, &o, false);
   o.host = host;
-  if (handshake_start (&h->t, &o, &h->info) == -1)
+  if (handshake_start (&h->t, &o, &h->info) == HS_FAILED)
     return handle_failed (h);
   if (h->opt_mode && handshake_can_negotiate (&h->info)) {
     h->state = H_NEGOTIATING;
     return 0;
   }
   /* a connect never stays negotiating: an error reply is fatal */
-  return handle_finish_handshake (h, false);
+  return handle_finish_handshake (h, false) == HS_OK ? 0 : -1;
 }
 
 /* handshake_connect, within the connect call's deadline. */
@@ -203,7 +204,7 @@ finish_connect (struct nbdaio_handle *h, const char *host)
 int
 nbdaio_connect_unix (struct nbdaio_handle *h, const char *path)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   connect_begin (h);
   if (reconnect_remember (h, RC_UNIX, path, NULL) == -1 ||
@@ -216,7 +217,7 @@ int
 nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
                     const char *port)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   connect_begin (h);
   if (reconnect_remember (h, RC_TCP, host, port) == -1 ||
@@ -228,7 +229,7 @@ nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
 int
 nbdaio_connect_socket (struct nbdaio_handle *h, int fd)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   if (fd < 0)
     return set_error (EBADF, "socket %d is not a valid descriptor", fd);
@@ -255,7 +256,7 @@ handle_reconnect (struct nbdaio_handle *h, unsigned timeout_ms)
   h->connect_deadline = transport_now_ms () + timeout_ms;
   handle_hs_opts (h, &o, false);
   o.host = tcp ? h->rc.host : NULL;
-  r = handshake_run (&h->t, &o, &info);
+  r = handshake_run (&h->t, &o, &info) == HS_OK ? 0 : -1;
   h->connect_deadline = 0;
   if (r == 0 && info.extended != h->info.extended)
     /* the queued requests are encoded for the first connection's mode */
@@ -297,7 +298,8 @@ nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri)
   struct nbdaio_uri u;
   int r;
 
-  if (settings_check_new (h) == -1 || uri_parse (uri, &u) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1 ||
+      uri_parse (uri, &u) == -1)
     return -1;
   r = uri_take_export (h, &u);
   if (r == 0 && u.tls)

@@ -118,6 +118,20 @@ struct nbdaio_cmd {
 enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING,
                     H_RECONNECTING };
 
+/* The states a public call is permitted in, as it declares them to
+ * handle_check_state (states.c): IN_* bits or'd, and NOT_IN_CALLBACK for a
+ * call that a callback of the handle may not make (it would re-enter the
+ * reply reader). */
+#define IN_STATE(s)      (1u << (s))
+#define IN_NEW           IN_STATE (H_NEW)
+#define IN_NEGOTIATING   IN_STATE (H_NEGOTIATING)
+#define IN_CONNECTED     IN_STATE (H_CONNECTED)
+#define IN_RECONNECTING  IN_STATE (H_RECONNECTING)
+#define IN_DEAD          IN_STATE (H_DEAD)
+#define IN_ANY_STATE     (IN_NEW | IN_NEGOTIATING | IN_CONNECTED | \
+                          IN_RECONNECTING | IN_DEAD)
+#define NOT_IN_CALLBACK  (1u << 31)
+
 /* How the handle connected, for a reconnect (reconnect.c). */
 enum rc_target { RC_NONE, RC_UNIX, RC_TCP };
 
@@ -158,6 +172,10 @@ struct rx {
   uint32_t remaining;           /* RX_DATA: bytes still to come */
   uint64_t data_offset;         /* RX_DATA: export offset of the chunk */
   uint32_t data_len;
+  bool simple_read;             /* current reply is a simple reply to a
+                                 * read under structured replies, kept in
+                                 * sync (reply-violations=command) */
+  uint32_t simple_error;        /* ... and its wire error */
 };
 
 struct nbdaio_handle {
@@ -170,7 +188,7 @@ struct nbdaio_handle {
   char *meta_context_wanted;
   char *meta_more[NBDAIO_MAX_META_CONTEXTS]; /* nbdaio_add_meta_context's
                                  * after the first (NULL-terminated) */
-  bool request_structured;
+  bool ask_structured_replies;  /* nbdaio_set_request_structured_replies */
   bool extended_off;            /* nbdaio_set_request_extended_headers (h, 0) */
   bool debug;
   unsigned connect_timeout_ms;
@@ -178,6 +196,7 @@ struct nbdaio_handle {
   unsigned max_in_flight;
   unsigned strict;
   bool split_off;               /* nbdaio_set_split (h, 0) */
+  bool violations_close;        /* nbdaio_set_reply_violations CLOSE */
   unsigned conns;               /* connections nbdaio_group_create opens */
   bool force_multi_conn;        /* ... even without the server's multi-conn */
   struct nbdaio_group *group;   /* the group h belongs to, or NULL */
@@ -249,6 +268,7 @@ struct nbdaio_handle {
     uint64_t bytes_sent, bytes_received, payload_sent, payload_received;
     uint64_t simple_replies, chunks, timeouts, violations;
     uint64_t reconnects, resent, downtime_ms;
+    uint64_t command_violations;
   } st;
 
   struct reconnect rc;          /* reconnect.c */
@@ -260,15 +280,17 @@ struct nbdaio_handle {
 
 /* handle.c */
 /* The handshake options for one exchange of h: settings, a deadline of the
- * connect timeout from now, stay (opt mode: error replies leave the
- * connection negotiating). */
+ * connect timeout from now, keep_negotiating (opt mode: error replies
+ * leave the connection negotiating). */
 void handle_hs_opts (struct nbdaio_handle *h, struct handshake_opts *o,
-                     bool stay);
+                     bool keep_negotiating);
 /* The end of the handshake, shared by a connect and nbdaio_opt_go:
  * handshake_finish, then the command slots, queues and limits; the handle
- * is then H_CONNECTED.  Returns 0, HS_REFUSED (opt mode: error reply, still
- * negotiating) or -1 (the handle is dead, handle_failed was called). */
-int handle_finish_handshake (struct nbdaio_handle *h, bool stay);
+ * is then H_CONNECTED.  Returns HS_OK, HS_REFUSED (opt mode: error reply,
+ * still negotiating) or HS_FAILED (the handle is dead, handle_failed was
+ * called). */
+enum hs_result handle_finish_handshake (struct nbdaio_handle *h,
+                                        bool keep_negotiating);
 /* The connection failed during the handshake or negotiation: close it,
  * keep the last error as the reason, the handle is dead.  Returns -1. */
 int handle_failed (struct nbdaio_handle *h);
@@ -278,9 +300,16 @@ int handle_failed (struct nbdaio_handle *h);
  * replaces h->info.  Returns 0, or -1 (the transport is closed). */
 int handle_reconnect (struct nbdaio_handle *h, unsigned timeout_ms);
 
+/* states.c */
+/* 0 when h is non-NULL and in one of the permitted states (IN_* bits;
+ * with NOT_IN_CALLBACK also not inside a callback of its reply reader),
+ * else -1 with the error the refusal table gives: EINVAL (NULL handle, a
+ * setting made too late, an opt call while not negotiating), EBUSY (from
+ * a callback, naming call) or ENOTCONN (not connected, naming why). */
+int handle_check_state (const struct nbdaio_handle *h, unsigned permitted,
+                        const char *call);
+
 /* settings.c */
-/* -1 (EINVAL) unless h exists and has not connected yet. */
-int settings_check_new (struct nbdaio_handle *h);
 /* Forget the meta contexts nbdaio_add_meta_context added after the first. */
 void settings_clear_meta_more (struct nbdaio_handle *h);
 /* Replace *dst with a copy of src (NULL allowed); what names it in errors
@@ -426,7 +455,13 @@ int send_flush (struct nbdaio_handle *h);
 void send_submit_last (struct nbdaio_handle *h);
 /* Queued commands that may leave now: all of them with auto-submit on,
  * else the submitted ones (send.c). */
-uint32_t send_ready (const struct nbdaio_handle *h);
+static inline uint32_t
+send_ready (const struct nbdaio_handle *h)
+{
+  if (!h->auto_submit_off)
+    return h->sq_len;
+  return h->sq_go < h->sq_len ? h->sq_go : h->sq_len;
+}
 int send_disconnect (struct nbdaio_handle *h);
 
 /* reply.c */
@@ -467,11 +502,6 @@ int conn_die (struct nbdaio_handle *h, int err);
 int conn_end (struct nbdaio_handle *h, int err);
 /* Send NBD_CMD_DISC when a disconnect is wanted and nothing is in flight. */
 void conn_maybe_disconnect (struct nbdaio_handle *h);
-/* -1 with ENOTCONN and a message unless h can issue commands. */
-int conn_check_connected (struct nbdaio_handle *h);
-/* -1 with EBUSY and a message naming call when a callback the reply reader
- * runs called it (it would re-enter the reader); else 0. */
-int conn_check_not_reading (struct nbdaio_handle *h, const char *call);
 
 
 #endif

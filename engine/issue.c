@@ -140,7 +140,8 @@ check_all (struct nbdaio_handle *h, uint16_t type, uint32_t flags,
   if (h && h->server_shutdown)
     return set_error (ESHUTDOWN, "server is shutting down (it answered "
                       "ESHUTDOWN): no new commands");
-  if (conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1)
     return -1;
   if (h->disc_wanted)
     return set_error (ENOTCONN, "disconnect in progress: no new commands");
@@ -435,7 +436,9 @@ nbdaio_aio_block_status_filter (struct nbdaio_handle *h, uint64_t count,
   int bits;
   int64_t cookie;
 
-  if (conn_check_connected (h) == -1 || check_filter_allowed (h) == -1 ||
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1 ||
+      check_filter_allowed (h) == -1 ||
       (bits = filter_bits (h, contexts)) == -1) {
     struct saved_error e;
     error_save (&e);

@@ -13,38 +13,6 @@
 #include "internal.h"
 
 int
-conn_check_connected (struct nbdaio_handle *h)
-{
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  switch (h->state) {
-  case H_CONNECTED:
-  case H_RECONNECTING:          /* commands queue until it is back */
-    return 0;
-  case H_NEW:
-    return set_error (ENOTCONN, "handle is not connected (connect first)");
-  case H_NEGOTIATING:
-    return set_error (ENOTCONN, "handle is still negotiating (opt mode): "
-                      "call nbdaio_opt_go first");
-  default:
-    if (h->conn_error)
-      return set_error (ENOTCONN, "connection is dead: %s", h->conn_error);
-    return set_error (ENOTCONN, "handle is disconnected");
-  }
-}
-
-int
-conn_check_not_reading (struct nbdaio_handle *h, const char *call)
-{
-  if (h && h->reading)
-    return set_error (EBUSY, "%s called from a callback of this handle (a "
-                      "chunk, extent or completion callback), while it reads "
-                      "replies: return from the callback, then call it",
-                      call);
-  return 0;
-}
-
-int
 conn_die (struct nbdaio_handle *h, int err)
 {
   if (err == EPROTO && h->state == H_CONNECTED)
@@ -95,7 +63,8 @@ conn_maybe_disconnect (struct nbdaio_handle *h)
 int
 nbdaio_get_fd (struct nbdaio_handle *h)
 {
-  if (conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1)
     return -1;
   return h->state == H_RECONNECTING ? h->rc.timer_fd : h->t.fd;
 }
@@ -121,8 +90,8 @@ nbdaio_aio_notify_read (struct nbdaio_handle *h)
 {
   int rc;
 
-  if (conn_check_not_reading (h, __func__) == -1 ||
-      conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING |
+                          NOT_IN_CALLBACK, __func__) == -1)
     return -1;
   if (h->state == H_RECONNECTING && (rc = reconnect_run (h, 0)) <= 0)
     return rc;
@@ -139,7 +108,8 @@ nbdaio_aio_notify_write (struct nbdaio_handle *h)
 {
   int rc;
 
-  if (conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1)
     return -1;
   if (h->state == H_RECONNECTING && (rc = reconnect_run (h, 0)) <= 0)
     return rc;
@@ -155,8 +125,8 @@ nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
   struct pollfd pfd;
   int r;
 
-  if (conn_check_not_reading (h, __func__) == -1 ||
-      conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING |
+                          NOT_IN_CALLBACK, __func__) == -1)
     return -1;
   if (h->state == H_RECONNECTING) {
     /* back (commands may have completed: refused by the new connection),
@@ -194,7 +164,8 @@ nbdaio_poll (struct nbdaio_handle *h, int timeout_ms)
 int
 nbdaio_aio_disconnect (struct nbdaio_handle *h)
 {
-  if (conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1)
     return -1;
   h->disc_wanted = true;
   conn_maybe_disconnect (h);
@@ -204,7 +175,8 @@ nbdaio_aio_disconnect (struct nbdaio_handle *h)
 int
 nbdaio_abort (struct nbdaio_handle *h, int err, const char *reason)
 {
-  if (conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1)
     return -1;
   set_error (err ? err : ECONNABORTED, "%s",
              reason ? reason : "connection aborted by the caller");

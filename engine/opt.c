@@ -11,27 +11,20 @@
 #include "error.h"
 #include "internal.h"
 
+/* The result of an exchange as the call returns it: 0, or -1 after
+ * HS_REFUSED (an error reply: the handle is still negotiating) or
+ * HS_FAILED (the connection ends). */
 static int
-check_negotiating (struct nbdaio_handle *h)
+outcome (struct nbdaio_handle *h, enum hs_result r)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (h->state != H_NEGOTIATING)
-    return set_error (EINVAL, "handle is not negotiating (connect with opt "
-                      "mode on: nbdaio_set_opt_mode)");
-  return 0;
-}
-
-/* The result r of an exchange: HS_REFUSED (error reply) fails the call,
- * the handle still negotiating; -1 ends the connection. */
-static int64_t
-outcome (struct nbdaio_handle *h, int64_t r)
-{
-  if (r == HS_REFUSED)
-    return -1;
-  if (r == -1)
+  switch (r) {
+  case HS_OK:
+    return 0;
+  case HS_FAILED:
     return handle_failed (h);
-  return r;
+  default:                      /* HS_REFUSED: the handle negotiates on */
+    return -1;
+  }
 }
 
 int
@@ -43,8 +36,8 @@ nbdaio_is_negotiating (struct nbdaio_handle *h)
 int64_t
 nbdaio_get_opt_reply_type (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   if (!h->opt_reply_type)
     return set_error (EINVAL, "no option was answered while negotiating");
   return h->opt_reply_type;
@@ -55,12 +48,15 @@ nbdaio_opt_list (struct nbdaio_handle *h, nbdaio_list_callback callback,
                  void *user_data)
 {
   struct handshake_opts o;
+  int n = 0;
 
-  if (check_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING, __func__) == -1)
     return -1;
   handle_hs_opts (h, &o, true);
-  return (int) outcome (h, handshake_opt_list (&h->t, &o, callback,
-                                               user_data));
+  if (outcome (h, handshake_opt_list (&h->t, &o, callback, user_data,
+                                      &n)) == -1)
+    return -1;
+  return n;
 }
 
 int
@@ -68,10 +64,10 @@ nbdaio_opt_info (struct nbdaio_handle *h)
 {
   struct handshake_opts o;
 
-  if (check_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING, __func__) == -1)
     return -1;
   handle_hs_opts (h, &o, true);
-  return (int) outcome (h, handshake_opt_info (&h->t, &o, &h->info));
+  return outcome (h, handshake_opt_info (&h->t, &o, &h->info));
 }
 
 int
@@ -82,8 +78,9 @@ nbdaio_opt_list_meta_context (struct nbdaio_handle *h,
 {
   struct handshake_opts o;
   uint64_t len = 0;
+  int n = 0;
 
-  if (check_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING, __func__) == -1)
     return -1;
   /* checked here, so that nothing is sent when they are refused */
   for (size_t i = 0; queries && queries[i]; i++) {
@@ -97,10 +94,11 @@ nbdaio_opt_list_meta_context (struct nbdaio_handle *h,
                         "option");
   }
   handle_hs_opts (h, &o, true);
-  return (int) outcome (h, handshake_opt_list_meta_context (&h->t, &o,
-                                                            queries,
-                                                            callback,
-                                                            user_data));
+  if (outcome (h, handshake_opt_list_meta_context (&h->t, &o, queries,
+                                                   callback, user_data,
+                                                   &n)) == -1)
+    return -1;
+  return n;
 }
 
 int64_t
@@ -108,8 +106,9 @@ nbdaio_opt_raw (struct nbdaio_handle *h, uint32_t option, const void *data,
                 uint32_t len)
 {
   struct handshake_opts o;
+  uint32_t type = 0;
 
-  if (check_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING, __func__) == -1)
     return -1;
   switch (option) {
   case NBD_OPT_STARTTLS:
@@ -126,16 +125,18 @@ nbdaio_opt_raw (struct nbdaio_handle *h, uint32_t option, const void *data,
     return set_error (EINVAL, "option data is NULL but its length is %u",
                       len);
   handle_hs_opts (h, &o, true);
-  return outcome (h, handshake_opt_raw (&h->t, &o, &h->info, option, data,
-                                        len));
+  if (outcome (h, handshake_opt_raw (&h->t, &o, &h->info, option, data,
+                                     len, &type)) == -1)
+    return -1;
+  return type;
 }
 
 int
 nbdaio_opt_go (struct nbdaio_handle *h)
 {
-  if (check_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING, __func__) == -1)
     return -1;
-  return handle_finish_handshake (h, true) == 0 ? 0 : -1;
+  return handle_finish_handshake (h, true) == HS_OK ? 0 : -1;
 }
 
 int
@@ -143,7 +144,7 @@ nbdaio_opt_abort (struct nbdaio_handle *h)
 {
   struct handshake_opts o;
 
-  if (check_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING, __func__) == -1)
     return -1;
   handle_hs_opts (h, &o, true);
   handshake_opt_abort (&h->t, &o);

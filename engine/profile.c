@@ -146,7 +146,7 @@ static const char *const exclusive[][2] = {
 
 /* Append item to the ", "-separated list in buf (truncated when full). */
 static void
-list_add (char *buf, size_t size, const char *item)
+comma_list_append (char *buf, size_t size, const char *item)
 {
   size_t used = strlen (buf);
 
@@ -339,7 +339,7 @@ add_key (struct profile_file *f, const char *section, const char *key,
     if (nbdaio_get_errno () != ENOENT)
       return -1;
     for (size_t i = 0; i < NR_PROFILE_KEYS; i++)
-      list_add (known, sizeof known, profile_keys[i].key);
+      comma_list_append (known, sizeof known, profile_keys[i].key);
     return set_error (EINVAL, "unknown key '%s' in [%s] (known: %s, and "
                       "every setting of nbdaio_set_option in nbdaio.h)",
                       key, section, known);
@@ -400,7 +400,7 @@ take_profile (struct profile_file *f, const char *name)
 
   if (!found) {
     for (size_t i = 0; i < f->n; i++)
-      list_add (list, sizeof list, f->profiles[i].name);
+      comma_list_append (list, sizeof list, f->profiles[i].name);
     set_error (ENOENT, "%s: no profile [%s] (%s%s)", f->path, name,
                f->n ? "profiles in it: " : "it has no profiles", list);
     return NULL;

@@ -1,8 +1,12 @@
 /* reply.c - the reply stream: reads through one buffer (several replies per
  * system call), puts read payloads straight into the caller's buffer, checks
- * every reply against the protocol rules of design.md section 6 and
- * dispatches completions.  A violation ends the connection with an error
- * naming the rule ("protocol violation [rule]: ..."). */
+ * every reply against the NBD spec's rules for replies (each a rule of
+ * core/rules.c) and dispatches completions.  A violation ends the connection with an error
+ * naming the rule ("protocol violation [rule]: ..."), except the ones that
+ * leave the stream in sync and are found in a command's final reply
+ * (simple-reply-read, chunk-coverage, chunk-error-length in a final error
+ * chunk consumed whole): by default (reply-violations=command) they fail
+ * only that command, with EPROTO. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,22 +107,73 @@ bs_missing (const struct nbdaio_handle *h, const struct nbdaio_cmd *cmd)
   return "(none)";
 }
 
+/* A simple reply (wire error err) to the read of cookie although
+ * structured replies were negotiated.  Returns -1. */
+static int
+simple_read_violation (uint64_t cookie, uint32_t err)
+{
+  return set_violation (RULE_SIMPLE_REPLY_READ, "simple reply (%s) to "
+                        "NBD_CMD_READ (cookie 0x%llx) although structured "
+                        "replies were negotiated",
+                        err ? nbdaio_error_name (err) : "success",
+                        (unsigned long long) cookie);
+}
+
+/* The violation of the last error concerns cmd alone, whose final reply
+ * was consumed whole (the stream is in sync).  reply-violations=command:
+ * cmd completes with EPROTO (its callback sees the violation), the
+ * connection lives on; returns 0.  close: returns -1 (the connection
+ * ends). */
+static int
+command_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  if (h->violations_close)
+    return -1;
+  h->st.command_violations++;
+  cmd->error = EPROTO;
+  debug (h->debug, "cookie 0x%llx failed: %s", (unsigned long long) cmd->cookie,
+         nbdaio_get_error ());
+  cmd_complete (h, cmd);
+  return 0;
+}
+
+/* The violation of the last error is in a chunk of cmd consumed whole:
+ * if it is cmd's final chunk, command_violation; else -1. */
+static int
+final_chunk_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  if (!(h->rx.chunk_flags & NBD_REPLY_FLAG_DONE))
+    return -1;
+  h->rx.state = RX_HEADER;
+  h->rx.cmd = NULL;
+  return command_violation (h, cmd);
+}
+
 /* The final reply of cmd arrived: check completeness and complete it. */
 static int
 finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
+  bool simple_read = h->rx.simple_read;
+
   h->rx.state = RX_HEADER;
   h->rx.cmd = NULL;
+  h->rx.simple_read = false;
   if (cmd->state != CMD_SENT)
     return 0;   /* a callback ended the connection: completed already */
+  if (simple_read) {
+    simple_read_violation (cmd->cookie, h->rx.simple_error);
+    return command_violation (h, cmd);
+  }
   if (cmd->error == 0 && h->rx.structured) {
-    if (cmd->type == NBD_CMD_READ && cmd->covered != cmd->count)
-      return set_violation (RULE_CHUNK_COVERAGE, "successful read of cookie "
-                            "0x%llx ended with %llu of %llu bytes covered "
-                            "by data or hole chunks",
-                            (unsigned long long) cmd->cookie,
-                            (unsigned long long) cmd->covered,
-                            (unsigned long long) cmd->count);
+    if (cmd->type == NBD_CMD_READ && cmd->covered != cmd->count) {
+      set_violation (RULE_CHUNK_COVERAGE, "successful read of cookie "
+                     "0x%llx ended with %llu of %llu bytes covered "
+                     "by data or hole chunks",
+                     (unsigned long long) cmd->cookie,
+                     (unsigned long long) cmd->covered,
+                     (unsigned long long) cmd->count);
+      return command_violation (h, cmd);
+    }
     if (cmd->type == NBD_CMD_BLOCK_STATUS && (!cmd->got_block_status ||
         cmd->got_block_status != cmd->bs_want))
       return set_violation (cmd->bs_filter ? RULE_BS_FILTER : RULE_BS_EXTENT,
@@ -172,11 +227,13 @@ simple_reply (struct nbdaio_handle *h, const uint8_t *p)
     return -1;
   debug (h->debug, "simple reply cookie 0x%llx error %u",
          (unsigned long long) cookie, err);
-  if (cmd->type == NBD_CMD_READ && h->info.structured)
-    return set_violation (RULE_SIMPLE_REPLY_READ,
-                          "simple reply to NBD_CMD_READ "
-                          "(cookie 0x%llx) although structured replies were "
-                          "negotiated", (unsigned long long) cookie);
+  if (cmd->type == NBD_CMD_READ && h->info.structured) {
+    if (h->violations_close)
+      return simple_read_violation (cookie, err);
+    h->rx.simple_read = true;   /* fails at finish_command, once any
+                                 * payload is consumed */
+    h->rx.simple_error = err;
+  }
   h->rx.structured = false;
   h->st.simple_replies++;
   h->rx.cmd = cmd;
@@ -411,7 +468,8 @@ data_done (struct nbdaio_handle *h)
   if (!h->rx.structured) {
     /* a simple reply is one data chunk covering the whole request */
     h->st.payload_received += cmd->count;
-    call_chunk (cmd, cmd->offset, cmd->count, NBDAIO_READ_DATA, 0);
+    if (!h->rx.simple_read)
+      call_chunk (cmd, cmd->offset, cmd->count, NBDAIO_READ_DATA, 0);
     return finish_command (h, cmd);
   }
   h->st.payload_received += h->rx.data_len;
@@ -591,10 +649,14 @@ chunk_error (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, const uint8_t *p)
                           (unsigned long long) cmd->cookie);
   if (len < 6 + (type == NBD_REPLY_TYPE_ERROR_OFFSET ? 8u : 0u) ||
       (type == NBD_REPLY_TYPE_ERROR || type == NBD_REPLY_TYPE_ERROR_OFFSET ?
-       msglen != room : msglen > room))
-    return set_violation (RULE_CHUNK_ERROR_LENGTH, "%s of length %u carries a "
-                          "message of %u bytes", proto_chunk_name (type), len,
-                          msglen);
+       msglen != room : msglen > room)) {
+    set_violation (RULE_CHUNK_ERROR_LENGTH, "%s of length %u carries a "
+                   "message of %u bytes (%s, cookie 0x%llx)",
+                   proto_chunk_name (type), len, msglen,
+                   proto_cmd_name (cmd->type),
+                   (unsigned long long) cmd->cookie);
+    return final_chunk_violation (h, cmd);
+  }
   err = proto_errno_from_wire (werr);
   debug (h->debug, "error chunk cookie 0x%llx: %s: %s",
          (unsigned long long) cmd->cookie, strerror (err),

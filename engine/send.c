@@ -38,14 +38,6 @@ send_init (struct nbdaio_handle *h)
   return 0;
 }
 
-uint32_t
-send_ready (const struct nbdaio_handle *h)
-{
-  if (!h->auto_submit_off)
-    return h->sq_len;
-  return h->sq_go < h->sq_len ? h->sq_go : h->sq_len;
-}
-
 /* With auto-submit off, a piece that the reply reader queues (a split
  * command's earlier piece completed and freed its slot) continues a
  * command already submitted: it joins the submitted part of the queue,
@@ -212,7 +204,8 @@ send_disconnect (struct nbdaio_handle *h)
 int
 nbdaio_aio_submit (struct nbdaio_handle *h)
 {
-  if (conn_check_connected (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
+                          __func__) == -1)
     return -1;
   h->sq_go = h->sq_len;
   return send_flush (h);
@@ -221,8 +214,8 @@ nbdaio_aio_submit (struct nbdaio_handle *h)
 int
 nbdaio_set_auto_submit (struct nbdaio_handle *h, int auto_submit)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   h->auto_submit_off = auto_submit == 0;
   h->sq_go = h->sq_len;         /* what is queued now counts as submitted */
   return 0;
@@ -231,7 +224,7 @@ nbdaio_set_auto_submit (struct nbdaio_handle *h, int auto_submit)
 int
 nbdaio_get_auto_submit (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   return !h->auto_submit_off;
 }

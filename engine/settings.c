@@ -13,31 +13,6 @@
 #include "parse.h"
 
 int
-settings_check_new (struct nbdaio_handle *h)
-{
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (h->state != H_NEW)
-    return set_error (EINVAL, "this setting must be made before connecting");
-  return 0;
-}
-
-/* -1 (EINVAL) unless h exists and has not connected yet or is
- * negotiating (the settings that apply to the next option). */
-static int
-settings_check_new_or_negotiating (struct nbdaio_handle *h)
-{
-  if (h && h->state == H_NEGOTIATING)
-    return 0;
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (h->state != H_NEW)
-    return set_error (EINVAL, "this setting must be made before connecting "
-                      "or while negotiating");
-  return 0;
-}
-
-int
 settings_replace_string (char **dst, const char *src, const char *what)
 {
   char *s = NULL;
@@ -57,7 +32,7 @@ settings_replace_string (char **dst, const char *src, const char *what)
 int
 nbdaio_set_export_name (struct nbdaio_handle *h, const char *name)
 {
-  if (settings_check_new_or_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEW | IN_NEGOTIATING, __func__) == -1)
     return -1;
   if (!name)
     return set_error (EINVAL, "export name is NULL");
@@ -70,16 +45,16 @@ nbdaio_set_export_name (struct nbdaio_handle *h, const char *name)
 int
 nbdaio_set_request_structured_replies (struct nbdaio_handle *h, int request)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
-  h->request_structured = request != 0;
+  h->ask_structured_replies = request != 0;
   return 0;
 }
 
 int
 nbdaio_set_request_extended_headers (struct nbdaio_handle *h, int request)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->extended_off = request == 0;
   return 0;
@@ -88,7 +63,7 @@ nbdaio_set_request_extended_headers (struct nbdaio_handle *h, int request)
 int
 nbdaio_set_meta_context (struct nbdaio_handle *h, const char *name)
 {
-  if (settings_check_new_or_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEW | IN_NEGOTIATING, __func__) == -1)
     return -1;
   if (name && !*name)
     return set_error (EINVAL, "meta context name is empty");
@@ -113,7 +88,7 @@ nbdaio_add_meta_context (struct nbdaio_handle *h, const char *name)
 {
   size_t n = 0;
 
-  if (settings_check_new_or_negotiating (h) == -1)
+  if (handle_check_state (h, IN_NEW | IN_NEGOTIATING, __func__) == -1)
     return -1;
   if (!name || !*name)
     return set_error (EINVAL, "meta context name is %s", name ? "empty" :
@@ -134,9 +109,21 @@ nbdaio_add_meta_context (struct nbdaio_handle *h, const char *name)
 }
 
 int
+nbdaio_set_reply_violations (struct nbdaio_handle *h, int policy)
+{
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
+    return -1;
+  if (policy != NBDAIO_VIOLATIONS_COMMAND && policy != NBDAIO_VIOLATIONS_CLOSE)
+    return set_error (EINVAL, "reply violations policy %d (expected "
+                      "NBDAIO_VIOLATIONS_COMMAND or _CLOSE)", policy);
+  h->violations_close = policy == NBDAIO_VIOLATIONS_CLOSE;
+  return 0;
+}
+
+int
 nbdaio_set_opt_mode (struct nbdaio_handle *h, int enable)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->opt_mode = enable != 0;
   return 0;
@@ -145,7 +132,7 @@ nbdaio_set_opt_mode (struct nbdaio_handle *h, int enable)
 int
 nbdaio_set_connect_timeout (struct nbdaio_handle *h, unsigned ms)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->connect_timeout_ms = ms;
   return 0;
@@ -154,7 +141,7 @@ nbdaio_set_connect_timeout (struct nbdaio_handle *h, unsigned ms)
 int
 nbdaio_set_request_timeout (struct nbdaio_handle *h, unsigned ms)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->request_timeout_ms = ms;
   return 0;
@@ -163,7 +150,7 @@ nbdaio_set_request_timeout (struct nbdaio_handle *h, unsigned ms)
 int
 nbdaio_set_reconnect_delay (struct nbdaio_handle *h, unsigned ms)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->rc.delay_ms = ms;
   return 0;
@@ -172,7 +159,7 @@ nbdaio_set_reconnect_delay (struct nbdaio_handle *h, unsigned ms)
 int
 nbdaio_set_max_in_flight (struct nbdaio_handle *h, unsigned n)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   if (n < 1 || n > CMD_MAX_SLOTS)
     return set_error (EINVAL, "max in flight %u is out of range (1 to %u)",
@@ -184,8 +171,8 @@ nbdaio_set_max_in_flight (struct nbdaio_handle *h, unsigned n)
 int
 nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   if (flags & ~NBDAIO_STRICT_ALL)
     return set_error (EINVAL, "unknown strict flags 0x%x",
                       flags & ~NBDAIO_STRICT_ALL);
@@ -202,7 +189,7 @@ nbdaio_get_strict (struct nbdaio_handle *h)
 int
 nbdaio_set_split (struct nbdaio_handle *h, int split)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->split_off = split == 0;
   return 0;
@@ -211,15 +198,15 @@ nbdaio_set_split (struct nbdaio_handle *h, int split)
 int
 nbdaio_get_split (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   return !h->split_off;
 }
 
 int
 nbdaio_set_conns (struct nbdaio_handle *h, unsigned n)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   if (n < 1 || n > NBDAIO_GROUP_MAX)
     return set_error (EINVAL, "conns %u is out of range (1 to %u)", n,
@@ -231,7 +218,7 @@ nbdaio_set_conns (struct nbdaio_handle *h, unsigned n)
 int
 nbdaio_set_force_multi_conn (struct nbdaio_handle *h, int force)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->force_multi_conn = force != 0;
   return 0;
@@ -240,8 +227,8 @@ nbdaio_set_force_multi_conn (struct nbdaio_handle *h, int force)
 int
 nbdaio_set_debug (struct nbdaio_handle *h, int debug)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   h->debug = debug != 0;
   return 0;
 }
@@ -249,7 +236,7 @@ nbdaio_set_debug (struct nbdaio_handle *h, int debug)
 int
 nbdaio_set_tls (struct nbdaio_handle *h, int mode)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   if (mode != NBDAIO_TLS_DISABLE && mode != NBDAIO_TLS_ALLOW &&
       mode != NBDAIO_TLS_REQUIRE)
@@ -262,8 +249,8 @@ nbdaio_set_tls (struct nbdaio_handle *h, int mode)
 int
 nbdaio_get_tls (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   return h->tls.mode;
 }
 
@@ -272,7 +259,7 @@ static int
 set_tls_string (struct nbdaio_handle *h, char **dst, const char *value,
                 const char *what)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   if (value && !*value)
     return set_error (EINVAL, "%s is empty", what);
@@ -307,7 +294,7 @@ nbdaio_set_tls_hostname (struct nbdaio_handle *h, const char *name)
 int
 nbdaio_set_tls_verify_peer (struct nbdaio_handle *h, int verify)
 {
-  if (settings_check_new (h) == -1)
+  if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   h->tls.verify_peer = verify != 0;
   return 0;
@@ -439,6 +426,18 @@ opt_strict (struct nbdaio_handle *h, const char *name, const char *v)
   return nbdaio_set_strict (h, bits);
 }
 
+static int
+opt_reply_violations (struct nbdaio_handle *h, const char *name,
+                      const char *v)
+{
+  if (strcmp (v, "command") == 0)
+    return nbdaio_set_reply_violations (h, NBDAIO_VIOLATIONS_COMMAND);
+  if (strcmp (v, "close") == 0)
+    return nbdaio_set_reply_violations (h, NBDAIO_VIOLATIONS_CLOSE);
+  return set_error (EINVAL, "%s: bad value '%s' (expected command or close)",
+                    name, v);
+}
+
 /* How a setting takes its string: as it is, as a boolean, or parsed by its
  * own function. */
 static const struct {
@@ -462,6 +461,7 @@ static const struct {
   { "reconnect-delay",  .set = opt_reconnect_delay },
   { "max-in-flight",    .set = opt_max_in_flight },
   { "strict",           .set = opt_strict },
+  { "reply-violations", .set = opt_reply_violations },
   { "split",            .set_bool = nbdaio_set_split },
   { "auto-submit",      .set_bool = nbdaio_set_auto_submit },
   { "conns",            .set = opt_conns },
@@ -473,8 +473,8 @@ int
 nbdaio_set_option (struct nbdaio_handle *h, const char *name,
                    const char *value)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
+  if (handle_check_state (h, IN_ANY_STATE, __func__) == -1)
+    return -1;
   if (!name)
     return set_error (EINVAL, "setting name is NULL");
   for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
@@ -518,7 +518,7 @@ settings_copy (struct nbdaio_handle *dst, const struct nbdaio_handle *src)
   dst->tls.mode = src->tls.mode;
   dst->tls.verify_peer = src->tls.verify_peer;
   dst->export_name_explicit = src->export_name_explicit;
-  dst->request_structured = src->request_structured;
+  dst->ask_structured_replies = src->ask_structured_replies;
   dst->extended_off = src->extended_off;
   dst->debug = src->debug;
   dst->connect_timeout_ms = src->connect_timeout_ms;
@@ -526,6 +526,7 @@ settings_copy (struct nbdaio_handle *dst, const struct nbdaio_handle *src)
   dst->max_in_flight = src->max_in_flight;
   dst->strict = src->strict;
   dst->split_off = src->split_off;
+  dst->violations_close = src->violations_close;
   dst->auto_submit_off = src->auto_submit_off;
   dst->rc.delay_ms = src->rc.delay_ms;
   dst->conns = src->conns;

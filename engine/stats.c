@@ -53,6 +53,7 @@ nbdaio_get_stats (struct nbdaio_handle *h, struct nbdaio_stats *out,
   s.reconnects = st->reconnects;
   s.commands_resent = st->resent;
   s.downtime_ms = st->downtime_ms;
+  s.command_violations = st->command_violations;
   if (size > sizeof s) {
     memset ((char *) out + sizeof s, 0, size - sizeof s);
     size = sizeof s;

@@ -15,7 +15,7 @@ static int
 sync_refused (struct nbdaio_handle *h, const char *call,
               nbdaio_chunk_callback *chunk, nbdaio_extent_callback *extent)
 {
-  if (conn_check_not_reading (h, call) == 0)
+  if (handle_check_state (h, IN_ANY_STATE | NOT_IN_CALLBACK, call) == 0)
     return 0;
   callbacks_release (chunk, extent, NULL);
   return -1;
@@ -128,7 +128,8 @@ nbdaio_shutdown (struct nbdaio_handle *h)
 {
   if (h && h->state == H_DEAD && h->disc_sent)
     return 0;                   /* already disconnected cleanly */
-  if (h && h->in_flight && conn_check_not_reading (h, __func__) == -1)
+  if (h && h->in_flight &&
+      handle_check_state (h, IN_ANY_STATE | NOT_IN_CALLBACK, __func__) == -1)
     return -1;                  /* it would wait, re-entering the reader */
   if (nbdaio_aio_disconnect (h) == -1)
     return -1;

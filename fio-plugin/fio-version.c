@@ -21,7 +21,7 @@ const char plugin_fio_built_for[] = NBDAIO_FIO_BUILT_FOR;
 
 /* How to rebuild: the README's "Building" commands. */
 #define REBUILD_HINT "fetch and configure the source of the fio you run " \
-  "(fio-plugin/get-fio-source.sh .fio-src for Debian's package, or " \
+  "(provision/get-fio-source.sh .fio-src for Debian's package, or " \
   "meson setup -Dfio_source=/path/to/configured/fio), then rebuild: " \
   "meson setup build -Dfio_plugin=enabled --reconfigure && ninja -C build"
 

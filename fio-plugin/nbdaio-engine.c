@@ -336,8 +336,9 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
 {
   struct engine *e = td->io_ops_data;
   struct engine_options *o = td->eo;
-  int64_t start = now_us ();
   int64_t limit = t ? t->tv_sec * 1000000 + t->tv_nsec / 1000 : -1;
+  /* the clock only for a limit: fio's timeout or busy polling */
+  int64_t start = limit >= 0 || o->busy_poll ? now_us () : 0;
   unsigned n, idle = 0;
   int r;
 
@@ -345,7 +346,7 @@ engine_getevents (struct thread_data *td, unsigned int min, unsigned int max,
   e->reported = 0;
   /* no system call when earlier reads completed enough; held ones wait */
   while (avail (e) < (min ? min : 1) && e->inflight > 0) {
-    int64_t spent = now_us () - start;
+    int64_t spent = start ? now_us () - start : 0;
     bool spin = spent < o->busy_poll;
     int ms = spin ? 0 : limit < 0 ? -1 :
              spent >= limit ? 0 : (int) ((limit - spent + 999) / 1000);

@@ -103,6 +103,12 @@ struct fio_option job_options[] = {
                   "advertised: 1/all (default), 0/none, or a list of "
                   "commands,flags,bounds,align,payload; server replies are "
                   "always validated"),
+  SETTING_OPTION (SET_REPLY_VIOLATIONS, "reply_violations",
+                  "NBD in-sync reply violations",
+                  "command (default): a server reply that breaks the "
+                  "protocol but leaves the stream in sync fails only its "
+                  "request (EPROTO); close: it ends the connection, failing "
+                  "every request in flight"),
   SETTING_OPTION (SET_SPLIT, "split", "NBD split large requests",
                   "Send a request above the server's maximum size as "
                   "several NBD requests (default 1; 0 = refuse such a "

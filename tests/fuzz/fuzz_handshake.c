@@ -22,7 +22,7 @@
  *
  * Checked on every input: a failed connect leaves a dead handle with an
  * error message, refusing commands with ENOTCONN (and running their free
- * functions); a successful one obeys the rules of design.md section 6 on
+ * functions); a successful one obeys the NBD spec's rules on transmission
  * flags and block sizes, never runs without TLS when TLS was required, and
  * negotiates only what was asked for; then the read's callback and free
  * run exactly once (fuzz_common.c).  In opt mode each opt call either

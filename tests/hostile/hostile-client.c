@@ -8,7 +8,12 @@
  *   - every completion callback runs exactly once, every free function
  *     exactly once (also for a command issued after the connection died);
  *   - a command that completed without error has the right data;
- *   - the outcome is what --expect says.
+ *   - the outcome is what --expect says (violation: the client sets
+ *     reply-violations=close, so every violation must end the connection;
+ *     the other expectations keep the library's default policy, under
+ *     which a violation that leaves the stream in sync fails only its
+ *     command: errno:EPROTO, and that command's callback must see the
+ *     violated rule).
  * --cmd opt connects in option negotiation mode first and calls
  * nbdaio_opt_list, nbdaio_opt_info, nbdaio_opt_list_meta_context and
  * nbdaio_opt_raw with an unknown option (all must answer what
@@ -67,6 +72,7 @@ struct cmd {
   unsigned char buf[LEN];
   int calls;                    /* completion callback runs */
   int error;                    /* *error it saw */
+  const char *violation;        /* nbdaio_get_violation () it saw, EPROTO */
   int retire;                   /* what it returns */
   int retired;
   int frees[NR_FREES];
@@ -157,6 +163,8 @@ on_complete (void *user_data, int *error)
   if (++c->calls > 1)
     problem ("callback of command %d ran %d times", idx, c->calls);
   c->error = *error;
+  if (*error == EPROTO)
+    c->violation = nbdaio_get_violation ();
   if (*error == 0 &&
       (c->kind == K_READ || c->kind == K_SREAD || c->kind == K_DFREAD) &&
       pattern_differs (c->buf, c->offset, c->count))
@@ -520,6 +528,14 @@ main (int argc, char **argv)
     fprintf (stderr, "hostile-client: %s\n", nbdaio_get_error ());
     return 1;
   }
+  /* --expect violation: every violation must end the connection; other
+   * expectations keep the library's default policy, under which one that
+   * leaves the stream in sync fails its command only (errno:EPROTO) */
+  if (expect == X_VIOLATION &&
+      nbdaio_set_reply_violations (h, NBDAIO_VIOLATIONS_CLOSE) == -1) {
+    fprintf (stderr, "hostile-client: %s\n", nbdaio_get_error ());
+    return 1;
+  }
   if (strcmp (cmd_arg, "bs-filter") == 0 &&
       nbdaio_add_meta_context (h, "qemu:dirty-bitmap:hostile") == -1) {
     fprintf (stderr, "hostile-client: %s\n", nbdaio_get_error ());
@@ -627,6 +643,11 @@ main (int argc, char **argv)
       nfail++;
       nerr[c->error & 255]++;
     }
+    if (c->error == EPROTO && !c->violation)
+      problem ("command %d failed with EPROTO, its callback saw no "
+               "violated rule", i);
+    if (c->error == EPROTO && !conn_error && !violation)
+      violation = c->violation;   /* the connection lived on */
   }
 
   /* Was the outcome the expected one? */

@@ -24,7 +24,7 @@
 #
 # MODES below is the one list of modes: `--list` prints, one line each,
 #   NAME EXPECT COMMANDS  description
-# where EXPECT is the rule tag (design.md section 6) the client's error must
+# where EXPECT is the rule tag (core/rules.c) the client's error must
 # name, or: ok (must succeed), eof (connection lost: ENOTCONN), timeout (the
 # client must give up by itself), errno:NAME (some commands fail with that
 # errno, the connection lives on), shutdown (ESHUTDOWN, then a clean soft
@@ -1086,6 +1086,15 @@ MODES = [
     M("simple-reply-read", "simple-reply-read", "sread",
       "a simple reply to a structured read",
       tx=lambda c, r: c.simple(r.cookie, 0, contents(r.offset, r.count))),
+    M("simple-reply-read-in-sync", "errno:EPROTO", "sread",
+      "a simple reply with data to a structured read: only that read fails "
+      "(the library's default reply-violations=command)",
+      tx=then_serve(lambda c, r: c.simple(r.cookie, 0,
+                                          contents(r.offset, r.count)))),
+    M("simple-reply-read-error", "errno:EPROTO", "sread",
+      "a simple EIO reply to a structured read, as nbd-server 3.26 answers "
+      "a read that fails: only that read fails",
+      tx=then_serve(lambda c, r: c.simple(r.cookie, EIO))),
 
     # -- data and hole chunks --
     M("chunk-bounds-before", "chunk-bounds", "read",
@@ -1168,6 +1177,12 @@ MODES = [
     M("chunk-error-short-message", "chunk-error-length", "write",
       "error chunk with bytes after its message",
       tx=lambda c, r: c.error(r.cookie, EIO, msglen=3)),
+    M("chunk-error-msglen-le", "errno:EPROTO", "read",
+      "final error chunk whose message length is little-endian, as "
+      "nbd-server 3.26 sends: only that read fails (reply-violations="
+      "command)",
+      tx=then_serve(lambda c, r: c.error(r.cookie, EIO, msg=b"read failed!",
+                                         msglen=12 << 8))),
     M("chunk-error-tiny", "chunk-error-length", "read",
       "error chunk of length 4",
       tx=lambda c, r: c.chunk(r.cookie, T_ERROR, struct.pack(">I", EIO))),

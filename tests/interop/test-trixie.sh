@@ -7,16 +7,17 @@
 # 3.33) runs verify jobs through nbdaio.so.  Exit 77 (skipped, never
 # passed) when the root cannot be built here.
 # usage: test-trixie.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK
-#                        BS-CONTEXTS BIG-REQUESTS [NBDAIO.SO]
+#                        BS-CONTEXTS BIG-REQUESTS READ-POLICY [NBDAIO.SO]
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
-[ $# -ge 6 ] || {
-  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS BIG-REQUESTS [NBDAIO.SO]" >&2
+[ $# -ge 7 ] || {
+  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS BIG-REQUESTS READ-POLICY [NBDAIO.SO]" >&2
   exit 2; }
 CHECK=$(realpath "$4")
 BS_CONTEXTS=$(realpath "$5")
 BIG_REQUESTS=$(realpath "$6")
-SO=${7:+$(realpath "$7")}
+READ_POLICY=$(realpath "$7")
+SO=${8:+$(realpath "$8")}
 init "$1" "$2" "$3"
 
 R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
@@ -78,6 +79,33 @@ import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 assert j["error"] == 0, j["error"]
 assert j["read"]["io_bytes"] == j["write"]["io_bytes"] > 0, (j["read"]["io_bytes"], j["write"]["io_bytes"])
+PY
+}
+
+# fio through read errors on nbd-server's export $IN/rw.img (URI $1): the
+# file shrinks to 32 MiB under the running job, and nbd-server (which
+# sized the export at connect) fails each read past 32 MiB with an error
+# chunk whose message length is in the wrong byte order (chunk-error-length,
+# the stream in sync).  By default each such read fails alone: every read
+# below 32 MiB succeeds (with reply_violations=close the first error ends
+# the connection and the reads after it fail with ENOTCONN)
+fio_read_errors () {
+  local shrink
+  [ -n "$SO" ] || { echo "  (no nbdaio.so: fio part left out)"; return 0; }
+  echo "  + fio randread on $1, the export shrinking to 32 MiB under it"
+  ( sleep 1.2; truncate -s 32M "$IN/rw.img" ) &
+  shrink=$!
+  timeout 120 fio --name=e --ioengine=external:"$SO" --uri="$1" \
+    --rw=randread --bs=1m --size=64m --iodepth=8 --rate_iops=12 \
+    --continue_on_error=all --ignore_error=71:71:71 \
+    --output-format=json --output="$T/fio-err.json" || true
+  wait "$shrink"
+  python3 - "$T/fio-err.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+ok, err = j["read"]["io_bytes"] >> 20, j["total_err"]
+print("    reads: %d MiB succeeded, %d failed" % (ok, err))
+assert err >= 1 and ok >= 32 and ok + err == 64, (ok, err)
 PY
 }
 
@@ -204,11 +232,31 @@ known = {"handshake.info-go": None, "cmd.read-df": "simple-reply-read",
          "replies.valid": "simple-reply-read"}
 assert fails == known, fails
 PY
+  # a DF read and a read past the end (simple replies): by default each
+  # fails alone and the next read on the handle succeeds; with close the
+  # first ends the connection
+  echo "  + read-policy $URI command, then close"
+  timeout 60 "$READ_POLICY" "$URI" command > "$T/policy.txt"
+  timeout 60 "$READ_POLICY" "$URI" close >> "$T/policy.txt"
+  cat > "$T/policy.want" <<'WANT'
+df-read EPROTO simple-reply-read
+read ok -
+past-end-read EPROTO simple-reply-read
+read ok -
+connected 1 command_violations 2 violations 0
+df-read EPROTO simple-reply-read
+read ENOTCONN -
+past-end-read ENOTCONN -
+read ENOTCONN -
+connected 0 command_violations 0 violations 1
+WANT
+  diff -u "$T/policy.want" "$T/policy.txt"
+  fio_read_errors "$URI"
 }
 
 run_case "nbdkit 1.42 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_nbdkit
 run_case "qemu-nbd 10 (trixie): write, nbdcopy 1.22 reads back, check, fio" case_qemu_nbd
 run_case "qemu-nbd 10 (trixie): base:allocation, a dirty bitmap and allocation depth at once" case_qemu_contexts
 run_case "qemu-nbd 10 (trixie): 5 GiB trim/zero/block status as one request, filtered block status" case_qemu_big
-run_case "nbd-server 3.26 (trixie): write, nbdcopy 1.22 reads back, fio, its faults named" case_nbd_server
+run_case "nbd-server 3.26 (trixie): write, nbdcopy 1.22 reads back, fio, its faults named, a failing read fails alone" case_nbd_server
 finish

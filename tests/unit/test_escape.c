@@ -2,7 +2,7 @@
  * line or a tool's output raw: nbdaio_escape_string against a table (escape
  * sequences, BEL, C1 controls, invalid and overlong UTF-8, valid UTF-8
  * kept, backslash, NUL), its bounds and a lossless round trip of random
- * bytes; the JSON writer of the tools (examples/cli-common.h); and, end to
+ * bytes; the JSON writer of the tools (tools/cli-common.h); and, end to
  * end against the scripted server, option and STARTTLS refusals, a listing
  * refused in opt mode, a wrong meta context name and an error chunk's
  * message (debug line) carrying terminal escape sequences. */

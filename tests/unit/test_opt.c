@@ -1130,6 +1130,61 @@ test_wrong_states (void **state)
   ctx_finish (c);
 }
 
+/* The refusal a call in the wrong state gets: -1, err and exactly msg. */
+#define REFUSED(call, err, msg) do {                                    \
+    assert_int_equal ((call), -1);                                      \
+    assert_int_equal (nbdaio_get_errno (), (err));                      \
+    assert_string_equal (nbdaio_get_error (), (msg));                   \
+  } while (0)
+
+#define NOT_NEGOTIATING "handle is not negotiating (connect with opt mode " \
+  "on: nbdaio_set_opt_mode)"
+#define TOO_LATE "this setting must be made before connecting"
+
+/* Each set of states a call may declare, refused in each other state of
+ * the handle's life, with the message callers see (new, negotiating,
+ * connected, closed). */
+static void
+test_refusal_by_state (void **state)
+{
+  struct ctx *c = *state;
+  struct nbdaio_handle *h = c->h;
+  char buf[512];
+
+  REFUSED (nbdaio_opt_info (NULL), EINVAL, "handle is NULL");
+  REFUSED (nbdaio_opt_list (h, NULL, NULL), EINVAL, NOT_NEGOTIATING);
+  REFUSED (nbdaio_aio_flush (h, NBDAIO_NULL_COMPLETION, 0), ENOTCONN,
+           "handle is not connected (connect first)");
+  REFUSED (nbdaio_get_fd (h), ENOTCONN,
+           "handle is not connected (connect first)");
+
+  opt_start (c, NULL);
+  REFUSED (nbdaio_set_max_in_flight (h, 4), EINVAL, TOO_LATE);
+  REFUSED (nbdaio_connect_socket (h, -1), EINVAL, TOO_LATE);
+  REFUSED (nbdaio_poll (h, 0), ENOTCONN, "handle is still negotiating (opt "
+           "mode): call nbdaio_opt_go first");
+  REFUSED (nbdaio_aio_pread (h, buf, sizeof buf, 0, NBDAIO_NULL_COMPLETION,
+                             0), ENOTCONN, "handle is still negotiating "
+           "(opt mode): call nbdaio_opt_go first");
+  assert_int_equal (nbdaio_aio_in_flight (h), 0);
+
+  assert_int_equal (nbdaio_opt_go (h), 0);
+  REFUSED (nbdaio_set_export_name (h, "x"), EINVAL, TOO_LATE " or while "
+           "negotiating");
+  REFUSED (nbdaio_set_tls (h, NBDAIO_TLS_ALLOW), EINVAL, TOO_LATE);
+  REFUSED (nbdaio_opt_abort (h), EINVAL, NOT_NEGOTIATING);
+  assert_int_equal (nbdaio_aio_disconnect (h), 0);
+  while (nbdaio_is_connected (h))
+    assert_true (nbdaio_poll (h, 1000) >= 0);
+
+  REFUSED (nbdaio_aio_notify_read (h), ENOTCONN, "handle is disconnected");
+  REFUSED (nbdaio_opt_go (h), EINVAL, NOT_NEGOTIATING);
+  REFUSED (nbdaio_set_export_name (h, "x"), EINVAL, TOO_LATE " or while "
+           "negotiating");
+  assert_int_equal (nbdaio_aio_in_flight (h), 0);
+  ctx_finish (c);
+}
+
 static int
 script_oldstyle (struct fs *s)
 {
@@ -1250,6 +1305,7 @@ main (void)
     T (test_error_replies_other),
     T (test_settings_while_negotiating),
     T (test_wrong_states),
+    T (test_refusal_by_state),
     T (test_no_negotiation_possible),
     T (test_go_export_name_fallback),
     T (test_close_while_negotiating),

@@ -142,6 +142,10 @@ run_vcase (const struct vcase *v)
   fprintf (stderr, "  case %s\n", v->name);
   assert_non_null (s);
   assert_non_null (h);
+  /* every violation here ends the connection (test_violation_policy.c:
+   * the in-sync ones under the default policy) */
+  assert_int_equal (nbdaio_set_reply_violations (h, NBDAIO_VIOLATIONS_CLOSE),
+                    0);
   if (v->hs == HS_NO_SR) {
     s->hs.sr = 0;
     s->hs.tflags &= ~NBD_FLAG_SEND_DF;  /* DF needs structured replies */
