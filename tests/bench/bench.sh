@@ -10,18 +10,23 @@
 #   bash tests/bench/bench.sh --heap-check     # valgrind allocation check only
 #   bash tests/bench/bench.sh --variant poll50:busy_poll=50 --cases randread-4k-qd1
 #   bash tests/bench/bench.sh --help           # every option
+#   bash tests/bench/bench.sh --transports=unix,tcp --cases=randread-4k-qd32
 #
 # This wrapper installs what is missing (as root; otherwise it says what to
 # install), builds the plugin in build-bench/ (release) unless --plugin is
-# given, then hands over to bench.py, which does the work.
+# given, finds the Debian trixie root of tests/interop/make-root.sh (fio
+# 3.39 + libnbd 1.22, qemu-img 10: building it once unless --smoke; without
+# it those clients are skipped, and the output says so), then hands over to
+# bench.py, which does the work.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-plugin="" build=1
+plugin="" build=1 smoke=0
 for a in "$@"; do
   case $a in
+    --smoke) smoke=1 ;;
     --plugin=*) plugin=${a#--plugin=} ;;
     --no-build) build=0 ;;
     -h|--help) exec python3 "$here/bench.py" --help ;;
@@ -37,6 +42,7 @@ done
 declare -A need=(
   [fio]=fio [nbdkit]=nbdkit [python3]=python3 [taskset]=util-linux
   [strace]=strace [valgrind]=valgrind [gnuplot]=gnuplot-nox
+  [certtool]=gnutls-bin [psktool]=gnutls-bin
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -65,7 +71,7 @@ if [ -z "$plugin" ]; then
   plugin="$bdir/fio-plugin/nbdaio.so"
   if [ "$build" = 1 ] || [ ! -f "$plugin" ]; then
     if [ ! -d "$root/.fio-src" ]; then
-      bash "$root/fio-plugin/get-fio-source.sh" "$root/.fio-src"
+      bash "$root/provision/get-fio-source.sh" "$root/.fio-src"
     fi
     if [ ! -f "$bdir/build.ninja" ]; then
       meson setup "$bdir" "$root" -Dfio_plugin=enabled -Dbuildtype=release >/dev/null
@@ -73,6 +79,29 @@ if [ -z "$plugin" ]; then
     ninja -C "$bdir" fio-plugin/nbdaio.so >/dev/null
   fi
   set -- "$@" --plugin="$plugin"
+fi
+
+# The trixie root, and the runner test-trixie.sh defines for it (IN_ROOT,
+# read from there so that there is one definition); --smoke does not build
+# the root, it only uses one that is there.
+R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
+interop=$root/tests/interop
+why=""
+if [ "$smoke" = 1 ] && ! { [ -x "$R/usr/bin/fio" ] && [ -x "$R/usr/bin/qemu-img" ]; }; then
+  why="no trixie root in $R (--smoke does not build it; bash $interop/make-root.sh $R does)"
+elif ! out=$(bash "$interop/make-root.sh" "$R" 2>&1); then
+  why="no trixie root in $R: ${out##*make-root.sh: }"
+else
+  eval "$(sed -n '/^IN_ROOT=(/,/)$/p' "$interop/test-trixie.sh")"
+  if ! declare -p IN_ROOT >/dev/null 2>&1; then
+    why="could not read IN_ROOT from $interop/test-trixie.sh"
+  fi
+fi
+if [ -n "$why" ]; then
+  echo "bench.sh: SKIPPING fio 3.39/libnbd 1.22 and qemu-img bench: $why" >&2
+  set -- "$@" --trixie-skip="$why"
+else
+  set -- "$@" --trixie-root="$R" --in-root="$(printf '%q ' "${IN_ROOT[@]}")"
 fi
 
 exec python3 "$here/bench.py" "$@"

@@ -9,10 +9,15 @@
  * to answer at a real server's pace (a client faster than its server
  * sleeps and wakes for replies: that cost is part of its floor).  Prints the client's CPU time per IO (getrusage:
  * user + system) and its system calls per IO.  Used by bench.py to show
- * the floor under issue 5's "client CPU per IO <= 0.35x" target.
+ * the floor under issue 5's "client CPU per IO <= 0.35x" target.  With -t
+ * the two ends are a TCP loopback connection (TCP_NODELAY, as NBD clients
+ * and nbdkit set it) instead of a unix socket pair; with -s BYTES both ends
+ * set SO_SNDBUF and SO_RCVBUF to BYTES (the kernel doubles it), with -C
+ * BYTES only the client end does: what bigger socket buffers give large
+ * replies, and whether a client can get it alone (issue 15).
  *
  *   socket-floor [-n IOS] [-q DEPTH] [-b BATCH] [-r REPLY] [-d NS]
- *                [-c CPU] [-p CPU]
+ *                [-c CPU] [-p CPU] [-t] [-s BYTES | -C BYTES]
  *
  * Not part of the test suite; built by bench.py with the system compiler. */
 #define _GNU_SOURCE
@@ -29,6 +34,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #define REQ 28
 #define RBUF (256 * 1024)
@@ -81,6 +88,41 @@ peer (int fd, size_t reply, long pace_ns)
   }
 }
 
+/* sv[0] and sv[1]: the two ends of a TCP loopback connection */
+static int
+tcp_pair (int sv[2])
+{
+  struct sockaddr_in a = { .sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t len = sizeof a;
+  int one = 1, l = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (l == -1 || bind (l, (struct sockaddr *) &a, sizeof a) == -1 ||
+      listen (l, 1) == -1 || getsockname (l, (struct sockaddr *) &a, &len))
+    return -1;
+  sv[0] = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sv[0] == -1 || connect (sv[0], (struct sockaddr *) &a, sizeof a) == -1)
+    return -1;
+  sv[1] = accept4 (l, NULL, NULL, SOCK_CLOEXEC);
+  close (l);
+  if (sv[1] == -1)
+    return -1;
+  setsockopt (sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt (sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return 0;
+}
+
+static int
+set_buffers (int fd, int bytes)
+{
+  if (bytes <= 0)
+    return 0;
+  if (setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) == -1 ||
+      setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) == -1)
+    return -1;
+  return 0;
+}
+
 static double
 cpu_seconds (void)
 {
@@ -95,13 +137,13 @@ int
 main (int argc, char **argv)
 {
   long ios = 1000000, depth = 32, batch = 16, reply = 4124, pace = 0;
-  int ccpu = 0, pcpu = 1, sv[2], opt;
+  int ccpu = 0, pcpu = 1, sv[2], opt, tcp = 0, bufsize = 0, peerbuf = 0;
   static char rbuf[RBUF], reqs[1024 * REQ];
   long sent = 0, done = 0, calls = 0, partial = 0;
   struct timespec t0, t1;
   double c0, c1;
 
-  while ((opt = getopt (argc, argv, "n:q:b:r:d:c:p:")) != -1) {
+  while ((opt = getopt (argc, argv, "n:q:b:r:d:c:p:ts:C:")) != -1) {
     switch (opt) {
     case 'n': ios = atol (optarg); break;
     case 'q': depth = atol (optarg); break;
@@ -110,9 +152,12 @@ main (int argc, char **argv)
     case 'd': pace = atol (optarg); break;
     case 'c': ccpu = atoi (optarg); break;
     case 'p': pcpu = atoi (optarg); break;
+    case 't': tcp = 1; break;
+    case 's': bufsize = peerbuf = atoi (optarg); break;
+    case 'C': bufsize = atoi (optarg); peerbuf = 0; break;
     default:
       fprintf (stderr, "usage: %s [-n IOS] [-q DEPTH] [-b BATCH] "
-               "[-r REPLY] [-d NS] [-c CPU] [-p CPU]\n", argv[0]);
+               "[-r REPLY] [-d NS] [-c CPU] [-p CPU] [-t] [-s BYTES | -C BYTES]\n", argv[0]);
       return 2;
     }
   }
@@ -121,8 +166,10 @@ main (int argc, char **argv)
     return 2;
   }
   memset (reqs, 0x25, sizeof reqs);
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-    perror ("socketpair");
+  if ((tcp ? tcp_pair (sv)
+           : socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) == -1 ||
+      set_buffers (sv[0], bufsize) == -1 || set_buffers (sv[1], peerbuf) == -1) {
+    perror (tcp ? "tcp loopback" : "socketpair");
     return 1;
   }
   pid_t pid = fork ();
@@ -172,9 +219,9 @@ main (int argc, char **argv)
   kill (pid, SIGTERM);
   waitpid (pid, NULL, 0);
   double wall = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-  printf ("ios=%ld depth=%ld batch=%ld reply=%ld pace_ns=%ld "
+  printf ("ios=%ld depth=%ld batch=%ld reply=%ld pace_ns=%ld %s buf=%d/%d "
           "cpu_us_per_io=%.3f syscalls_per_io=%.3f iops=%.0f\n", ios, depth,
-          batch, reply, pace,
+          batch, reply, pace, tcp ? "tcp" : "unix", bufsize, peerbuf,
           (c1 - c0) * 1e6 / ios, (double) calls / ios, ios / wall);
   return 0;
 }
