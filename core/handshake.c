@@ -305,7 +305,7 @@ opt_extended_headers (struct hs *hs)
       read_option_reply (hs, NBD_OPT_EXTENDED_HEADERS, &r) == -1)
     return HS_FAILED;
   if (r.type == NBD_REP_ACK) {
-    hs->info->extended = hs->info->structured = true;
+    hs->info->extended = hs->info->structured_replies = true;
     ret = HS_OK;
   }
   else if (r.type == NBD_REP_ERR_TLS_REQD)
@@ -327,7 +327,7 @@ opt_structured_reply (struct hs *hs)
       read_option_reply (hs, NBD_OPT_STRUCTURED_REPLY, &r) == -1)
     return HS_FAILED;
   if (r.type == NBD_REP_ACK)
-    hs->info->structured = true;
+    hs->info->structured_replies = true;
   else if (r.type == NBD_REP_ERR_TLS_REQD)
     ret = option_refused (hs, "", NBD_OPT_STRUCTURED_REPLY, &r);
   else
@@ -613,7 +613,7 @@ check_export (const struct export_info *info)
     return set_violation (RULE_TFLAGS_HAS_FLAGS,
                           "transmission flags 0x%04x lack "
                           "NBD_FLAG_HAS_FLAGS (bit 0)", f);
-  if ((f & NBD_FLAG_SEND_DF) && !info->structured)
+  if ((f & NBD_FLAG_SEND_DF) && !info->structured_replies)
     return set_violation (RULE_TFLAGS_DF, "NBD_FLAG_SEND_DF advertised without "
                           "structured replies");
   if ((f & NBD_FLAG_SEND_FAST_ZERO) && !(f & NBD_FLAG_SEND_WRITE_ZEROES))
@@ -743,7 +743,7 @@ info_for_exchange (struct export_info *tmp, const struct export_info *info)
   memset (tmp, 0, sizeof *tmp);
   tmp->protocol = info->protocol;
   tmp->hflags = info->hflags;
-  tmp->structured = info->structured;
+  tmp->structured_replies = info->structured_replies;
   tmp->extended = info->extended;
   tmp->tls = info->tls;
 }
@@ -763,7 +763,7 @@ negotiate_export (struct hs *hs, const struct export_info *info)
   case PROTO_NEWSTYLE:          /* only NBD_OPT_EXPORT_NAME is allowed */
     return opt_export_name (hs);
   case PROTO_NEWSTYLE_FIXED:
-    if (tmp->structured && hs->o->meta_context)
+    if (tmp->structured_replies && hs->o->meta_context)
       r = opt_set_meta_context (hs);
     if (r == HS_OK)
       r = opt_go_or_info (hs, NBD_OPT_GO);
@@ -802,7 +802,7 @@ handshake_finish (struct transport *t, const struct handshake_opts *o,
          "structured replies %s, meta context %s",
          (unsigned long long) tmp.size, tmp.tflags,
          tmp.extended ? "on (extended headers)" :
-         tmp.structured ? "on" : "off",
+         tmp.structured_replies ? "on" : "off",
          tmp.meta_context ? tmp.meta_context : "none");
   if (check_export (&tmp) == -1)
     goto err;
@@ -1062,9 +1062,9 @@ static void
 raw_acknowledged (struct export_info *info, uint32_t option)
 {
   if (option == NBD_OPT_STRUCTURED_REPLY)
-    info->structured = true;
+    info->structured_replies = true;
   if (option == NBD_OPT_EXTENDED_HEADERS)
-    info->extended = info->structured = true;
+    info->extended = info->structured_replies = true;
 }
 
 enum hs_result

@@ -57,7 +57,7 @@ struct export_info {
   char *description;           /* from NBD_INFO_DESCRIPTION, or NULL */
   uint32_t bs_min, bs_pref, bs_max;   /* 0 when not advertised */
   bool bs_given;               /* NBD_INFO_BLOCK_SIZE arrived */
-  bool structured;             /* structured replies negotiated */
+  bool structured_replies;     /* structured replies negotiated */
   bool extended;               /* extended headers negotiated (implies
                                 * structured) */
   bool tls;                    /* running over TLS */
@@ -127,7 +127,7 @@ enum hs_result handshake_opt_list_meta_context (struct transport *t,
                                                 void *user_data, int *count);
 /* Any option: *reply_type is the type of the final reply (an error reply
  * too: this never returns HS_REFUSED).  An NBD_REP_ACK to
- * NBD_OPT_STRUCTURED_REPLY sets info->structured, one to
+ * NBD_OPT_STRUCTURED_REPLY sets info->structured_replies, one to
  * NBD_OPT_EXTENDED_HEADERS info->extended (and structured). */
 enum hs_result handshake_opt_raw (struct transport *t,
                                   const struct handshake_opts *o,

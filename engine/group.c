@@ -126,7 +126,7 @@ same_export (const struct nbdaio_handle *h0, const struct nbdaio_handle *c,
                       "connection 0 0x%x", i, c->info.tflags,
                       h0->info.tflags);
   if (c->info.extended != h0->info.extended ||
-      c->info.structured != h0->info.structured)
+      c->info.structured_replies != h0->info.structured_replies)
     return set_error (EPROTO, "connection %u negotiated other reply "
                       "headers than connection 0", i);
   return 0;

@@ -129,7 +129,7 @@ nbdaio_get_max_payload (struct nbdaio_handle *h)
 int
 nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h)
 {
-  return check_conn_info (h) == -1 ? -1 : h->info.structured;
+  return check_conn_info (h) == -1 ? -1 : h->info.structured_replies;
 }
 
 int

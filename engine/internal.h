@@ -163,7 +163,7 @@ enum rx_state {
 struct rx {
   enum rx_state state;
   struct nbdaio_cmd *cmd;
-  bool structured;              /* current reply is a structured chunk */
+  bool in_chunk;                /* the current reply is a structured chunk */
   uint16_t chunk_flags;
   uint16_t chunk_type;
   uint32_t length;              /* chunk payload length */

@@ -164,7 +164,7 @@ finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
     simple_read_violation (cmd->cookie, h->rx.simple_error);
     return command_violation (h, cmd);
   }
-  if (cmd->error == 0 && h->rx.structured) {
+  if (cmd->error == 0 && h->rx.in_chunk) {
     if (cmd->type == NBD_CMD_READ && cmd->covered != cmd->count) {
       set_violation (RULE_CHUNK_COVERAGE, "successful read of cookie "
                      "0x%llx ended with %llu of %llu bytes covered "
@@ -183,7 +183,7 @@ finish_command (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
                             (unsigned long long) cmd->cookie,
                             bs_missing (h, cmd));
   }
-  if (cmd->error == 0 && !h->rx.structured && cmd->type == NBD_CMD_BLOCK_STATUS)
+  if (cmd->error == 0 && !h->rx.in_chunk && cmd->type == NBD_CMD_BLOCK_STATUS)
     return set_violation (RULE_BS_EXTENT,
                           "simple reply to NBD_CMD_BLOCK_STATUS "
                           "carries no extents");
@@ -227,14 +227,14 @@ simple_reply (struct nbdaio_handle *h, const uint8_t *p)
     return -1;
   debug (h->debug, "simple reply cookie 0x%llx error %u",
          (unsigned long long) cookie, err);
-  if (cmd->type == NBD_CMD_READ && h->info.structured) {
+  if (cmd->type == NBD_CMD_READ && h->info.structured_replies) {
     if (h->violations_close)
       return simple_read_violation (cookie, err);
     h->rx.simple_read = true;   /* fails at finish_command, once any
                                  * payload is consumed */
     h->rx.simple_error = err;
   }
-  h->rx.structured = false;
+  h->rx.in_chunk = false;
   h->st.simple_replies++;
   h->rx.cmd = cmd;
   if (err) {
@@ -329,7 +329,7 @@ chunk_start (struct nbdaio_handle *h, struct nbdaio_cmd *cmd, uint16_t flags,
 
   debug (h->debug, "chunk %s cookie 0x%llx flags 0x%x length %u",
          proto_chunk_name (type), (unsigned long long) cookie, flags, len);
-  rx->structured = true;
+  rx->in_chunk = true;
   h->st.chunks++;
   rx->cmd = cmd;
   rx->chunk_flags = flags;
@@ -465,7 +465,7 @@ data_done (struct nbdaio_handle *h)
 {
   struct nbdaio_cmd *cmd = h->rx.cmd;
 
-  if (!h->rx.structured) {
+  if (!h->rx.in_chunk) {
     /* a simple reply is one data chunk covering the whole request */
     h->st.payload_received += cmd->count;
     if (!h->rx.simple_read)
@@ -742,10 +742,10 @@ wrong_magic (struct nbdaio_handle *h, uint32_t magic)
                           h->info.extended ? NBD_MAGIC_EXT_REPLY :
                           NBD_MAGIC_SIMPLE_REPLY,
                           h->info.extended ? ", the only reply allowed" :
-                          h->info.structured ? " or 0x668e33ef" : "");
+                          h->info.structured_replies ? " or 0x668e33ef" : "");
   return set_violation (RULE_REPLY_MAGIC, "reply magic 0x%08x (expected "
                         "0x%08x%s)", magic, NBD_MAGIC_SIMPLE_REPLY,
-                        h->info.structured ? " or 0x668e33ef" :
+                        h->info.structured_replies ? " or 0x668e33ef" :
                         ": structured replies were not negotiated");
 }
 
@@ -782,7 +782,7 @@ parse (struct nbdaio_handle *h)
         if (simple_reply (h, p) == -1)
           return -1;
       }
-      else if (magic == NBD_MAGIC_STRUCTURED_REPLY && h->info.structured) {
+      else if (magic == NBD_MAGIC_STRUCTURED_REPLY && h->info.structured_replies) {
         if (avail < NBD_STRUCTURED_REPLY_LEN)
           return 0;
         h->rpos += NBD_STRUCTURED_REPLY_LEN;

@@ -81,21 +81,15 @@ if [ -z "$plugin" ]; then
   set -- "$@" --plugin="$plugin"
 fi
 
-# The trixie root, and the runner test-trixie.sh defines for it (IN_ROOT,
-# read from there so that there is one definition); --smoke does not build
-# the root, it only uses one that is there.
-R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
+# The trixie root and its runner (tests/interop/root.sh: R, IN_ROOT);
+# --smoke does not build the root, it only uses one that is there.
 interop=$root/tests/interop
+source "$interop/root.sh"
 why=""
 if [ "$smoke" = 1 ] && ! { [ -x "$R/usr/bin/fio" ] && [ -x "$R/usr/bin/qemu-img" ]; }; then
   why="no trixie root in $R (--smoke does not build it; bash $interop/make-root.sh $R does)"
 elif ! out=$(bash "$interop/make-root.sh" "$R" 2>&1); then
   why="no trixie root in $R: ${out##*make-root.sh: }"
-else
-  eval "$(sed -n '/^IN_ROOT=(/,/)$/p' "$interop/test-trixie.sh")"
-  if ! declare -p IN_ROOT >/dev/null 2>&1; then
-    why="could not read IN_ROOT from $interop/test-trixie.sh"
-  fi
 fi
 if [ -n "$why" ]; then
   echo "bench.sh: SKIPPING fio 3.39/libnbd 1.22 and qemu-img bench: $why" >&2

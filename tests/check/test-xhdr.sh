@@ -19,6 +19,7 @@ DIST=$1
 CHECK=$(realpath "$2")
 HOSTILE=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../interop/root.sh"   # R, IN_ROOT, need_root, nbd-server
 VERDICTS="$HERE/verdicts.py"
 JUNIT="$HERE/junit-check.py"
 
@@ -28,17 +29,8 @@ case $DIST in
     test_init
     J=$T ;;
   trixie)
-    R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
-    bash "$HERE/../interop/make-root.sh" "$R"
-    case $? in
-      0) ;;
-      77) echo "SKIP: no trixie root (see above)"; exit 77 ;;
-      *) echo "make-root.sh failed" >&2; exit 1 ;;
-    esac
-    # a program of the root, with a clean environment (chroot execs it:
-    # $! of a background one is the program's own pid)
-    RUN=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
-         chroot "$R")
+    need_root
+    RUN=("${IN_ROOT[@]}")
     test_init "$R/tmp"
     J=/tmp/${T##*/} ;;             # the same directory, seen from inside
   *) echo "$0: bookworm or trixie, not '$DIST'" >&2; exit 2 ;;
@@ -66,18 +58,8 @@ qemu_image () {
 # nbd_server SIZE: nbd-server exporting [rw] on $T/nbd.sock; sets URI
 nbd_server () {
   truncate -s "$1" "$T/rw.img"
-  cat > "$T/nbd.conf" <<CONF
-[generic]
-port = $(free_port)
-listenaddr = 127.0.0.1
-unixsock = $J/nbd.sock
-duallisten = true
-[rw]
-exportname = $J/rw.img
-flush = true
-fua = true
-trim = true
-CONF
+  nbd_server_rw_conf "$(free_port)" "$J/nbd.sock" "$J/rw.img" \
+    > "$T/nbd.conf"
   rm -f "$T/nbd.pid" "$T/nbd.sock"
   timeout 20 "${RUN[@]}" nbd-server -C "$J/nbd.conf" -p "$J/nbd.pid"
   wait_until 20 test -s "$T/nbd.pid"

@@ -20,23 +20,13 @@ READ_POLICY=$(realpath "$7")
 SO=${8:+$(realpath "$8")}
 init "$1" "$2" "$3"
 
-R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
-bash "$here/make-root.sh" "$R"
-case $? in
-  0) ;;
-  77) echo "SKIP: no trixie root (see above)"; exit 77 ;;
-  *) echo "make-root.sh failed" >&2; exit 1 ;;
-esac
+source "$here/root.sh"
+need_root
 # this run's files inside the root: /tmp/nbdaio-interop.XXX there is
 # $R/tmp/... here
 IN=$(mktemp -d "$R/tmp/nbdaio-interop.XXXXXX")
 J=/tmp/${IN##*/}                # the same directory, seen from inside
 trap 'stop_servers; rm -rf "$T" "$IN"' EXIT
-
-# "${IN_ROOT[@]}" CMD...: run a trixie program with a clean environment
-# (chroot execs it: $! of a background one is the program's own pid)
-IN_ROOT=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
-         chroot "$R")
 
 # start_in_root NAME CMD...: a server in the root, in the background
 start_in_root () {
@@ -194,18 +184,8 @@ WANT
 case_nbd_server () {
   truncate -s 64M "$IN/rw.img"
   # nbd-server daemonizes; port 0 would mean inetd mode, so a real port
-  cat > "$IN/nbd.conf" <<CONF
-[generic]
-port = $(free_port)
-listenaddr = 127.0.0.1
-unixsock = $J/nbd.sock
-duallisten = true
-[rw]
-exportname = $J/rw.img
-flush = true
-fua = true
-trim = true
-CONF
+  nbd_server_rw_conf "$(free_port)" "$J/nbd.sock" "$J/rw.img" \
+    > "$IN/nbd.conf"
   rm -f "$IN/nbd.pid" "$IN/nbd.sock"
   timeout 20 "${IN_ROOT[@]}" nbd-server -C "$J/nbd.conf" -p "$J/nbd.pid"
   wait_until 20 test -s "$IN/nbd.pid"
