@@ -39,7 +39,8 @@ struct engine {
   unsigned hold_max;            /* commit submits this many at once */
 
   enum trim_op trim_op;
-  uint32_t write_flags;
+  uint32_t write_flags;         /* FUA for writes (fua=1) */
+  uint32_t trim_flags;          /* the flags of trim_op's command */
 
   struct io_u **ring;           /* completed io_us, in completion order */
   unsigned ring_mask;
@@ -153,6 +154,12 @@ engine_init (struct thread_data *td)
       !(e->g = job_connect (td, o, depth)))
     return 1;
   e->write_flags = o->fua ? NBDAIO_CMD_FLAG_FUA : 0;
+  e->trim_flags = e->trim_op == TRIM_OP_CACHE ? 0 :
+                  e->trim_op == TRIM_OP_ZERO_NOHOLE ?
+                    e->write_flags | NBDAIO_CMD_FLAG_NO_HOLE :
+                  e->trim_op == TRIM_OP_FAST_ZERO ?
+                    e->write_flags | NBDAIO_CMD_FLAG_FAST_ZERO :
+                  e->write_flags;
   /* half the queue depth: the other half keeps the server busy while a
    * batch is collected */
   e->hold_max = depth / 2 ? depth / 2 : 1;
@@ -201,12 +208,6 @@ issue (struct engine *e, struct nbdaio_handle *h, struct io_u *io_u)
 {
   nbdaio_completion_callback cb = { .callback = on_complete,
                                     .user_data = io_u->engine_data };
-  uint32_t trim_flags[] = {
-    [TRIM_OP_TRIM] = e->write_flags, [TRIM_OP_ZERO] = e->write_flags,
-    [TRIM_OP_ZERO_NOHOLE] = e->write_flags | NBDAIO_CMD_FLAG_NO_HOLE,
-    [TRIM_OP_FAST_ZERO] = e->write_flags | NBDAIO_CMD_FLAG_FAST_ZERO,
-    [TRIM_OP_CACHE] = 0,
-  };
 
   switch (io_u->ddir) {
   case DDIR_READ:
@@ -218,7 +219,7 @@ issue (struct engine *e, struct nbdaio_handle *h, struct io_u *io_u)
   case DDIR_TRIM:
     return (e->trim_op == TRIM_OP_TRIM ? nbdaio_aio_trim :
             e->trim_op == TRIM_OP_CACHE ? nbdaio_aio_cache : nbdaio_aio_zero)
-      (h, io_u->xfer_buflen, io_u->offset, cb, trim_flags[e->trim_op]);
+      (h, io_u->xfer_buflen, io_u->offset, cb, e->trim_flags);
   case DDIR_SYNC:
   case DDIR_DATASYNC:
   case DDIR_SYNC_FILE_RANGE:

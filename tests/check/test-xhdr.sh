@@ -56,17 +56,7 @@ qemu_image () {
 }
 
 # nbd_server SIZE: nbd-server exporting [rw] on $T/nbd.sock; sets URI
-nbd_server () {
-  truncate -s "$1" "$T/rw.img"
-  nbd_server_rw_conf "$(free_port)" "$J/nbd.sock" "$J/rw.img" \
-    > "$T/nbd.conf"
-  rm -f "$T/nbd.pid" "$T/nbd.sock"
-  timeout 20 "${RUN[@]}" nbd-server -C "$J/nbd.conf" -p "$J/nbd.pid"
-  wait_until 20 test -s "$T/nbd.pid"
-  track "$(cat "$T/nbd.pid")"
-  wait_until 20 test -S "$T/nbd.sock"
-  URI="nbd+unix:///rw?socket=$T/nbd.sock"
-}
+nbd_server () { start_nbd_server_rw "$T" "$J" "$1" "${RUN[@]}"; }
 
 # check NAME [nbdaio-check args...] -- [verdicts.py args...]: nbdaio-check
 # --json --junit (verdicts asserted), then the human report --junit (the

@@ -8,9 +8,11 @@
 #                is the program's own pid)
 #   need_root    build the root when it is missing (make-root.sh), or exit
 #                77 (skipped, never passed) when it cannot be built here
-#   nbd_server_rw_conf PORT SOCK IMG: an nbd-server configuration with one
-#                read-write export [rw] on IMG (flush, FUA, trim), listening
-#                on 127.0.0.1:PORT and the unix socket SOCK
+#   start_nbd_server_rw DIR INSIDE SIZE [RUNNER...]: nbd-server, run by
+#                RUNNER (IN_ROOT, or nothing for the host's), exporting
+#                [rw] (flush, FUA, trim) on DIR/rw.img of SIZE, with its
+#                socket, config and pid file in DIR, which the server sees
+#                as INSIDE; tracked for stop_servers; sets URI
 R=${NBDAIO_TRIXIE_ROOT:-/var/cache/nbdaio/trixie}
 IN_ROOT=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
          chroot "$R")
@@ -25,17 +27,27 @@ need_root () {
   esac
 }
 
-nbd_server_rw_conf () {
-  cat <<CONF
+start_nbd_server_rw () {
+  local dir=$1 in=$2 size=$3
+  shift 3
+  truncate -s "$size" "$dir/rw.img"
+  # nbd-server daemonizes; port 0 would mean inetd mode, so a real port
+  cat > "$dir/nbd.conf" <<CONF
 [generic]
-port = $1
+port = $(free_port)
 listenaddr = 127.0.0.1
-unixsock = $2
+unixsock = $in/nbd.sock
 duallisten = true
 [rw]
-exportname = $3
+exportname = $in/rw.img
 flush = true
 fua = true
 trim = true
 CONF
+  rm -f "$dir/nbd.pid" "$dir/nbd.sock"
+  timeout 20 "$@" nbd-server -C "$in/nbd.conf" -p "$in/nbd.pid"
+  wait_until 20 test -s "$dir/nbd.pid"
+  track "$(cat "$dir/nbd.pid")"
+  wait_until 20 test -S "$dir/nbd.sock"
+  URI="nbd+unix:///rw?socket=$dir/nbd.sock"
 }

@@ -182,16 +182,7 @@ WANT
 }
 
 case_nbd_server () {
-  truncate -s 64M "$IN/rw.img"
-  # nbd-server daemonizes; port 0 would mean inetd mode, so a real port
-  nbd_server_rw_conf "$(free_port)" "$J/nbd.sock" "$J/rw.img" \
-    > "$IN/nbd.conf"
-  rm -f "$IN/nbd.pid" "$IN/nbd.sock"
-  timeout 20 "${IN_ROOT[@]}" nbd-server -C "$J/nbd.conf" -p "$J/nbd.pid"
-  wait_until 20 test -s "$IN/nbd.pid"
-  track "$(cat "$IN/nbd.pid")"
-  wait_until 20 test -S "$IN/nbd.sock"
-  URI="nbd+unix:///rw?socket=$IN/nbd.sock"
+  start_nbd_server_rw "$IN" "$J" 64M "${IN_ROOT[@]}"
   info "$URI" "$T/info.json"
   expect_json "$T/info.json" size=67108864 structured_replies=true
   # 3.26 negotiates structured replies but answers a failing or DF read
