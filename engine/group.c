@@ -255,24 +255,18 @@ nbdaio_group_get_stats (struct nbdaio_group *g, struct nbdaio_stats *out,
 {
   /* every field is a uint64_t counter (nbdaio.h): summed as such */
   enum { NCOUNTERS = sizeof (struct nbdaio_stats) / sizeof (uint64_t) };
-  uint64_t sum[NCOUNTERS] = { 0 };
+  union { struct nbdaio_stats s; uint64_t c[NCOUNTERS]; } sum = { 0 }, one;
   _Static_assert (sizeof (struct nbdaio_stats) % sizeof (uint64_t) == 0,
                   "struct nbdaio_stats holds only uint64_t counters");
 
   if (!g || !out)
     return set_error (EINVAL, "group or output is NULL");
   for (unsigned i = 0; i < g->n; i++) {
-    uint64_t one[NCOUNTERS];
-    nbdaio_get_stats (g->m[i].h, (struct nbdaio_stats *) one, sizeof one);
+    nbdaio_get_stats (g->m[i].h, &one.s, sizeof one.s);
     for (size_t k = 0; k < NCOUNTERS; k++)
-      sum[k] += one[k];
+      sum.c[k] += one.c[k];
   }
-  if (size > sizeof sum) {
-    memset ((char *) out + sizeof sum, 0, size - sizeof sum);
-    size = sizeof sum;
-  }
-  memcpy (out, sum, size);
-  return (int) size;
+  return stats_copy_out (&sum.s, out, size);
 }
 
 /* ---- spreading and submitting ------------------------------------------ */

@@ -446,6 +446,13 @@ void group_cmd_done (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
  * (ENOMEM). */
 int settings_copy (struct nbdaio_handle *dst, const struct nbdaio_handle *src);
 
+/* stats.c */
+/* Copy the first size bytes of *s to out (a caller's struct of size
+ * bytes: a longer one gets the rest zeroed).  Returns the bytes that hold
+ * counters. */
+int stats_copy_out (const struct nbdaio_stats *s, struct nbdaio_stats *out,
+                    size_t size);
+
 /* send.c */
 int send_init (struct nbdaio_handle *h);
 void send_enqueue (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);

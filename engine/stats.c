@@ -54,10 +54,17 @@ nbdaio_get_stats (struct nbdaio_handle *h, struct nbdaio_stats *out,
   s.commands_resent = st->resent;
   s.downtime_ms = st->downtime_ms;
   s.command_violations = st->command_violations;
-  if (size > sizeof s) {
-    memset ((char *) out + sizeof s, 0, size - sizeof s);
-    size = sizeof s;
+  return stats_copy_out (&s, out, size);
+}
+
+int
+stats_copy_out (const struct nbdaio_stats *s, struct nbdaio_stats *out,
+                size_t size)
+{
+  if (size > sizeof *s) {
+    memset ((char *) out + sizeof *s, 0, size - sizeof *s);
+    size = sizeof *s;
   }
-  memcpy (out, &s, size);
+  memcpy (out, s, size);
   return (int) size;
 }
