@@ -86,7 +86,8 @@ enum hs_result handshake_run (struct transport *t,
 /* The first part: greeting, client flags, NBD_OPT_STARTTLS and
  * NBD_OPT_EXTENDED_HEADERS (refused: NBD_OPT_STRUCTURED_REPLY) as o asks
  * (fixed newstyle only).  Fills the connection facts of *info (protocol,
- * hflags, structured, extended, tls; size and tflags for oldstyle).
+ * hflags, structured_replies, extended, tls; size and tflags for
+ * oldstyle).
  * Returns HS_OK or HS_FAILED. */
 enum hs_result handshake_start (struct transport *t,
                                 const struct handshake_opts *o,

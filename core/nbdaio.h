@@ -1,7 +1,7 @@
 /* nbdaio.h - the public API of libnbdaio, an asynchronous NBD client.
  *
- * This header is the whole public surface: fio-plugin/ and examples/ include
- * nothing else.  Every exported symbol is prefixed nbdaio_.
+ * This header is the whole public surface: fio-plugin/, tools/ and examples/
+ * include nothing else.  Every exported symbol is prefixed nbdaio_.
  *
  * Conventions (they mirror libnbd's aio calls):
  *  - Calls returning int return 0 (or a non-negative value) on success and -1
@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "nbdaio-version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,7 +46,13 @@ struct nbdaio_handle;
 /* Runs once when a command completes.  *error is 0 on success or an errno
  * value; the callback may change it.  Return 1 to retire the command at once
  * (nbdaio_aio_command_completed then no longer knows its cookie), 0 to keep
- * it until nbdaio_aio_command_completed retires it. */
+ * it until nbdaio_aio_command_completed retires it.  When the server's
+ * reply broke a protocol rule that fails only this command
+ * (nbdaio_set_reply_violations), *error is EPROTO and, in the callback,
+ * nbdaio_get_violation () is the rule's tag and nbdaio_get_error () says
+ * "protocol violation [tag]: " what the server sent and the rule's
+ * section of the NBD specification (nbdaio_aio_command_completed reports
+ * the same error). */
 typedef struct {
   int (*callback) (void *user_data, int *error);
   void *user_data;
@@ -126,6 +134,14 @@ typedef struct {
 #define NBDAIO_STRICT_PAYLOAD  0x10u  /* payload <= maximum block size */
 #define NBDAIO_STRICT_ALL      0x1fu
 
+/* ---- version --------------------------------------------------------- */
+
+/* Return the version of the library running, as "MAJOR.MINOR.MICRO":
+ * NBDAIO_VERSION_STRING of the library's build, which may be newer than
+ * the NBDAIO_VERSION_* macros (nbdaio-version.h) a program was compiled
+ * with.  The string is static.  Never fails; safe from any thread. */
+NBDAIO_API const char *nbdaio_get_version (void);
+
 /* ---- errors ---------------------------------------------------------- */
 
 /* The message of the last error in this thread, or NULL if none.  Text
@@ -135,22 +151,81 @@ typedef struct {
 NBDAIO_API const char *nbdaio_get_error (void);
 /* The errno of the last error in this thread, or 0 if none. */
 NBDAIO_API int nbdaio_get_errno (void);
-/* When the last error in this thread is a protocol violation by the server
- * (errno EPROTO, message "protocol violation [tag]: ..."), the tag of the
- * rule it broke ("chunk-overlap"; README's "Protocol rules enforced" lists
- * every tag with its section of the NBD specification); NULL when there is
- * no error or it is not a violation (an error that only quotes one, such as
- * "connection is dead: protocol violation [...]", is not: see
- * nbdaio_get_connection_violation).  The string is static.  Never fails. */
+/* The protocol rule behind this thread's last error: when the last error
+ * in this thread is a protocol violation by the server (errno EPROTO, message
+ * "protocol violation [tag]: ..."), the tag of the rule it broke
+ * ("chunk-overlap"; README's "Protocol rules enforced" lists every tag with
+ * its section of the NBD specification); NULL when there is no error or it is
+ * not a violation (an error that only quotes one, such as "connection is dead:
+ * protocol violation [...]", is not: see nbdaio_get_connection_violation).
+ * The string is static.  Never fails. */
 NBDAIO_API const char *nbdaio_get_violation (void);
+
+/* ---- protocol values ------------------------------------------------- */
+
+/* The NBD specification's numbers for what crosses this API: the one
+ * definition of them in the project (the library's wire code uses these
+ * too).  The names are the specification's with NBD_ replaced by
+ * NBDAIO_; nbdaio_option_name and the other calls below give the
+ * specification's names back. */
+
+/* Handshake flags of the server (nbdaio_get_handshake_flags). */
+#define NBDAIO_HANDSHAKE_FLAG_FIXED_NEWSTYLE (1u << 0)
+#define NBDAIO_HANDSHAKE_FLAG_NO_ZEROES      (1u << 1)
+
+/* Transmission flags of the export (nbdaio_get_transmission_flags). */
+#define NBDAIO_FLAG_HAS_FLAGS            (1u << 0)
+#define NBDAIO_FLAG_READ_ONLY            (1u << 1)
+#define NBDAIO_FLAG_SEND_FLUSH           (1u << 2)
+#define NBDAIO_FLAG_SEND_FUA             (1u << 3)
+#define NBDAIO_FLAG_ROTATIONAL           (1u << 4)
+#define NBDAIO_FLAG_SEND_TRIM            (1u << 5)
+#define NBDAIO_FLAG_SEND_WRITE_ZEROES    (1u << 6)
+#define NBDAIO_FLAG_SEND_DF              (1u << 7)
+#define NBDAIO_FLAG_CAN_MULTI_CONN       (1u << 8)
+#define NBDAIO_FLAG_SEND_RESIZE          (1u << 9)
+#define NBDAIO_FLAG_SEND_CACHE           (1u << 10)
+#define NBDAIO_FLAG_SEND_FAST_ZERO       (1u << 11)
+#define NBDAIO_FLAG_BLOCK_STATUS_PAYLOAD (1u << 12)
+
+/* Options (nbdaio_opt_raw, nbdaio_option_name). */
+#define NBDAIO_OPT_EXPORT_NAME       1
+#define NBDAIO_OPT_ABORT             2
+#define NBDAIO_OPT_LIST              3
+#define NBDAIO_OPT_STARTTLS          5
+#define NBDAIO_OPT_INFO              6
+#define NBDAIO_OPT_GO                7
+#define NBDAIO_OPT_STRUCTURED_REPLY  8
+#define NBDAIO_OPT_LIST_META_CONTEXT 9
+#define NBDAIO_OPT_SET_META_CONTEXT  10
+#define NBDAIO_OPT_EXTENDED_HEADERS  11
+
+/* Option reply types (what nbdaio_opt_raw and nbdaio_get_opt_reply_type
+ * return; nbdaio_option_reply_name): NBDAIO_REP_FLAG_ERROR is set in every
+ * error type. */
+#define NBDAIO_REP_ACK               1
+#define NBDAIO_REP_SERVER            2
+#define NBDAIO_REP_INFO              3
+#define NBDAIO_REP_META_CONTEXT      4
+#define NBDAIO_REP_FLAG_ERROR        (UINT32_C (1) << 31)
+#define NBDAIO_REP_ERR_UNSUP         (NBDAIO_REP_FLAG_ERROR | 1)
+#define NBDAIO_REP_ERR_POLICY        (NBDAIO_REP_FLAG_ERROR | 2)
+#define NBDAIO_REP_ERR_INVALID       (NBDAIO_REP_FLAG_ERROR | 3)
+#define NBDAIO_REP_ERR_PLATFORM      (NBDAIO_REP_FLAG_ERROR | 4)
+#define NBDAIO_REP_ERR_TLS_REQD      (NBDAIO_REP_FLAG_ERROR | 5)
+#define NBDAIO_REP_ERR_UNKNOWN       (NBDAIO_REP_FLAG_ERROR | 6)
+#define NBDAIO_REP_ERR_SHUTDOWN      (NBDAIO_REP_FLAG_ERROR | 7)
+#define NBDAIO_REP_ERR_BLOCK_SIZE_REQD (NBDAIO_REP_FLAG_ERROR | 8)
+#define NBDAIO_REP_ERR_TOO_BIG       (NBDAIO_REP_FLAG_ERROR | 9)
+#define NBDAIO_REP_ERR_EXT_HEADER_REQD (NBDAIO_REP_FLAG_ERROR | 10)
 
 /* ---- names of wire values -------------------------------------------- */
 
-/* The name the NBD specification gives a value seen on the wire, as a
- * static string: an option (nbdaio_opt_raw's option: "NBD_OPT_GO"), an
- * option reply type (what nbdaio_opt_raw and nbdaio_get_opt_reply_type
- * return: "NBD_REP_ACK", "NBD_REP_ERR_UNSUP"), a command type
- * ("NBD_CMD_READ"), a structured reply chunk type
+/* Name a value seen on the wire as the NBD specification does.  Each
+ * returns a static string: the name of an option (nbdaio_opt_raw's option:
+ * "NBD_OPT_GO"), an option reply type (what nbdaio_opt_raw and
+ * nbdaio_get_opt_reply_type return: "NBD_REP_ACK", "NBD_REP_ERR_UNSUP"), a
+ * command type ("NBD_CMD_READ"), a structured reply chunk type
  * ("NBD_REPLY_TYPE_OFFSET_DATA") or an error value ("NBD_EIO").  Each
  * returns NULL for a value the library does not know.  Never fail; safe
  * from any thread. */
@@ -166,14 +241,14 @@ NBDAIO_API const char *nbdaio_error_name (uint32_t error);
  * descriptions of nbdaio_opt_list, the context names of
  * nbdaio_opt_list_meta_context) are handed over raw: they may hold any
  * byte but NUL, including terminal escape sequences and invalid UTF-8.
- * Escape them before printing them or writing them to a log:
- *
- * nbdaio_escape_string copies the len bytes at s (s may be NULL when len
- * is 0) to buf, keeping printable ASCII and the UTF-8 encoding of
- * printable code points, writing a backslash as "\\" and every other byte
- * as "\xNN" (two lowercase hex digits): C0 controls and NUL, DEL, C1
- * controls (U+0080-U+009F), invisible and direction-changing format
- * characters (U+200B-U+200F, U+2028-U+202E, U+2060-U+206F, U+FEFF,
+ * Escape them before printing them or writing them to a log. */
+
+/* Escape untrusted server text for printing.  nbdaio_escape_string copies the
+ * len bytes at s (s may be NULL when len is 0) to buf, keeping printable ASCII
+ * and the UTF-8 encoding of printable code points, writing a backslash as "\\"
+ * and every other byte as "\xNN" (two lowercase hex digits): C0 controls and
+ * NUL, DEL, C1 controls (U+0080-U+009F), invisible and direction-changing
+ * format characters (U+200B-U+200F, U+2028-U+202E, U+2060-U+206F, U+FEFF,
  * U+FFF9-U+FFFB), the noncharacters U+FFFE-U+FFFF, and every byte of
  * invalid UTF-8 (stray continuation bytes, truncated or overlong
  * sequences, surrogates, code points above U+10FFFF).  The output holds
@@ -194,15 +269,20 @@ NBDAIO_API struct nbdaio_handle *nbdaio_create (void);
 /* Close the handle: sends a disconnect if the connection is idle, completes
  * every queued or in-flight command with ENOTCONN, runs every pending free
  * function, closes the socket and frees the handle.  NULL is allowed.  Must
- * not be called from inside a callback. */
+ * not be called from inside a callback.  It does not wait for the server's
+ * replies, but it may block briefly: sending NBD_CMD_DISC on an idle
+ * connection waits at most 1 s for the socket, and on a negotiating handle
+ * (opt mode) sending NBD_OPT_ABORT and reading its acknowledgement take at
+ * most 1 s together. */
 NBDAIO_API void nbdaio_close (struct nbdaio_handle *h);
 
 /* Settings: only before connecting (else -1, EINVAL). */
-/* The export name to ask for (default "").  Setting it makes the export
+/* Set the export name to ask for (default "").  Setting it makes the export
  * explicit: nbdaio_connect_uri then refuses a URI naming another one. */
 NBDAIO_API int nbdaio_set_export_name (struct nbdaio_handle *h,
                                        const char *name);
-/* Ask for structured replies (default 1). */
+/* Ask for structured replies (default 1).  Returns 0, or -1 (EINVAL) if h
+ * is NULL or has connected. */
 NBDAIO_API int nbdaio_set_request_structured_replies (struct nbdaio_handle *h,
                                                       int request);
 /* Ask for extended headers (NBD_OPT_EXTENDED_HEADERS, before structured
@@ -213,8 +293,8 @@ NBDAIO_API int nbdaio_set_request_structured_replies (struct nbdaio_handle *h,
  * or -1 (EINVAL) if h is NULL or has connected. */
 NBDAIO_API int nbdaio_set_request_extended_headers (struct nbdaio_handle *h,
                                                     int request);
-/* The meta context to negotiate when structured replies are on (default
- * "base:allocation"); NULL negotiates none.  Replaces the whole list
+/* Set the meta context to negotiate when structured replies are on
+ * (default "base:allocation"); NULL negotiates none.  Replaces the whole list
  * nbdaio_add_meta_context builds. */
 NBDAIO_API int nbdaio_set_meta_context (struct nbdaio_handle *h,
                                         const char *name);
@@ -228,28 +308,28 @@ NBDAIO_API int nbdaio_set_meta_context (struct nbdaio_handle *h,
  * bytes, or asked already), E2BIG (NBDAIO_MAX_META_CONTEXTS reached). */
 NBDAIO_API int nbdaio_add_meta_context (struct nbdaio_handle *h,
                                         const char *name);
-/* Connect + handshake timeout in milliseconds (default 30000; 0 = none):
- * one deadline for the whole connect call (socket, TLS, every option). */
+/* Set the connect + handshake timeout in milliseconds (default 30000;
+ * 0 = none): one deadline for the whole connect call (socket, TLS, every
+ * option).  Returns 0, or -1 (EINVAL) if h is NULL or has connected. */
 NBDAIO_API int nbdaio_set_connect_timeout (struct nbdaio_handle *h,
                                            unsigned ms);
-/* Request timeout in milliseconds (default 0 = none).  A command sent to
- * the server that has no final reply after ms (or, while the server does
+/* Set the request timeout in milliseconds (default 0 = none).  A command sent
+ * to the server that has no final reply after ms (or, while the server does
  * not read, a request that could not be sent whole within ms) ends the
  * connection, since NBD cannot cancel a command: every command in flight
  * completes with ETIMEDOUT (callbacks once, frees once) and the call that
- * noticed returns -1 with ETIMEDOUT and a message naming the oldest
- * command (type, offset, length) and the timeout, which is also
- * nbdaio_get_connection_error.  It is checked, with the resolution of
- * the coarse monotonic clock (a few ms), by nbdaio_poll,
- * nbdaio_aio_notify_read, nbdaio_aio_notify_write and so by the
- * synchronous wrappers and nbdaio_shutdown; an event loop of its own
- * waits at most nbdaio_aio_get_timeout.  Only before connecting (else -1,
- * EINVAL). */
+ * noticed returns -1 with ETIMEDOUT and a message naming the oldest command
+ * (type, offset, length) and the timeout, which is also
+ * nbdaio_get_connection_error.  It is checked, with the resolution of the
+ * coarse monotonic clock (a few ms), by nbdaio_poll, nbdaio_aio_notify_read,
+ * nbdaio_aio_notify_write and so by the synchronous wrappers and
+ * nbdaio_shutdown; an event loop of its own waits at most
+ * nbdaio_aio_get_timeout.  Only before connecting (else -1, EINVAL). */
 NBDAIO_API int nbdaio_set_request_timeout (struct nbdaio_handle *h,
                                            unsigned ms);
-/* Reconnect (default 0 = off).  With ms > 0, a connection made by
- * nbdaio_connect_unix, _tcp or _uri that is lost (EOF, reset, a request
- * timeout) is re-established to the same target with the same settings
+/* Reconnect a lost connection (default 0 = off).  With ms > 0, a connection
+ * made by nbdaio_connect_unix, _tcp or _uri that is lost (EOF, reset, a
+ * request timeout) is re-established to the same target with the same settings
  * and TLS for up to ms milliseconds; the commands in flight are checked
  * against what the server then advertises (one no longer allowed fails
  * with the error issuing it would get: EPERM, EINVAL, ERANGE) and sent
@@ -273,25 +353,31 @@ NBDAIO_API int nbdaio_set_request_timeout (struct nbdaio_handle *h,
  * downtime_ms). */
 NBDAIO_API int nbdaio_set_reconnect_delay (struct nbdaio_handle *h,
                                            unsigned ms);
-/* Maximum number of commands issued and not yet retired (default 256,
- * 1..65536).  Issuing beyond it fails with EAGAIN. */
+/* Set the maximum number of commands issued and not yet retired (default
+ * 256, 1..65536).  Issuing beyond it fails with EAGAIN.  Returns 0, or -1
+ * with EINVAL (h NULL or connected, n out of range). */
 NBDAIO_API int nbdaio_set_max_in_flight (struct nbdaio_handle *h,
                                          unsigned n);
-/* NBDAIO_STRICT_* bits (default NBDAIO_STRICT_ALL); may be changed at any
+/* Set or get the local checks made before a command is sent:
+ * NBDAIO_STRICT_* bits (default NBDAIO_STRICT_ALL); may be changed at any
  * time. */
 NBDAIO_API int nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags);
 NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
 /* nbdaio_set_reply_violations() policies. */
 #define NBDAIO_VIOLATIONS_COMMAND 0
 #define NBDAIO_VIOLATIONS_CLOSE   1
-/* What a protocol violation of the server found in a command's final
- * reply, consumed whole (the stream in sync, one command concerned), does
+/* Fail the command or the connection on a reply violation: what a
+ * protocol violation of the server found in a command's final reply,
+ * consumed whole (the stream in sync, one command concerned), does
  * (README "Protocol rules enforced": simple-reply-read, chunk-coverage,
  * chunk-error-length in a final error chunk; every other violation ends
  * the connection under either policy).  NBDAIO_VIOLATIONS_COMMAND (default):
- * that command completes with EPROTO, its completion callback seeing
- * nbdaio_get_violation () = the rule's tag and a message naming the
- * command's cookie; the connection and the other commands live on;
+ * that command completes with EPROTO, its completion callback, then
+ * nbdaio_aio_command_completed (so a synchronous call such as
+ * nbdaio_pread) seeing nbdaio_get_violation () = the rule's tag and a
+ * message naming what the server sent (with the command's cookie) and the
+ * rule's section of the NBD specification; the connection and the other
+ * commands live on;
  * counted in nbdaio_get_stats (command_violations).
  * NBDAIO_VIOLATIONS_CLOSE: the connection ends, as for any other
  * violation (what a conformance checker wants).  Returns 0, or -1 with
@@ -299,18 +385,23 @@ NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_set_reply_violations (struct nbdaio_handle *h,
                                             int policy);
 /* Split commands longer than one request may carry (default 1; only
- * before connecting, else -1, EINVAL).  With it on, a read or write
- * longer than the maximum payload (nbdaio_get_max_payload), and a trim,
- * zero or cache longer than the 32-bit wire length, is sent as several
- * requests ("pieces"), each aligned to the minimum block size (trim, zero
- * and cache pieces to the preferred one), and completes as one command:
- * see "asynchronous commands".  Block status is never split.  0 sends
- * every command as one request: the old refusals stand (ERANGE). */
+ * before connecting, else -1, EINVAL).  With it on, a read, write or
+ * cache longer than the maximum payload (nbdaio_get_max_payload; a cache
+ * carries none, but servers refuse one above it: qemu-nbd does) and,
+ * without extended headers, a trim or zero longer than the 32-bit wire
+ * length is sent as several requests ("pieces"), each aligned to the
+ * minimum block size (trim, zero and cache pieces to the preferred one),
+ * and completes as one command: see "asynchronous commands".  With
+ * extended headers a trim or zero of any length is one request.  Block
+ * status is never split.  0 sends every command as one request: the
+ * refusals of "asynchronous commands" apply (ERANGE).  Returns 0, or -1
+ * (EINVAL) if h is NULL or connected. */
 NBDAIO_API int nbdaio_set_split (struct nbdaio_handle *h, int split);
-/* 1 if split is on, 0 if off, -1 (EINVAL) if h is NULL. */
+/* Whether commands are split.  Returns 1 if split is on, 0 if off, -1
+ * (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_get_split (struct nbdaio_handle *h);
-/* Whether queued commands leave on their own (default 1), as
- * io_uring_submit is the caller's choice in liburing.  On: a queued
+/* Whether queued commands leave on their own (default 1; off, submitting
+ * is the caller's choice, as io_uring_submit is in liburing).  On: a queued
  * command leaves at the next nbdaio_aio_submit, nbdaio_aio_notify_write,
  * nbdaio_aio_notify_read or nbdaio_poll, whichever comes first.  Off: it
  * leaves only once the caller submits (nbdaio_aio_submit, or nbdaio_poll,
@@ -328,19 +419,23 @@ NBDAIO_API int nbdaio_get_split (struct nbdaio_handle *h);
  * already as submitted.  Returns 0, or -1 (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_set_auto_submit (struct nbdaio_handle *h,
                                        int auto_submit);
-/* 1 if auto-submit is on, 0 if off, -1 (EINVAL) if h is NULL. */
+/* Whether auto-submit is on.  Returns 1 if it is, 0 if off, -1 (EINVAL)
+ * if h is NULL. */
 NBDAIO_API int nbdaio_get_auto_submit (struct nbdaio_handle *h);
-/* Connections nbdaio_group_create opens from h: 1 (default) to
+/* Set how many connections nbdaio_group_create opens from h: 1 (default) to
  * NBDAIO_GROUP_MAX (setting "conns"; also a profile key).  Only before
  * connecting, else -1 (EINVAL); out of range: EINVAL. */
 NBDAIO_API int nbdaio_set_conns (struct nbdaio_handle *h, unsigned n);
-/* Let nbdaio_group_create open several connections although the server
- * does not advertise multi-conn (default 0; setting "force-multi-conn"):
- * the connections may then see each other's writes late, and a group
- * flush is sent on every connection.  Only before connecting (EINVAL). */
+/* Allow a group without multi-conn: let nbdaio_group_create open several
+ * connections although the server does not advertise multi-conn (default 0;
+ * setting "force-multi-conn"): the connections may then see each other's
+ * writes late, and a group flush is sent on every connection.  Returns 0,
+ * or -1 (EINVAL) if h is NULL or has connected. */
 NBDAIO_API int nbdaio_set_force_multi_conn (struct nbdaio_handle *h,
                                             int force);
-/* Protocol tracing to stderr (default: NBDAIO_DEBUG=1 in the environment). */
+/* Turn protocol tracing to stderr on or off (default: NBDAIO_DEBUG=1 in
+ * the environment).  Unlike the settings around it, allowed at any time.
+ * Returns 0, or -1 (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 
 /* TLS modes for nbdaio_set_tls(). */
@@ -348,43 +443,51 @@ NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 #define NBDAIO_TLS_ALLOW   1   /* TLS when the server offers it */
 #define NBDAIO_TLS_REQUIRE 2   /* TLS or fail; never falls back to plaintext */
 
-/* TLS mode (NBDAIO_TLS_*; an nbds:// URI sets REQUIRE).  -1 (EINVAL) for
- * another value. */
+/* Set or get the TLS mode (NBDAIO_TLS_*; an nbds:// URI sets REQUIRE).  -1
+ * (EINVAL) for another value. */
 NBDAIO_API int nbdaio_set_tls (struct nbdaio_handle *h, int mode);
 NBDAIO_API int nbdaio_get_tls (struct nbdaio_handle *h);
-/* x509: a directory holding ca-cert.pem (trusted CAs) and optionally
- * client-cert.pem + client-key.pem, laid out as nbdkit and qemu do.  NULL
- * (the default) trusts the system store and sends no client certificate.
- * The files are read when connecting, as for the PSK file below
- * (certificates up to 1 MiB; client-key.pem as a key). */
+/* Set the x509 certificate directory: a directory holding ca-cert.pem (trusted
+ * CAs) and optionally client-cert.pem + client-key.pem, laid out as nbdkit and
+ * qemu do.  NULL (the default) trusts the system store and sends no client
+ * certificate.  The files are read when connecting, as for the PSK file below
+ * (certificates up to 1 MiB; client-key.pem as a key).  Returns as
+ * nbdaio_set_tls_psk_file. */
 NBDAIO_API int nbdaio_set_tls_certificates (struct nbdaio_handle *h,
                                             const char *dir);
-/* PSK: a key file in psktool's format (lines "user:hexkey").  Setting one
- * selects PSK instead of x509.  Key files are read when connecting, before
- * anything is sent, and the connect fails naming the file unless it is a
- * regular file (EISDIR for a directory, EINVAL for a FIFO, device or
- * socket) of at most 64 KiB (EFBIG) that group and others cannot read
- * (EACCES, with the chmod 600 fix).  The library wipes its copies of the
- * key once gnutls has it. */
+/* Set the TLS pre-shared key file: a key file in psktool's format (lines
+ * "user:hexkey").  Setting one selects PSK instead of x509.  Key files are
+ * read when connecting, before anything is sent, and the connect fails naming
+ * the file unless it is a regular file (EISDIR for a directory, EINVAL for a
+ * FIFO, device or socket) of at most 64 KiB (EFBIG) that group and others
+ * cannot read (EACCES, with the chmod 600 fix).  The library wipes its copies
+ * of the key once gnutls has it.  NULL unsets it.  Returns 0, or -1: EINVAL
+ * (h NULL or connected, path empty or longer than 4096 bytes), ENOMEM.
+ * The same holds for nbdaio_set_tls_certificates, _username and
+ * _hostname. */
 NBDAIO_API int nbdaio_set_tls_psk_file (struct nbdaio_handle *h,
                                         const char *path);
-/* The PSK user name (default: the URI's user@, else the login name). */
+/* Set the PSK user name (default: the URI's user@, else the login name).
+ * Returns as nbdaio_set_tls_psk_file. */
 NBDAIO_API int nbdaio_set_tls_username (struct nbdaio_handle *h,
                                         const char *name);
-/* The name the server certificate must carry (default: the TCP host name;
- * "localhost" for unix sockets). */
+/* Set the name the server certificate must carry (default: the TCP host
+ * name; "localhost" for unix sockets).  Returns as
+ * nbdaio_set_tls_psk_file. */
 NBDAIO_API int nbdaio_set_tls_hostname (struct nbdaio_handle *h,
                                         const char *name);
 /* Verify the server certificate (default 1).  0 still encrypts but accepts
- * any certificate: for tests only. */
+ * any certificate: for tests only.  Returns 0, or -1 (EINVAL) if h is NULL
+ * or has connected. */
 NBDAIO_API int nbdaio_set_tls_verify_peer (struct nbdaio_handle *h,
                                            int verify);
-/* After connecting: 1 if the connection runs over TLS, 0 if not, -1 if the
- * handle is not connected. */
+/* Whether the connection runs over TLS.  Returns, from the greeting on
+ * (also while negotiating and after the connection ended), 1 if it does,
+ * 0 if not; -1 (EINVAL) before connecting or if h is NULL. */
 NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
 
-/* Set one setting by its name, from a string, as profiles and the fio
- * plugin do.  Names and values:
+/* Set one setting by name from a string (as profiles and the fio plugin
+ * do).  Names and values:
  *   export            export name
  *   tls               off | allow | require
  *   tls-certificates  directory (see nbdaio_set_tls_certificates)
@@ -434,7 +537,10 @@ NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
  * tls-certificates, tls-psk-file, tls-hostname, tls-verify-peer (as
  * nbdaio_set_option). */
 NBDAIO_API int nbdaio_connect_uri (struct nbdaio_handle *h, const char *uri);
-/* Connect to the unix domain socket at path. */
+/* Connect to the unix domain socket at path.  Returns 0, or -1 as the
+ * connect calls above; besides: EINVAL (path NULL or empty), ENAMETOOLONG
+ * (path longer than a socket address holds), the connect's errno
+ * (ENOENT, ECONNREFUSED, ...). */
 NBDAIO_API int nbdaio_connect_unix (struct nbdaio_handle *h,
                                     const char *path);
 /* Connect over TCP to host and port.  port may be NULL (10809); a
@@ -442,8 +548,12 @@ NBDAIO_API int nbdaio_connect_unix (struct nbdaio_handle *h,
  * service. */
 NBDAIO_API int nbdaio_connect_tcp (struct nbdaio_handle *h, const char *host,
                                    const char *port);
-/* Run the handshake over an already connected stream socket, which the
- * handle then owns (it is closed by nbdaio_close, also on failure). */
+/* Run the handshake over an already connected stream socket.  The handle
+ * then owns it (it is closed by nbdaio_close, also on failure).
+ * Returns 0, or -1 as the connect calls above; besides: EBADF (fd < 0),
+ * fcntl's errno (fd cannot be made non-blocking).  When the call fails
+ * before taking fd (EINVAL: h NULL or connected already; EBADF), fd stays
+ * the caller's. */
 NBDAIO_API int nbdaio_connect_socket (struct nbdaio_handle *h, int fd);
 
 /* ---- connection profiles ---------------------------------------------- */
@@ -465,7 +575,7 @@ NBDAIO_API int nbdaio_connect_socket (struct nbdaio_handle *h, int fd);
  * most once per file, no keys before the first section. */
 struct nbdaio_profile;
 
-/* Read and check a profile file and return profile name from it.
+/* Read the profile called name from a profile file.
  * path NULL looks in order for: $NBDAIO_CONFIG; else
  * $XDG_CONFIG_HOME/nbdaio/profiles.ini (when $XDG_CONFIG_HOME is absolute)
  * or $HOME/.config/nbdaio/profiles.ini; else /etc/nbdaio/profiles.ini.
@@ -493,20 +603,21 @@ NBDAIO_API struct nbdaio_profile *nbdaio_profile_load (const char *path,
                                                        const char *name);
 /* Free a profile.  NULL is allowed. */
 NBDAIO_API void nbdaio_profile_free (struct nbdaio_profile *p);
-/* The file the profile was read from (valid until nbdaio_profile_free). */
+/* The file the profile was read from (valid until nbdaio_profile_free),
+ * or NULL if p is NULL.  Never fails otherwise. */
 NBDAIO_API const char *nbdaio_profile_get_path (const struct nbdaio_profile *p);
-/* The value of key in the profile, as written in the file (already
+/* The value of key in the profile.  It is as written in the file (already
  * checked), or NULL if the profile does not set it. */
 NBDAIO_API const char *nbdaio_profile_get (const struct nbdaio_profile *p,
                                            const char *key);
-/* A numeric profile-only key (port, timeout in milliseconds) into
+/* Read a numeric profile-only key (port, timeout in milliseconds) into
  * *out.  Returns 1 if the profile sets it, 0
  * if not (*out untouched), -1 (EINVAL) for another key. */
 NBDAIO_API int nbdaio_profile_get_number (const struct nbdaio_profile *p,
                                           const char *key, uint64_t *out);
-/* Apply every handle setting of the profile to h with nbdaio_set_option,
- * and timeout as request-timeout and connect-timeout (each unless the
- * profile sets it by its own name).
+/* Apply the profile's settings to h: every handle setting of the profile
+ * with nbdaio_set_option, and timeout as request-timeout and connect-timeout
+ * (each unless the profile sets it by its own name).
  * uri/socket/host/port are not applied.  Must be
  * called before connecting.  Returns 0, or -1 with the setting's error
  * prefixed "F:LINE: [name]: " (EINVAL when h is already connected). */
@@ -521,24 +632,28 @@ NBDAIO_API int nbdaio_profile_apply (const struct nbdaio_profile *p,
  * with the connect error prefixed "F: [name]: ". */
 NBDAIO_API int nbdaio_profile_connect (const struct nbdaio_profile *p,
                                        struct nbdaio_handle *h);
-/* nbdaio_profile_load (path, name) (path may be NULL), then
- * nbdaio_profile_apply and nbdaio_profile_connect.  Returns 0 or -1 with the error of either. */
+/* Load a profile, apply it and connect h: nbdaio_profile_load (path, name)
+ * (path may be NULL; the two strings in the same order as there), then
+ * nbdaio_profile_apply and nbdaio_profile_connect.  Returns 0, or -1 with
+ * the error of whichever failed (EINVAL if h is NULL). */
 NBDAIO_API int nbdaio_connect_profile (struct nbdaio_handle *h,
-                                       const char *name, const char *path);
+                                       const char *path, const char *name);
 
 /* ---- option negotiation mode (for tools that probe a server) ---------- */
 
-/* Opt mode (default 0).  When 1, a connect call stops after the greeting,
- * the client flags and, as the settings ask, NBD_OPT_STARTTLS (with the TLS
- * handshake) and NBD_OPT_STRUCTURED_REPLY: it returns 0 with the handle
- * negotiating.  The nbdaio_opt_* calls then each run one option exchange,
- * blocking up to the connect timeout (counted afresh per call);
- * nbdaio_opt_go enters transmission and nbdaio_opt_abort leaves.  A server
- * that cannot negotiate (oldstyle, or newstyle without the fixed flag) is
- * connected as usual: nbdaio_is_negotiating is then 0.  Only before
- * connecting (else -1, EINVAL). */
+/* Stop the connect calls at option negotiation (opt mode; default 0).  When 1,
+ * a connect call stops after the greeting, the client flags and, as the
+ * settings ask, NBD_OPT_STARTTLS (with the TLS handshake) and
+ * NBD_OPT_STRUCTURED_REPLY: it returns 0 with the handle negotiating.  The
+ * nbdaio_opt_* calls then each run one option exchange, blocking up to the
+ * connect timeout (counted afresh per call); nbdaio_opt_go enters transmission
+ * and nbdaio_opt_abort leaves.  A server that cannot negotiate (oldstyle, or
+ * newstyle without the fixed flag) is connected as usual:
+ * nbdaio_is_negotiating is then 0.  Only before connecting (else -1,
+ * EINVAL). */
 NBDAIO_API int nbdaio_set_opt_mode (struct nbdaio_handle *h, int enable);
-/* 1 while the handle is negotiating, 0 otherwise (also for NULL). */
+/* Whether the handle is negotiating: 1 while it is, 0 otherwise (also for
+ * NULL). */
 NBDAIO_API int nbdaio_is_negotiating (struct nbdaio_handle *h);
 
 /* Common to the nbdaio_opt_* calls below:
@@ -557,9 +672,10 @@ NBDAIO_API int nbdaio_is_negotiating (struct nbdaio_handle *h);
  * Callbacks run during the call.  While negotiating, nbdaio_set_export_name
  * and nbdaio_set_meta_context may still be called (they apply to the next
  * option); the other settings may not. */
-/* The type of the final reply to the last option exchanged while
- * negotiating (NBD_REP_ACK = 1, or an error type with bit 31 set), as a
- * non-negative number, or -1 (EINVAL) if no option was answered yet. */
+/* The reply type of the last option exchanged while negotiating: the
+ * type of its final reply (NBDAIO_REP_ACK, or an NBDAIO_REP_ERR_* type:
+ * NBDAIO_REP_FLAG_ERROR set), as a non-negative number, or -1 (EINVAL) if
+ * no option was answered yet. */
 NBDAIO_API int64_t nbdaio_get_opt_reply_type (struct nbdaio_handle *h);
 
 /* Called once per export by nbdaio_opt_list; description is "" when the
@@ -568,21 +684,21 @@ NBDAIO_API int64_t nbdaio_get_opt_reply_type (struct nbdaio_handle *h);
  * once the final NBD_REP_ACK arrived (after an error reply none runs). */
 typedef void (*nbdaio_list_callback) (void *user_data, const char *name,
                                       const char *description);
-/* NBD_OPT_LIST.  Returns the number of exports listed (callback called
- * that many times; callback may be NULL), or -1.  The names are kept until
- * the final reply, in at most 16 MiB of memory (what they really take:
- * the strings and the bookkeeping per entry); a server listing more ends
- * the connection with EOVERFLOW ("... more than fit in 16 MiB ...") and
- * nothing stays allocated.  The same cap holds for
+/* List the server's exports (NBD_OPT_LIST).  Returns the number of exports
+ * listed (callback called that many times; callback may be NULL), or -1.  The
+ * names are kept until the final reply, in at most 16 MiB of memory (what they
+ * really take: the strings and the bookkeeping per entry); a server listing
+ * more ends the connection with EOVERFLOW ("... more than fit in 16 MiB ...")
+ * and nothing stays allocated.  The same cap holds for
  * nbdaio_opt_list_meta_context. */
 NBDAIO_API int nbdaio_opt_list (struct nbdaio_handle *h,
                                 nbdaio_list_callback callback,
                                 void *user_data);
 
-/* NBD_OPT_INFO for the export name set, asking for NAME, DESCRIPTION and
- * BLOCK_SIZE.  On success the getters of "what the handshake found"
- * answer with what this reply said (size, flags, block sizes, name,
- * description), while the handle stays negotiating; nbdaio_opt_go
+/* Ask the server about the export name set: NBD_OPT_INFO, asking for
+ * NAME, DESCRIPTION and BLOCK_SIZE.  On success the getters of "what the
+ * handshake found" answer with what this reply said (size, flags, block sizes,
+ * name, description), while the handle stays negotiating; nbdaio_opt_go
  * replaces them with what NBD_OPT_GO says.  (nbdaio_get_protocol,
  * nbdaio_get_handshake_flags, nbdaio_get_structured_replies_negotiated
  * and nbdaio_get_tls_negotiated answer all the time the handle
@@ -595,57 +711,65 @@ NBDAIO_API int nbdaio_opt_info (struct nbdaio_handle *h);
  * untrusted server text, valid only during the call. */
 typedef void (*nbdaio_context_callback) (void *user_data, uint32_t id,
                                          const char *name);
-/* NBD_OPT_LIST_META_CONTEXT for the export name set with the given queries
- * (a NULL-terminated array; NULL or empty asks for every context the
- * server has; a query longer than 4096 bytes is EINVAL, nothing sent).
- * Returns the number of contexts listed, or -1. */
+/* List the meta contexts the given queries match: NBD_OPT_LIST_META_CONTEXT
+ * for the export name set with the queries (a NULL-terminated array; NULL or
+ * empty asks for every context the server has; a query longer than 4096 bytes
+ * is EINVAL, nothing sent).  Returns the number of contexts listed, or -1. */
 NBDAIO_API int nbdaio_opt_list_meta_context (struct nbdaio_handle *h,
                                              const char *const *queries,
                                              nbdaio_context_callback callback,
                                              void *user_data);
 
-/* Send any option with len bytes of data (for probing how a server treats
- * an option it does not know) and read its replies up to the final one
- * (NBD_REP_ACK or an error type), discarding payloads; at most 64 replies
- * of up to 64 KiB each are read.  Only the magic and the option echoed are
- * checked.  Returns the final reply type (>= 0; an error reply is not a
- * failure here) or -1 (more than 64 replies ends the connection with
- * EOVERFLOW).  NBD_OPT_STARTTLS, NBD_OPT_GO, NBD_OPT_EXPORT_NAME
- * and NBD_OPT_ABORT are refused (EINVAL): they change the connection's
- * state.  An NBD_REP_ACK to a raw NBD_OPT_STRUCTURED_REPLY counts as
- * structured replies negotiated. */
+/* Send a raw option and read its replies: any option with len bytes of data
+ * (for probing how a server treats an option it does not know), its replies
+ * read up to the final one (NBD_REP_ACK or an error type), discarding
+ * payloads; at most 64 replies of up to 64 KiB each are read.  Only the magic
+ * and the option echoed are checked.  Returns the final reply type (>= 0; an
+ * error reply is not a failure here) or -1 (more than 64 replies ends the
+ * connection with EOVERFLOW).  NBD_OPT_STARTTLS, NBD_OPT_GO,
+ * NBD_OPT_EXPORT_NAME and NBD_OPT_ABORT are refused (EINVAL): they change the
+ * connection's state.  An NBD_REP_ACK to a raw NBD_OPT_STRUCTURED_REPLY counts
+ * as structured replies negotiated. */
 NBDAIO_API int64_t nbdaio_opt_raw (struct nbdaio_handle *h, uint32_t option,
                                    const void *data, uint32_t len);
 
-/* NBD_OPT_SET_META_CONTEXT (when structured replies were negotiated and a
- * meta context is set) and NBD_OPT_GO for the export name set, falling back
- * to NBD_OPT_EXPORT_NAME when the server does not know NBD_OPT_GO.  On
- * success the handle is connected, as after a normal connect.  An error
- * reply to NBD_OPT_GO (unknown export, ...) leaves it negotiating. */
+/* End negotiation and enter transmission: NBD_OPT_SET_META_CONTEXT (when
+ * structured replies were negotiated and a meta context is set) and NBD_OPT_GO
+ * for the export name set, falling back to NBD_OPT_EXPORT_NAME when the server
+ * does not know NBD_OPT_GO.  On success the handle is connected, as after a
+ * normal connect.  An error reply to NBD_OPT_GO (unknown export, ...)
+ * leaves it negotiating. */
 NBDAIO_API int nbdaio_opt_go (struct nbdaio_handle *h);
 
-/* NBD_OPT_ABORT: wait briefly for the server's acknowledgement (it is not
- * required), then close the connection.  The handle is no longer
- * connected or negotiating; only nbdaio_close remains.  Returns 0 or -1
- * (EINVAL when not negotiating). */
+/* Abort negotiation: send NBD_OPT_ABORT, wait briefly for the server's
+ * acknowledgement (it is not required), then close the connection.  The handle
+ * is no longer connected or negotiating; only nbdaio_close remains.  Returns 0
+ * or -1 (EINVAL when not negotiating). */
 NBDAIO_API int nbdaio_opt_abort (struct nbdaio_handle *h);
 
 /* ---- what the handshake found (valid after connecting) ---------------- */
 
-/* Each returns -1 (EINVAL) if the handle is not connected. */
+/* These answer once the handle knows an export: after the handshake (and
+ * still after the connection ended), or while negotiating after
+ * nbdaio_opt_info (nbdaio_get_protocol, nbdaio_get_handshake_flags and
+ * the nbdaio_get_*_negotiated calls from the greeting on).  Before that,
+ * or for a NULL h, the calls returning a number return -1 and those
+ * returning a string NULL, both with EINVAL and the thread's error set
+ * (a NULL of "none", such as a missing description, sets no error). */
 
 /* The size of the export in bytes. */
 NBDAIO_API int64_t nbdaio_get_size (struct nbdaio_handle *h);
 /* The export name (as the server named it, else as requested): untrusted
  * server text (see nbdaio_escape_string). */
 NBDAIO_API const char *nbdaio_get_export_name (struct nbdaio_handle *h);
-/* The description, or NULL when the server sent none: untrusted server
- * text. */
+/* The export's description, or NULL when the server sent none: untrusted
+ * server text. */
 NBDAIO_API const char *nbdaio_get_export_description (struct nbdaio_handle *h);
-/* "newstyle-fixed", "newstyle" or "oldstyle". */
+/* The handshake style the server used: "newstyle-fixed", "newstyle" or
+ * "oldstyle". */
 NBDAIO_API const char *nbdaio_get_protocol (struct nbdaio_handle *h);
-/* Whether the export is read-only, and each command or property the
- * server advertised: 1 yes, 0 no, -1 as the other getters here. */
+/* What the server advertised for the export: whether it is read-only,
+ * and each command or property; 1 yes, 0 no, -1 as the other getters here. */
 NBDAIO_API int nbdaio_is_read_only (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_can_write (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_can_flush (struct nbdaio_handle *h);
@@ -657,45 +781,58 @@ NBDAIO_API int nbdaio_can_cache (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_can_df (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_can_multi_conn (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_is_rotational (struct nbdaio_handle *h);
-/* 1 if block status can be queried (a meta context was negotiated). */
+/* Whether block status can be queried: 1 if a meta context was
+ * negotiated, 0 if not. */
 NBDAIO_API int nbdaio_can_block_status (struct nbdaio_handle *h);
-/* 1 if block status may be filtered to some contexts
- * (nbdaio_aio_block_status_filter: extended headers were negotiated and
- * the server advertised NBD_FLAG_BLOCK_STATUS_PAYLOAD), 0 if not, -1 as
+/* Whether block status may be filtered to some contexts
+ * (nbdaio_aio_block_status_filter): 1 if extended headers were negotiated
+ * and the server advertised NBD_FLAG_BLOCK_STATUS_PAYLOAD, 0 if not, -1 as
  * the other getters here. */
 NBDAIO_API int nbdaio_can_block_status_payload (struct nbdaio_handle *h);
-/* The advertised block size (NBDAIO_SIZE_*), 0 if the server advertised
- * none, -1 on error. */
+/* The block size the server advertised (which: NBDAIO_SIZE_*); 0 if it
+ * advertised none, -1 on error. */
 NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
 /* The largest read/write payload this handle sends in one request (the
  * advertised maximum, else 32 MiB); longer reads and writes are split
- * (nbdaio_set_split) or, with split off, refused. */
+ * (nbdaio_set_split) or, with split off, refused.  While negotiating after
+ * nbdaio_opt_info: what nbdaio_opt_go would make of that reply.  -1 as the
+ * other getters here. */
 NBDAIO_API int64_t nbdaio_get_max_payload (struct nbdaio_handle *h);
-/* 1 if structured replies were negotiated (extended headers imply them). */
+/* Whether structured replies were negotiated (extended headers imply
+ * them): 1 if so, 0 if not. */
 NBDAIO_API int nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h);
-/* 1 if extended headers were negotiated (32-byte requests and replies),
- * 0 if not; -1 as the other getters here (no connection facts yet). */
-NBDAIO_API int nbdaio_get_extended_headers (struct nbdaio_handle *h);
+/* Whether extended headers were negotiated (32-byte requests and
+ * replies): 1 if so, 0 if not; -1 as the other getters here (no connection
+ * facts yet). */
+NBDAIO_API int nbdaio_get_extended_headers_negotiated
+  (struct nbdaio_handle *h);
 /* The negotiated meta context name, or NULL if none (with several, the
  * first the server selected). */
 NBDAIO_API const char *nbdaio_get_meta_context (struct nbdaio_handle *h);
-/* How many meta contexts were negotiated (0 to NBDAIO_MAX_META_CONTEXTS),
+/* How many meta contexts were negotiated: 0 to NBDAIO_MAX_META_CONTEXTS,
  * -1 as the other getters here. */
 NBDAIO_API int nbdaio_get_nr_meta_contexts (struct nbdaio_handle *h);
-/* 1 if the server selected the meta context name, 0 if not, -1 as the
- * other getters here (or EINVAL for a NULL name). */
+/* Whether the server selected the meta context name: 1 if so, 0 if not,
+ * -1 as the other getters here (or EINVAL for a NULL name). */
 NBDAIO_API int nbdaio_can_meta_context (struct nbdaio_handle *h,
                                         const char *name);
-/* The raw 16-bit handshake and transmission flags. */
+/* The raw 16-bit handshake and transmission flags.  Test them with the
+ * NBDAIO_HANDSHAKE_FLAG_* and NBDAIO_FLAG_* bits; -1 as the other getters
+ * here. */
 NBDAIO_API int nbdaio_get_handshake_flags (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_get_transmission_flags (struct nbdaio_handle *h);
 
-/* 1 while the handle can issue commands, 0 otherwise. */
+/* Whether the handle has a live connection in transmission: 1 if so (also
+ * after nbdaio_aio_disconnect until NBD_CMD_DISC has left, although new
+ * commands then fail with ENOTCONN), 0 otherwise: for NULL, before
+ * connecting, while negotiating (opt mode), after the connection ended or
+ * was shut down, and while reconnecting (nbdaio_set_reconnect_delay),
+ * when commands may still be issued and queue.  Never fails. */
 NBDAIO_API int nbdaio_is_connected (struct nbdaio_handle *h);
-/* Why the connection ended (protocol violation naming its rule, EOF, ...),
- * or NULL while it is alive or when it was closed cleanly. */
+/* Why the connection ended: a message (protocol violation naming its rule,
+ * EOF, ...), or NULL while it is alive or when it was closed cleanly. */
 NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
-/* The tag of the protocol rule whose violation ended the connection (as
+/* The rule whose violation ended the connection: its tag (as
  * nbdaio_get_violation names it), or NULL while it is alive or when it
  * ended otherwise (EOF, timeout, a clean close) or h is NULL.  The string
  * is static.  Never fails. */
@@ -704,26 +841,31 @@ NBDAIO_API const char *nbdaio_get_connection_violation
 
 /* ---- asynchronous commands ------------------------------------------- */
 
-/* Each queues one command and returns its cookie (>= 1, unique per handle)
- * or -1.  Errors: ENOTCONN (not connected / connection dead), EAGAIN (max in
- * flight reached), EINVAL (zero length, out of bounds, unaligned, flag not
- * allowed or not advertised, command not advertised), EPERM (write to a
- * read-only export), ERANGE (with split off: a read or write above the
- * maximum payload, or a length above 2^32 - 1; block status above
- * 2^32 - 1 always; with extended headers a trim, zero, cache or block
- * status of any 64-bit length is one request, reads and writes stay
- * 32-bit), ESHUTDOWN (server asked to shut down).  Queued
+/* Queue a command: each queues one and returns its cookie (>= 1, unique
+ * per handle) or -1.  Errors: ENOTCONN (not connected / connection dead),
+ * EAGAIN (max in flight reached), EINVAL (zero length, out of bounds,
+ * unaligned, flag not allowed or not advertised, command not advertised),
+ * EPERM (write to a read-only export), ERANGE (what one request cannot
+ * carry and is not split: with split off, a read or write above 2^32 - 1
+ * bytes, or above the maximum payload under NBDAIO_STRICT_PAYLOAD, and,
+ * without extended headers, a trim, zero or cache above 2^32 - 1; a block
+ * status above 2^32 - 1 without extended headers, split or not; with
+ * extended headers a trim, zero, cache or block status of any 64-bit
+ * length is one request), ESHUTDOWN (server asked to shut down).  Queued
  * commands leave in one batched write at the latest at the next
  * nbdaio_aio_submit, nbdaio_aio_notify_write, nbdaio_aio_notify_read or
  * nbdaio_poll (with auto-submit off: at the next nbdaio_aio_submit or
- * nbdaio_poll only, see nbdaio_set_auto_submit).  Buffers must stay valid until the command completes.
+ * nbdaio_poll only, see nbdaio_set_auto_submit).  Buffers must stay valid
+ * until the command completes.
  *
  * Large requests (nbdaio_set_split on, the default): a read or write of
  * any size_t length, and a trim, zero or cache of any 64-bit length, is
  * accepted (inside the export) and sent as pieces of at most the maximum
- * payload (reads, writes) or, without extended headers, of the largest
- * multiple of the preferred block size below 2^32 (trims, zeroes, caches;
- * with extended headers they go as one request whatever their length), every piece carrying the
+ * payload (reads, writes, and caches, whatever the headers: pieces of the
+ * maximum payload rounded down to the preferred block size) or, without
+ * extended headers, of the largest multiple of the preferred block size
+ * below 2^32 (trims, zeroes; with extended headers a trim or zero goes as
+ * one request whatever its length), every piece carrying the
  * command's flags (FUA on each write piece, DF on each read piece).  It
  * is still one command: one cookie, one call of the completion callback
  * (after the last piece; the error is the first a piece got, and no
@@ -771,7 +913,7 @@ NBDAIO_API int64_t nbdaio_aio_block_status (struct nbdaio_handle *h,
                                             nbdaio_extent_callback extent,
                                             nbdaio_completion_callback completion,
                                             uint32_t flags);
-/* nbdaio_aio_block_status with 64-bit extents: lengths and statuses as
+/* Query block status with 64-bit extents: lengths and statuses as
  * the server sent them (with extended headers, BLOCK_STATUS_EXT; else the
  * 32-bit values widened), never cut or refused for size.  Same returns,
  * errors and callback rules as nbdaio_aio_block_status. */
@@ -780,16 +922,16 @@ NBDAIO_API int64_t nbdaio_aio_block_status_64 (struct nbdaio_handle *h,
                                                nbdaio_extent64_callback extent,
                                                nbdaio_completion_callback completion,
                                                uint32_t flags);
-/* nbdaio_aio_block_status_64 answered only for some of the negotiated
- * meta contexts: contexts is a NULL-terminated list of names, each one
- * negotiated (nbdaio_can_meta_context), none twice.  The request carries
- * their ids (NBD_CMD_FLAG_PAYLOAD_LEN, set by the library), and the reply
- * must bring exactly one chunk for each of them and none for another
- * context (else the connection ends: protocol violation [bs-filter]).
- * Returns a cookie or -1: ENOTSUP when extended headers were not
- * negotiated or the server does not accept filtering (see
- * nbdaio_can_block_status_payload), EINVAL for an empty list or a name
- * not negotiated or repeated, and every error of
+/* Query block status for some of the negotiated meta contexts only:
+ * nbdaio_aio_block_status_64 answered for those of contexts, which is a
+ * NULL-terminated list of names, each one negotiated
+ * (nbdaio_can_meta_context), none twice.  The request carries their ids
+ * (NBD_CMD_FLAG_PAYLOAD_LEN, set by the library), and the reply must bring
+ * exactly one chunk for each of them and none for another context (else the
+ * connection ends: protocol violation [bs-filter]).  Returns a cookie or -1:
+ * ENOTSUP when extended headers were not negotiated or the server does not
+ * accept filtering (see nbdaio_can_block_status_payload), EINVAL for an empty
+ * list or a name not negotiated or repeated, and every error of
  * nbdaio_aio_block_status_64; the free functions run on every path. */
 NBDAIO_API int64_t nbdaio_aio_block_status_filter (struct nbdaio_handle *h,
                                                    uint64_t count,
@@ -799,29 +941,35 @@ NBDAIO_API int64_t nbdaio_aio_block_status_filter (struct nbdaio_handle *h,
                                                    nbdaio_completion_callback completion,
                                                    uint32_t flags);
 
-/* Graceful disconnect: no new commands are accepted; NBD_CMD_DISC is sent
+/* Disconnect gracefully: no new commands are accepted; NBD_CMD_DISC is sent
  * once every in-flight command has completed (drive it with nbdaio_poll).
  * Returns 0 or -1. */
 NBDAIO_API int nbdaio_aio_disconnect (struct nbdaio_handle *h);
 
 /* End the connection now (for example when a command timed out: NBD has no
  * way to cancel one).  Every queued or in-flight command completes with
- * err; reason becomes the connection error.  Returns 0, or -1 if the
- * handle is not connected. */
+ * err (0 stands for ECONNABORTED); reason becomes the connection error
+ * (NULL: "connection aborted by the caller").  Also while reconnecting;
+ * it never reconnects.  Returns 0, or -1: EINVAL (h NULL), ENOTCONN (not
+ * connected: before connecting, negotiating, or ended already). */
 NBDAIO_API int nbdaio_abort (struct nbdaio_handle *h, int err,
                              const char *reason);
 
 /* Retire a command: 1 if it completed successfully (the cookie is then
  * forgotten), 0 if still in flight, -1 if it failed (errno and message of
- * the command; the cookie is forgotten) or the cookie is unknown (EINVAL). */
+ * the command: for a protocol violation that failed it alone, the
+ * violation, as its callback saw it; the cookie is forgotten) or the
+ * cookie is unknown (EINVAL). */
 NBDAIO_API int nbdaio_aio_command_completed (struct nbdaio_handle *h,
                                              int64_t cookie);
-/* The cookie of a completed, not yet retired command, 0 if none has
+/* Find a completed command not yet retired: its cookie, 0 if none has
  * completed yet, -1 (EINVAL) if no command is in flight or awaiting
  * retirement. */
 NBDAIO_API int64_t nbdaio_aio_peek_command_completed (struct nbdaio_handle *h);
 /* Number of commands issued and not yet completed (queued or sent; a
- * split command counts once, however many of its pieces are out). */
+ * split command counts once, however many of its pieces are out).  Valid
+ * in any state (0 before connecting and once the connection ended: every
+ * command has completed then); -1 (EINVAL) only if h is NULL. */
 NBDAIO_API int nbdaio_aio_in_flight (struct nbdaio_handle *h);
 
 /* ---- event loop integration ------------------------------------------ */
@@ -830,52 +978,56 @@ NBDAIO_API int nbdaio_aio_in_flight (struct nbdaio_handle *h);
  * reconnect, and while reconnecting it is a timer descriptor (see
  * nbdaio_set_reconnect_delay): take it again after each notify call. */
 NBDAIO_API int nbdaio_get_fd (struct nbdaio_handle *h);
-/* NBDAIO_DIRECTION_READ while commands await replies, | WRITE while queued
- * bytes wait to be sent. */
+/* Which way to poll the socket: NBDAIO_DIRECTION_READ while commands
+ * await replies, | WRITE while queued bytes wait to be sent.
+ * While reconnecting: READ (the timer descriptor of nbdaio_get_fd).  0 when
+ * there is nothing to wait for, and when h is NULL or not connected (no
+ * error is set).  Never fails. */
 NBDAIO_API unsigned nbdaio_aio_get_direction (struct nbdaio_handle *h);
-/* How long an event loop may wait for the socket before the next request
- * deadline (see nbdaio_set_request_timeout), as a poll timeout: -1 when
- * there is none (no request timeout, nothing awaiting the server, not
- * connected, or h NULL: then EINVAL), 0 once it has passed (call
+/* The poll timeout until the next request deadline.  How long an event
+ * loop may wait for the socket (see nbdaio_set_request_timeout), in poll's
+ * terms: -1 when there is no deadline (no request timeout, nothing
+ * awaiting the server, not connected; no error is set), and -1 with
+ * EINVAL when h is NULL (the only failure), 0 once it has passed (call
  * nbdaio_aio_notify_read: it ends the connection with ETIMEDOUT unless
  * the reply has arrived), else the milliseconds left.  While reconnecting
  * (nbdaio_set_reconnect_delay): the milliseconds until the next attempt
  * (0: call nbdaio_aio_notify_read now).  O(1). */
 NBDAIO_API int nbdaio_aio_get_timeout (struct nbdaio_handle *h);
-/* Send queued commands now, in as few system calls as the socket allows
- * (with auto-submit off: every command queued so far is submitted, and
- * what the socket does not take goes on with the notify calls).
+/* Send queued commands now.  They leave in as few system calls as the
+ * socket allows (with auto-submit off: every command queued so far is
+ * submitted, and what the socket does not take goes on with the notify calls).
  * Returns the number of commands whose request fully left, or -1. */
 NBDAIO_API int nbdaio_aio_submit (struct nbdaio_handle *h);
-/* The socket is readable: read and dispatch every reply available without
- * blocking, send what may leave (with auto-submit off: only what was
- * submitted), then check the request deadline.  Returns 0 or -1 (connection
- * died, ETIMEDOUT included; commands were failed; or EBUSY: called from a
- * chunk, extent or completion callback of h while h reads replies, which
- * would re-enter the reader; nothing was read, the connection lives on).
+/* Tell the handle its socket is readable: read and dispatch every reply
+ * available without blocking, send what may leave (with auto-submit off: only
+ * what was submitted), then check the request deadline.  Returns 0 or -1
+ * (connection died, ETIMEDOUT included; commands were failed; or EBUSY: called
+ * from a chunk, extent or completion callback of h while h reads replies,
+ * which would re-enter the reader; nothing was read, the connection lives on).
  * A callback may issue commands and call nbdaio_aio_notify_write,
  * nbdaio_aio_submit and nbdaio_abort. */
 NBDAIO_API int nbdaio_aio_notify_read (struct nbdaio_handle *h);
-/* The socket is writable: continue sending, then check the request
- * deadline (without reading: when the socket is readable too, call
+/* Tell the handle its socket is writable: continue sending, then check the
+ * request deadline (without reading: when the socket is readable too, call
  * nbdaio_aio_notify_read first).  Returns 0 or -1. */
 NBDAIO_API int nbdaio_aio_notify_write (struct nbdaio_handle *h);
-/* Submit, wait up to timeout_ms (-1 = forever) for the socket and handle
- * what arrived; the wait never passes the request deadline, which is
- * checked after reading.  Returns 1 if progress was made, 0 on timeout,
- * -1 on error (ETIMEDOUT: the request timeout ended the connection;
- * EBUSY from a callback of h, as nbdaio_aio_notify_read). */
+/* Run the event loop once: submit, wait up to timeout_ms (-1 = forever) for
+ * the socket and handle what arrived; the wait never passes the request
+ * deadline, which is checked after reading.  Returns 1 if progress was made, 0
+ * on timeout, -1 on error (ETIMEDOUT: the request timeout ended the
+ * connection; EBUSY from a callback of h, as nbdaio_aio_notify_read). */
 NBDAIO_API int nbdaio_poll (struct nbdaio_handle *h, int timeout_ms);
 
 /* ---- synchronous wrappers ------------------------------------------- */
 
-/* Each issues the command and polls until it completes.  Return 0 or -1
- * with the command's (or the connection's) error.  With a request timeout
- * they return at most about that long after the command left (ETIMEDOUT,
- * the connection ended); without one they wait as long as the server
- * takes.  From a callback of h
- * (chunk, extent, completion) they would wait inside the reply reader:
- * -1 with EBUSY, nothing issued, the free function passed runs once. */
+/* Run a command synchronously: each issues it and polls until it completes.
+ * Return 0 or -1 with the command's (or the connection's) error.  With a
+ * request timeout they return at most about that long after the command left
+ * (ETIMEDOUT, the connection ended); without one they wait as long as the
+ * server takes.  From a callback of h (chunk, extent, completion) they would
+ * wait inside the reply reader: -1 with EBUSY, nothing issued, the free
+ * function passed runs once. */
 NBDAIO_API int nbdaio_pread (struct nbdaio_handle *h, void *buf, size_t count,
                              uint64_t offset, uint32_t flags);
 NBDAIO_API int nbdaio_pread_structured (struct nbdaio_handle *h, void *buf,
@@ -895,15 +1047,16 @@ NBDAIO_API int nbdaio_block_status (struct nbdaio_handle *h, uint64_t count,
                                     uint64_t offset,
                                     nbdaio_extent_callback extent,
                                     uint32_t flags);
-/* Drain in-flight commands, send NBD_CMD_DISC and close the socket.  The
- * handle stays allocated (free it with nbdaio_close).  Returns 0 or -1;
- * EBUSY when called from a callback of h while commands are in flight (it
- * would have to wait for them inside the reply reader).  The wait for the
- * commands in flight is bounded by the request timeout (then -1,
- * ETIMEDOUT, every command failed, the connection ended); without one it
- * lasts as long as the server takes to answer them (forever if it never
- * does: set a request timeout, or use nbdaio_close, which never waits).
- * Sending NBD_CMD_DISC itself waits at most 1 s. */
+/* Disconnect, waiting for commands in flight: drain them, send
+ * NBD_CMD_DISC and close the socket.  The handle stays allocated (free it with
+ * nbdaio_close).  Returns 0 or -1; EBUSY when called from a callback of h
+ * while commands are in flight (it would have to wait for them inside the
+ * reply reader).  The wait for the commands in flight is bounded by the
+ * request timeout (then -1, ETIMEDOUT, every command failed, the connection
+ * ended); without one it lasts as long as the server takes to answer them
+ * (forever if it never does: set a request timeout, or use nbdaio_close, which
+ * does not wait for replies).  Sending NBD_CMD_DISC itself waits at most
+ * 1 s. */
 NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
 
 /* ---- connection groups ----------------------------------------------- */
@@ -919,15 +1072,15 @@ NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
 #define NBDAIO_GROUP_MAX 64
 struct nbdaio_group;
 
-/* Make a group from h, connected with nbdaio_connect_unix, _tcp, _uri or
- * nbdaio_profile_connect (not _socket, not in opt mode): h becomes
- * connection 0, and h's conns setting minus one more connections are
- * opened to the same target with h's settings (TLS, export, contexts,
- * timeouts, max-in-flight, auto-submit...), each within the connect
- * timeout.  Every connection must see the same export (size, flags,
- * extended headers).  On success h belongs to the group (close it with
- * nbdaio_group_close, never nbdaio_close).  Returns the group, or NULL
- * (h untouched and still the caller's, the new connections closed):
+/* Make a group of connections from h.  h must be connected with
+ * nbdaio_connect_unix, _tcp, _uri or nbdaio_profile_connect (not _socket, not
+ * in opt mode): h becomes connection 0, and h's conns setting minus one more
+ * connections are opened to the same target with h's settings (TLS, export,
+ * contexts, timeouts, max-in-flight, auto-submit...), each within the connect
+ * timeout.  Every connection must see the same export (size, flags, extended
+ * headers).  On success h belongs to the group (close it with
+ * nbdaio_group_close, never nbdaio_close).  Returns the group, or NULL (h
+ * untouched and still the caller's, the new connections closed):
  *   EINVAL  h NULL, not connected, in a group already, or connected with
  *           nbdaio_connect_socket (no target to connect again)
  *   ENOTSUP conns > 1 but the server does not advertise multi-conn and
@@ -942,13 +1095,13 @@ NBDAIO_API struct nbdaio_group *nbdaio_group_create (struct nbdaio_handle *h);
  * writes completes with ENOTCONN) and free the group.  NULL is allowed. */
 NBDAIO_API void nbdaio_group_close (struct nbdaio_group *g);
 struct nbdaio_stats;
-/* The counters of every connection of g added up, as nbdaio_get_stats
- * (size, versioning, return value); -1 (EINVAL) if g or out is NULL. */
+/* The counters of every connection of g added up (as nbdaio_get_stats:
+ * size, versioning, return value); -1 (EINVAL) if g or out is NULL. */
 NBDAIO_API int nbdaio_group_get_stats (struct nbdaio_group *g,
                                        struct nbdaio_stats *out, size_t size);
-/* Connections in the group (0 if g is NULL). */
+/* The number of connections in the group (0 if g is NULL). */
 NBDAIO_API unsigned nbdaio_group_get_size (const struct nbdaio_group *g);
-/* Connection i (0 .. size - 1), or NULL (EINVAL). */
+/* The handle of connection i (0 .. size - 1), or NULL (EINVAL). */
 NBDAIO_API struct nbdaio_handle *nbdaio_group_get_handle
   (struct nbdaio_group *g, unsigned i);
 /* The connection for the next command, and its number in *index (index
@@ -960,17 +1113,18 @@ NBDAIO_API struct nbdaio_handle *nbdaio_group_get_handle
  * once per share, not per command.  NULL (EINVAL) only if g is NULL. */
 NBDAIO_API struct nbdaio_handle *nbdaio_group_pick (struct nbdaio_group *g,
                                                     unsigned *index);
-/* nbdaio_aio_submit on every connection with queued commands.  Returns the
- * number of commands whose request fully left, or -1 (EINVAL) if g is NULL;
+/* Submit on every connection: nbdaio_aio_submit on each with queued
+ * commands.  Returns the number of commands whose request fully left, or
+ * -1 (EINVAL) if g is NULL;
  * a connection that dies meanwhile fails its own commands (their
  * callbacks say so) and the others go on. */
 NBDAIO_API int nbdaio_group_submit (struct nbdaio_group *g);
-/* Handle replies until want commands of the group have completed in this
- * call (0: only what is ready, never sleeping), timeout_ms has passed
- * (-1: no limit), or no submitted command is left to wait for (a command
- * not submitted yet is never waited for: submit first).  Reads the
- * connections that can have replies first, polls only when that found
- * too little; finishes partial sends, runs reconnect attempts, and never
+/* Wait for the group's commands: handle replies until want commands of the
+ * group have completed in this call (0: only what is ready, never sleeping),
+ * timeout_ms has passed (-1: no limit), or no submitted command is left to
+ * wait for (a command not submitted yet is never waited for: submit first).
+ * Reads the connections that can have replies first, polls only when that
+ * found too little; finishes partial sends, runs reconnect attempts, and never
  * sleeps past a connection's request deadline, which it checks (an
  * expired connection fails its commands with ETIMEDOUT).  Returns the
  * number of commands completed in this call (a failed one included), or
@@ -980,19 +1134,18 @@ NBDAIO_API int nbdaio_group_submit (struct nbdaio_group *g);
  * its error, and nbdaio_get_connection_error on it says why. */
 NBDAIO_API int nbdaio_group_wait (struct nbdaio_group *g, unsigned want,
                                   int timeout_ms);
-/* A flush covering every write (pwrite, trim, zero) issued on any
- * connection of g before this call: it waits until those writes have
- * completed, then sends NBD_CMD_FLUSH on one connection (with multi-conn,
- * which makes it cover all connections), or on every connection
- * (force-multi-conn without multi-conn), and completes once, after the
- * last of them, with the first error of those flushes.  Writes issued
- * after it
- * do not delay it.  Completion is reported only through the completion
- * callback (user_data, free as for every command; free runs once, also
- * when the call fails).  flags must be 0.  Returns a cookie >= 1 unique
- * among g's flushes, or -1: EINVAL (g NULL, flags), ENOTSUP (the server
- * does not support flush), EAGAIN (max-in-flight flushes pending),
- * ENOTCONN (no connection left). */
+/* Flush the writes of every connection.  A flush covering every write (pwrite,
+ * trim, zero) issued on any connection of g before this call: it waits until
+ * those writes have completed, then sends NBD_CMD_FLUSH on one connection
+ * (with multi-conn, which makes it cover all connections), or on every
+ * connection (force-multi-conn without multi-conn), and completes once, after
+ * the last of them, with the first error of those flushes.  Writes issued
+ * after it do not delay it.  Completion is reported only through the
+ * completion callback (user_data, free as for every command; free runs once,
+ * also when the call fails).  flags must be 0.  Returns a cookie >= 1 unique
+ * among g's flushes, or -1: EINVAL (g NULL, flags), ENOTSUP (the server does
+ * not support flush), EAGAIN (max-in-flight flushes pending), ENOTCONN (no
+ * connection left). */
 NBDAIO_API int64_t nbdaio_group_aio_flush
   (struct nbdaio_group *g, nbdaio_completion_callback completion,
    uint32_t flags);

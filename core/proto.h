@@ -1,12 +1,17 @@
-/* proto.h - the NBD wire format: every protocol constant (the one place it
- * is defined; command flags live in nbdaio.h as NBDAIO_CMD_FLAG_*), the
- * fixed message sizes and big-endian load/store helpers.  Internal. */
+/* proto.h - the NBD wire format: the protocol constants under the
+ * specification's names, the fixed message sizes and big-endian load/store
+ * helpers.  Internal.  Each number is written once in the project: here, or,
+ * for what crosses the API (handshake and transmission flags, options,
+ * option reply types, command flags), in nbdaio.h as NBDAIO_*, which the
+ * NBD_* names below stand for. */
 #ifndef NBDAIO_PROTO_H
 #define NBDAIO_PROTO_H
 
 #include <stdint.h>
 #include <string.h>
 #include <endian.h>
+
+#include "nbdaio.h"
 
 /* handshake magics */
 #define NBD_MAGIC_INIT          UINT64_C(0x4e42444d41474943) /* "NBDMAGIC" */
@@ -15,54 +20,53 @@
 #define NBD_MAGIC_OPT_REPLY     UINT64_C(0x0003e889045565a9)
 
 /* handshake flags (server) and client flags */
-#define NBD_FLAG_FIXED_NEWSTYLE (1u << 0)
-#define NBD_FLAG_NO_ZEROES      (1u << 1)
+#define NBD_FLAG_FIXED_NEWSTYLE    NBDAIO_HANDSHAKE_FLAG_FIXED_NEWSTYLE
+#define NBD_FLAG_NO_ZEROES         NBDAIO_HANDSHAKE_FLAG_NO_ZEROES
 #define NBD_HANDSHAKE_FLAGS_KNOWN (NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES)
 
 /* transmission flags */
-#define NBD_FLAG_HAS_FLAGS        (1u << 0)
-#define NBD_FLAG_READ_ONLY        (1u << 1)
-#define NBD_FLAG_SEND_FLUSH       (1u << 2)
-#define NBD_FLAG_SEND_FUA         (1u << 3)
-#define NBD_FLAG_ROTATIONAL       (1u << 4)
-#define NBD_FLAG_SEND_TRIM        (1u << 5)
-#define NBD_FLAG_SEND_WRITE_ZEROES (1u << 6)
-#define NBD_FLAG_SEND_DF          (1u << 7)
-#define NBD_FLAG_CAN_MULTI_CONN   (1u << 8)
-#define NBD_FLAG_SEND_RESIZE      (1u << 9)
-#define NBD_FLAG_SEND_CACHE       (1u << 10)
-#define NBD_FLAG_SEND_FAST_ZERO   (1u << 11)
-#define NBD_FLAG_BLOCK_STATUS_PAYLOAD (1u << 12) /* extended headers: block
-                                                  * status may be filtered */
+#define NBD_FLAG_HAS_FLAGS         NBDAIO_FLAG_HAS_FLAGS
+#define NBD_FLAG_READ_ONLY         NBDAIO_FLAG_READ_ONLY
+#define NBD_FLAG_SEND_FLUSH        NBDAIO_FLAG_SEND_FLUSH
+#define NBD_FLAG_SEND_FUA          NBDAIO_FLAG_SEND_FUA
+#define NBD_FLAG_ROTATIONAL        NBDAIO_FLAG_ROTATIONAL
+#define NBD_FLAG_SEND_TRIM         NBDAIO_FLAG_SEND_TRIM
+#define NBD_FLAG_SEND_WRITE_ZEROES NBDAIO_FLAG_SEND_WRITE_ZEROES
+#define NBD_FLAG_SEND_DF           NBDAIO_FLAG_SEND_DF
+#define NBD_FLAG_CAN_MULTI_CONN    NBDAIO_FLAG_CAN_MULTI_CONN
+#define NBD_FLAG_SEND_RESIZE       NBDAIO_FLAG_SEND_RESIZE
+#define NBD_FLAG_SEND_CACHE        NBDAIO_FLAG_SEND_CACHE
+#define NBD_FLAG_SEND_FAST_ZERO    NBDAIO_FLAG_SEND_FAST_ZERO
+#define NBD_FLAG_BLOCK_STATUS_PAYLOAD NBDAIO_FLAG_BLOCK_STATUS_PAYLOAD
 
 /* options */
-#define NBD_OPT_EXPORT_NAME       1
-#define NBD_OPT_ABORT             2
-#define NBD_OPT_LIST              3
-#define NBD_OPT_STARTTLS          5
-#define NBD_OPT_INFO              6
-#define NBD_OPT_GO                7
-#define NBD_OPT_STRUCTURED_REPLY  8
-#define NBD_OPT_LIST_META_CONTEXT 9
-#define NBD_OPT_SET_META_CONTEXT  10
-#define NBD_OPT_EXTENDED_HEADERS  11
+#define NBD_OPT_EXPORT_NAME        NBDAIO_OPT_EXPORT_NAME
+#define NBD_OPT_ABORT              NBDAIO_OPT_ABORT
+#define NBD_OPT_LIST               NBDAIO_OPT_LIST
+#define NBD_OPT_STARTTLS           NBDAIO_OPT_STARTTLS
+#define NBD_OPT_INFO               NBDAIO_OPT_INFO
+#define NBD_OPT_GO                 NBDAIO_OPT_GO
+#define NBD_OPT_STRUCTURED_REPLY   NBDAIO_OPT_STRUCTURED_REPLY
+#define NBD_OPT_LIST_META_CONTEXT  NBDAIO_OPT_LIST_META_CONTEXT
+#define NBD_OPT_SET_META_CONTEXT   NBDAIO_OPT_SET_META_CONTEXT
+#define NBD_OPT_EXTENDED_HEADERS   NBDAIO_OPT_EXTENDED_HEADERS
 
 /* option reply types */
-#define NBD_REP_ACK               1
-#define NBD_REP_SERVER            2
-#define NBD_REP_INFO              3
-#define NBD_REP_META_CONTEXT      4
-#define NBD_REP_FLAG_ERROR        (UINT32_C(1) << 31)
-#define NBD_REP_ERR_UNSUP         (NBD_REP_FLAG_ERROR | 1)
-#define NBD_REP_ERR_POLICY        (NBD_REP_FLAG_ERROR | 2)
-#define NBD_REP_ERR_INVALID       (NBD_REP_FLAG_ERROR | 3)
-#define NBD_REP_ERR_PLATFORM      (NBD_REP_FLAG_ERROR | 4)
-#define NBD_REP_ERR_TLS_REQD      (NBD_REP_FLAG_ERROR | 5)
-#define NBD_REP_ERR_UNKNOWN       (NBD_REP_FLAG_ERROR | 6)
-#define NBD_REP_ERR_SHUTDOWN      (NBD_REP_FLAG_ERROR | 7)
-#define NBD_REP_ERR_BLOCK_SIZE_REQD (NBD_REP_FLAG_ERROR | 8)
-#define NBD_REP_ERR_TOO_BIG       (NBD_REP_FLAG_ERROR | 9)
-#define NBD_REP_ERR_EXT_HEADER_REQD (NBD_REP_FLAG_ERROR | 10)
+#define NBD_REP_ACK                NBDAIO_REP_ACK
+#define NBD_REP_SERVER             NBDAIO_REP_SERVER
+#define NBD_REP_INFO               NBDAIO_REP_INFO
+#define NBD_REP_META_CONTEXT       NBDAIO_REP_META_CONTEXT
+#define NBD_REP_FLAG_ERROR         NBDAIO_REP_FLAG_ERROR
+#define NBD_REP_ERR_UNSUP          NBDAIO_REP_ERR_UNSUP
+#define NBD_REP_ERR_POLICY         NBDAIO_REP_ERR_POLICY
+#define NBD_REP_ERR_INVALID        NBDAIO_REP_ERR_INVALID
+#define NBD_REP_ERR_PLATFORM       NBDAIO_REP_ERR_PLATFORM
+#define NBD_REP_ERR_TLS_REQD       NBDAIO_REP_ERR_TLS_REQD
+#define NBD_REP_ERR_UNKNOWN        NBDAIO_REP_ERR_UNKNOWN
+#define NBD_REP_ERR_SHUTDOWN       NBDAIO_REP_ERR_SHUTDOWN
+#define NBD_REP_ERR_BLOCK_SIZE_REQD NBDAIO_REP_ERR_BLOCK_SIZE_REQD
+#define NBD_REP_ERR_TOO_BIG        NBDAIO_REP_ERR_TOO_BIG
+#define NBD_REP_ERR_EXT_HEADER_REQD NBDAIO_REP_ERR_EXT_HEADER_REQD
 
 /* NBD_OPT_INFO / NBD_OPT_GO information types */
 #define NBD_INFO_EXPORT           0

@@ -192,6 +192,11 @@ tls_readv (struct transport *t, const struct iovec *iov, int n)
       else if (r == GNUTLS_E_AGAIN) {
         if (total)
           return total;
+        /* gnutls stops after a post-handshake message (a TLS 1.3
+         * NewSessionTicket) with the records behind it still in the
+         * read-ahead buffer, where poll cannot see them: go on */
+        if (t->tls->rpos < t->tls->rlen)
+          continue;
         errno = EAGAIN;
         return -1;
       }

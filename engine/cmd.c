@@ -6,6 +6,7 @@
  * O(1) per chunk while they form at most CMD_INLINE_RUNS runs, then
  * O(1 + length / 64) on a bitmap of the request. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,8 @@ cmd_slots_free (struct nbdaio_handle *h)
   free (h->cmds);
   free (h->free_stack);
   free (h->piece_stack);
+  free (h->violation_msgs);
+  h->violation_msgs = NULL;
   h->cmds = NULL;
   h->free_stack = NULL;
   h->piece_stack = NULL;
@@ -69,6 +72,7 @@ slot_take (struct nbdaio_handle *h, uint32_t idx)
 
   cmd->cookie = (h->next_seq++ << CMD_SLOT_BITS) | idx;
   cmd->error = 0;
+  cmd->violation = RULE_NONE;
   cmd->covered = 0;
   cmd->nruns = 0;
   cmd->got_block_status = false;
@@ -285,6 +289,8 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   memset (&cmd->completion, 0, sizeof cmd->completion);
   done_list_add (h, cmd);
   if (completion.callback) {
+    if (err == EPROTO && cmd->violation != RULE_NONE)
+      cmd_raise_violation (h, cmd);     /* what the callback sees */
     retire = completion.callback (completion.user_data, &err) == 1;
     if (cmd->cookie == cookie && cmd->state == CMD_DONE) {
       cmd->error = err;
@@ -295,6 +301,35 @@ cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
     }
   }
   callbacks_release (&chunk, &extent, &completion);
+}
+
+void
+cmd_keep_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  struct nbdaio_cmd *c = cmd->parent == CMD_NONE ? cmd : &h->cmds[cmd->parent];
+
+  if (c != cmd && c->error)
+    return;                     /* a piece failed the split command first */
+  /* the first one: one array for the handle's life, not one per command
+   * (out of memory: the command fails with EPROTO, the rule unnamed) */
+  if (!h->violation_msgs)
+    h->violation_msgs = malloc (h->max_in_flight * sizeof *h->violation_msgs);
+  if (!h->violation_msgs || error_rule () == RULE_NONE)
+    return;
+  snprintf (h->violation_msgs[cmd_index (h, c)], CMD_VIOLATION_MAX, "%s",
+            nbdaio_get_error ());
+  c->violation = error_rule ();
+}
+
+int
+cmd_raise_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
+{
+  char msg[ERROR_MAX];
+
+  snprintf (msg, sizeof msg, "%s (NBD specification, section \"%s\")",
+            h->violation_msgs[cmd_index (h, cmd)],
+            rule_get (cmd->violation)->section);
+  return error_raise (EPROTO, cmd->violation, msg);
 }
 
 void
@@ -329,6 +364,8 @@ nbdaio_aio_command_completed (struct nbdaio_handle *h, int64_t cookie)
   err = cmd->error;
   done_list_remove (h, cmd);
   cmd_retire (h, cmd);
+  if (err == EPROTO && cmd->violation != RULE_NONE)
+    return cmd_raise_violation (h, cmd);        /* it failed alone */
   if (err)
     return set_error (err, "command %lld failed: %s", (long long) cookie,
                       strerror (err));

@@ -132,13 +132,11 @@ same_export (const struct nbdaio_handle *h0, const struct nbdaio_handle *c,
   return 0;
 }
 
+/* h (connected) may become a group.  Returns 0, or -1 (EINVAL, ENOTSUP)
+ * saying why not. */
 static int
 check_creatable (struct nbdaio_handle *h)
 {
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (h->state != H_CONNECTED)
-    return set_error (EINVAL, "a group is made from a connected handle");
   if (h->group)
     return set_error (EINVAL, "the handle belongs to a group already");
   if (h->rc.kind == RC_NONE)
@@ -168,7 +166,8 @@ nbdaio_group_create (struct nbdaio_handle *h)
   struct nbdaio_group *g;
   unsigned pool;
 
-  if (check_creatable (h) == -1)
+  if (handle_check_state (h, IN_CONNECTED, __func__) == -1 ||
+      check_creatable (h) == -1)
     return NULL;
   g = calloc (1, sizeof *g);
   pool = h->max_in_flight;
@@ -271,6 +270,25 @@ nbdaio_group_get_stats (struct nbdaio_group *g, struct nbdaio_stats *out,
 
 /* ---- spreading and submitting ------------------------------------------ */
 
+/* The target is full or not connected: move it to the best connection.
+ * Out of line, so that nbdaio_group_pick's usual answer (the same target
+ * again) costs a few loads and no register saves. */
+static __attribute__((noinline)) void
+retarget (struct nbdaio_group *g)
+{
+  unsigned best = g->target;
+
+  for (unsigned i = 0; i < g->n; i++) {
+    const struct nbdaio_handle *x = g->m[i].h, *b = g->m[best].h;
+    /* connected beats reconnecting beats dead; then the lighter load */
+    int rx = x->state == H_CONNECTED ? 2 : x->state == H_RECONNECTING;
+    int rb = b->state == H_CONNECTED ? 2 : b->state == H_RECONNECTING;
+    if (rx > rb || (rx == rb && x->in_flight < b->in_flight))
+      best = i;
+  }
+  g->target = best;
+}
+
 struct nbdaio_handle *
 nbdaio_group_pick (struct nbdaio_group *g, unsigned *index)
 {
@@ -282,17 +300,8 @@ nbdaio_group_pick (struct nbdaio_group *g, unsigned *index)
   }
   t = g->m[g->target].h;
   if (g->n > 1 && (t->in_flight >= g->share || t->state != H_CONNECTED)) {
-    unsigned best = g->target;
-    for (unsigned i = 0; i < g->n; i++) {
-      const struct nbdaio_handle *x = g->m[i].h, *b = g->m[best].h;
-      /* connected beats reconnecting beats dead; then the lighter load */
-      int rx = x->state == H_CONNECTED ? 2 : x->state == H_RECONNECTING;
-      int rb = b->state == H_CONNECTED ? 2 : b->state == H_RECONNECTING;
-      if (rx > rb || (rx == rb && x->in_flight < b->in_flight))
-        best = i;
-    }
-    g->target = best;
-    t = g->m[best].h;
+    retarget (g);
+    t = g->m[g->target].h;
   }
   if (index)
     *index = g->target;
@@ -309,8 +318,13 @@ nbdaio_group_submit (struct nbdaio_group *g)
   for (unsigned i = 0; i < g->n; i++) {
     struct nbdaio_handle *h = g->m[i].h;
     int r;
-    if (h->sq_len > send_ready (h) && (r = nbdaio_aio_submit (h)) > 0)
-      sent += r;
+    /* nbdaio_aio_submit inline: its permitted states, no error */
+    if (h->sq_len > send_ready (h) &&
+        handle_in (h, IN_CONNECTED | IN_RECONNECTING)) {
+      h->sq_go = h->sq_len;
+      if ((r = send_flush (h)) > 0)
+        sent += r;
+    }
   }
   return sent;
 }
@@ -339,11 +353,13 @@ read_member (struct nbdaio_group *g, unsigned i)
 static void
 read_first (struct nbdaio_group *g, unsigned want, uint64_t done0)
 {
+  unsigned next = g->read_next;
+
   for (unsigned k = 0; k < g->n; k++) {
-    unsigned i = g->read_next;
+    unsigned i = next;
     struct nbdaio_handle *h = g->m[i].h;
-    if (++g->read_next == g->n)
-      g->read_next = 0;
+    if (++next == g->n)
+      next = 0;
     if (h->state == H_CONNECTED &&
         h->nsent > h->nleft - g->m[i].left_before) {
       uint64_t before = g->completed;
@@ -352,10 +368,11 @@ read_first (struct nbdaio_group *g, unsigned want, uint64_t done0)
         g->empty_reads -= g->empty_reads > 0;
       else
         g->empty_reads += g->empty_reads < MISS_MAX;
+      if (want && g->completed - done0 >= want)
+        break;                  /* completions come only from reads */
     }
-    if (want && g->completed - done0 >= want)
-      break;
   }
+  g->read_next = next;
 }
 
 /* poll_members found nothing to wait for. */
@@ -384,7 +401,8 @@ poll_members (struct nbdaio_group *g, int ms)
       p->events = POLLIN;
     }
     else {
-      ms = deadline_poll_ms (h, ms);
+      if (h->request_timeout_ms)        /* else no deadline: no call */
+        ms = deadline_poll_ms (h, ms);
       p->fd = h->t.fd;
       p->events = POLLIN | (send_ready (h) ? POLLOUT : 0);
     }
@@ -564,18 +582,27 @@ group_cmd_issued (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   }
 }
 
+/* cmd, a write counted in a flush epoch (group_epoch: the epoch's counter
+ * + 1), completed.  Out of line, so that group_cmd_done, which runs for
+ * every completion, saves no registers. */
+static __attribute__((noinline)) void
+write_done (struct nbdaio_group *g, struct nbdaio_cmd *cmd)
+{
+  uint32_t e = cmd->group_epoch;
+
+  cmd->group_epoch = 0;
+  if (--g->writes[e - 1] == 0 && e - 1 == g->low % g->nepochs)
+    flush_release (g);
+}
+
 void
 group_cmd_done (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
   struct nbdaio_group *g = h->group;
-  uint32_t e = cmd->group_epoch;
 
   g->completed++;
-  if (!e)
-    return;
-  cmd->group_epoch = 0;
-  if (--g->writes[e - 1] == 0 && e - 1 == g->low % g->nepochs)
-    flush_release (g);
+  if (cmd->group_epoch)
+    write_done (g, cmd);
 }
 
 int64_t

@@ -6,35 +6,16 @@
 #include "error.h"
 #include "internal.h"
 
-/* The export facts are known once connected (and stay readable after the
- * connection ended), or while negotiating once NBD_OPT_INFO answered. */
-static int
-check_info (struct nbdaio_handle *h)
-{
-  if (!h)
-    return set_error (EINVAL, "handle is NULL");
-  if (h->state == H_NEGOTIATING && !h->info.name)
-    return set_error (EINVAL, "handle is negotiating and knows no export "
-                      "yet (call nbdaio_opt_info or nbdaio_opt_go)");
-  if (h->state == H_NEW || !h->info.name)
-    return set_error (EINVAL, "handle has not connected yet");
-  return 0;
-}
-
-/* The connection facts (protocol, handshake flags, structured replies,
- * TLS) are known from the greeting on: also while negotiating. */
-static int
-check_conn_info (struct nbdaio_handle *h)
-{
-  if (h && h->state == H_NEGOTIATING)
-    return 0;
-  return check_info (h);
-}
+/* Each getter declares the states it answers in: the export's facts
+ * EXPORT_KNOWN (once connected, and still after the connection ended, or
+ * while negotiating once NBD_OPT_INFO answered), the connection's
+ * (protocol, handshake flags, structured replies, TLS) also IN_NEGOTIATING
+ * (known from the greeting on). */
 
 static int
-tflag (struct nbdaio_handle *h, uint16_t flag)
+tflag (struct nbdaio_handle *h, uint16_t flag, const char *call)
 {
-  if (check_info (h) == -1)
+  if (handle_check_state (h, EXPORT_KNOWN, call) == -1)
     return -1;
   return (h->info.tflags & flag) != 0;
 }
@@ -42,25 +23,31 @@ tflag (struct nbdaio_handle *h, uint16_t flag)
 int64_t
 nbdaio_get_size (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : (int64_t) h->info.size;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return (int64_t) h->info.size;
 }
 
 const char *
 nbdaio_get_export_name (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? NULL : h->info.name;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return NULL;
+  return h->info.name;
 }
 
 const char *
 nbdaio_get_export_description (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? NULL : h->info.description;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return NULL;
+  return h->info.description;
 }
 
 const char *
 nbdaio_get_protocol (struct nbdaio_handle *h)
 {
-  if (check_conn_info (h) == -1)
+  if (handle_check_state (h, IN_NEGOTIATING | EXPORT_KNOWN, __func__) == -1)
     return NULL;
   switch (h->info.protocol) {
   case PROTO_OLDSTYLE: return "oldstyle";
@@ -69,21 +56,23 @@ nbdaio_get_protocol (struct nbdaio_handle *h)
   }
 }
 
-int nbdaio_is_read_only (struct nbdaio_handle *h)  { return tflag (h, NBD_FLAG_READ_ONLY); }
-int nbdaio_can_flush (struct nbdaio_handle *h)     { return tflag (h, NBD_FLAG_SEND_FLUSH); }
-int nbdaio_can_fua (struct nbdaio_handle *h)       { return tflag (h, NBD_FLAG_SEND_FUA); }
-int nbdaio_can_trim (struct nbdaio_handle *h)      { return tflag (h, NBD_FLAG_SEND_TRIM); }
-int nbdaio_can_zero (struct nbdaio_handle *h)      { return tflag (h, NBD_FLAG_SEND_WRITE_ZEROES); }
-int nbdaio_can_fast_zero (struct nbdaio_handle *h) { return tflag (h, NBD_FLAG_SEND_FAST_ZERO); }
-int nbdaio_can_cache (struct nbdaio_handle *h)     { return tflag (h, NBD_FLAG_SEND_CACHE); }
-int nbdaio_can_df (struct nbdaio_handle *h)        { return tflag (h, NBD_FLAG_SEND_DF); }
-int nbdaio_can_multi_conn (struct nbdaio_handle *h) { return tflag (h, NBD_FLAG_CAN_MULTI_CONN); }
-int nbdaio_is_rotational (struct nbdaio_handle *h) { return tflag (h, NBD_FLAG_ROTATIONAL); }
+#define TFLAG_GETTER(name, flag) \
+  int name (struct nbdaio_handle *h) { return tflag (h, flag, __func__); }
+TFLAG_GETTER (nbdaio_is_read_only, NBD_FLAG_READ_ONLY)
+TFLAG_GETTER (nbdaio_can_flush, NBD_FLAG_SEND_FLUSH)
+TFLAG_GETTER (nbdaio_can_fua, NBD_FLAG_SEND_FUA)
+TFLAG_GETTER (nbdaio_can_trim, NBD_FLAG_SEND_TRIM)
+TFLAG_GETTER (nbdaio_can_zero, NBD_FLAG_SEND_WRITE_ZEROES)
+TFLAG_GETTER (nbdaio_can_fast_zero, NBD_FLAG_SEND_FAST_ZERO)
+TFLAG_GETTER (nbdaio_can_cache, NBD_FLAG_SEND_CACHE)
+TFLAG_GETTER (nbdaio_can_df, NBD_FLAG_SEND_DF)
+TFLAG_GETTER (nbdaio_can_multi_conn, NBD_FLAG_CAN_MULTI_CONN)
+TFLAG_GETTER (nbdaio_is_rotational, NBD_FLAG_ROTATIONAL)
 
 int
 nbdaio_can_write (struct nbdaio_handle *h)
 {
-  int ro = nbdaio_is_read_only (h);
+  int ro = tflag (h, NBD_FLAG_READ_ONLY, __func__);
 
   return ro == -1 ? -1 : !ro;
 }
@@ -91,13 +80,15 @@ nbdaio_can_write (struct nbdaio_handle *h)
 int
 nbdaio_can_block_status (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : h->info.meta_context != NULL;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return h->info.meta_context != NULL;
 }
 
 int
 nbdaio_can_block_status_payload (struct nbdaio_handle *h)
 {
-  int r = tflag (h, NBD_FLAG_BLOCK_STATUS_PAYLOAD);
+  int r = tflag (h, NBD_FLAG_BLOCK_STATUS_PAYLOAD, __func__);
 
   return r == 1 ? h->info.extended : r;
 }
@@ -105,7 +96,7 @@ nbdaio_can_block_status_payload (struct nbdaio_handle *h)
 int64_t
 nbdaio_get_block_size (struct nbdaio_handle *h, int which)
 {
-  if (check_info (h) == -1)
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
     return -1;
   switch (which) {
   case NBDAIO_SIZE_MINIMUM:   return h->info.bs_min;
@@ -119,9 +110,9 @@ nbdaio_get_block_size (struct nbdaio_handle *h, int which)
 int64_t
 nbdaio_get_max_payload (struct nbdaio_handle *h)
 {
-  if (check_info (h) == -1)
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
     return -1;
-  if (h->state == H_NEGOTIATING)   /* what nbdaio_opt_go would make of it */
+  if (handle_in (h, IN_NEGOTIATING))  /* what nbdaio_opt_go would make of it */
     return h->info.bs_max ? h->info.bs_max : NBD_DEFAULT_MAX_PAYLOAD;
   return (int64_t) h->max_payload;
 }
@@ -129,37 +120,47 @@ nbdaio_get_max_payload (struct nbdaio_handle *h)
 int
 nbdaio_get_structured_replies_negotiated (struct nbdaio_handle *h)
 {
-  return check_conn_info (h) == -1 ? -1 : h->info.structured_replies;
+  if (handle_check_state (h, IN_NEGOTIATING | EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return h->info.structured_replies;
 }
 
 int
-nbdaio_get_extended_headers (struct nbdaio_handle *h)
+nbdaio_get_extended_headers_negotiated (struct nbdaio_handle *h)
 {
-  return check_conn_info (h) == -1 ? -1 : h->info.extended;
+  if (handle_check_state (h, IN_NEGOTIATING | EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return h->info.extended;
 }
 
 int
 nbdaio_get_tls_negotiated (struct nbdaio_handle *h)
 {
-  return check_conn_info (h) == -1 ? -1 : h->info.tls;
+  if (handle_check_state (h, IN_NEGOTIATING | EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return h->info.tls;
 }
 
 const char *
 nbdaio_get_meta_context (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? NULL : h->info.meta_context;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return NULL;
+  return h->info.meta_context;
 }
 
 int
 nbdaio_get_nr_meta_contexts (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : (int) h->info.nmetas;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return (int) h->info.nmetas;
 }
 
 int
 nbdaio_can_meta_context (struct nbdaio_handle *h, const char *name)
 {
-  if (check_info (h) == -1)
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
     return -1;
   if (!name)
     return set_error (EINVAL, "meta context name is NULL");
@@ -172,19 +173,23 @@ nbdaio_can_meta_context (struct nbdaio_handle *h, const char *name)
 int
 nbdaio_get_handshake_flags (struct nbdaio_handle *h)
 {
-  return check_conn_info (h) == -1 ? -1 : h->info.hflags;
+  if (handle_check_state (h, IN_NEGOTIATING | EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return h->info.hflags;
 }
 
 int
 nbdaio_get_transmission_flags (struct nbdaio_handle *h)
 {
-  return check_info (h) == -1 ? -1 : h->info.tflags;
+  if (handle_check_state (h, EXPORT_KNOWN, __func__) == -1)
+    return -1;
+  return h->info.tflags;
 }
 
 int
 nbdaio_is_connected (struct nbdaio_handle *h)
 {
-  return h && h->state == H_CONNECTED;
+  return handle_in (h, IN_CONNECTED);
 }
 
 const char *

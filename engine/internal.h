@@ -27,6 +27,7 @@
 #define CMD_INLINE_RUNS 4       /* disjoint chunk runs kept without malloc;
                                  * a more fragmented reply uses a bitmap */
 #define CMD_NONE UINT32_MAX     /* end of the done list */
+#define CMD_VIOLATION_MAX 256   /* a kept violation message at most */
 #define SEND_IOV_MAX 1024       /* iovecs per sendmsg */
 #define RBUF_SIZE (256 * 1024)  /* reply stream buffer; it grows (while a
                                  * larger block status chunk arrives) only
@@ -83,6 +84,9 @@ struct nbdaio_cmd {
   uint32_t group_epoch;         /* a write of a group's handle: its flush
                                  * epoch's counter + 1 (group.c); else 0 */
   int error;                    /* first error, errno value */
+  enum rule_id violation;       /* the rule whose violation failed it
+                                 * alone (cmd_keep_violation), else
+                                 * RULE_NONE */
   uint64_t covered;             /* bytes covered by data/hole chunks */
   /* Byte ranges (relative to offset) covered by data/hole chunks, sorted,
    * disjoint and merged, while there are at most CMD_INLINE_RUNS; a more
@@ -131,6 +135,13 @@ enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING,
 #define IN_ANY_STATE     (IN_NEW | IN_NEGOTIATING | IN_CONNECTED | \
                           IN_RECONNECTING | IN_DEAD)
 #define NOT_IN_CALLBACK  (1u << 31)
+/* KNOWING_EXPORT (states): those states, but only once the handle knows
+ * an export (h->info.name: after nbdaio_opt_info or the handshake; it
+ * stays known after the connection ended).  EXPORT_KNOWN: any state past
+ * IN_NEW that knows one. */
+#define KNOWING_EXPORT(states) ((states) << 8)
+#define EXPORT_KNOWN     KNOWING_EXPORT (IN_NEGOTIATING | IN_CONNECTED | \
+                                         IN_RECONNECTING | IN_DEAD)
 
 /* How the handle connected, for a reconnect (reconnect.c). */
 enum rc_target { RC_NONE, RC_UNIX, RC_TCP };
@@ -246,6 +257,9 @@ struct nbdaio_handle {
   nbdaio_extent64 *extents64;   /* every block status chunk is parsed here */
   size_t extents64_cap;
 
+  /* per caller slot, the message of the violation that failed its
+   * command alone (cmd_keep_violation); made at the first one */
+  char (*violation_msgs)[CMD_VIOLATION_MAX];
   char *conn_error;             /* why the connection ended */
   enum rule_id conn_rule;       /* the rule it broke, or RULE_NONE */
   int64_t connect_deadline;     /* during a connect call: when it must
@@ -301,13 +315,22 @@ int handle_failed (struct nbdaio_handle *h);
 int handle_reconnect (struct nbdaio_handle *h, unsigned timeout_ms);
 
 /* states.c */
-/* 0 when h is non-NULL and in one of the permitted states (IN_* bits;
- * with NOT_IN_CALLBACK also not inside a callback of its reply reader),
- * else -1 with the error the refusal table gives: EINVAL (NULL handle, a
- * setting made too late, an opt call while not negotiating), EBUSY (from
- * a callback, naming call) or ENOTCONN (not connected, naming why). */
+/* 0 when h is non-NULL and in one of the permitted states (IN_* and
+ * KNOWING_EXPORT bits; with NOT_IN_CALLBACK also not inside a callback of
+ * its reply reader), else -1 with the error the refusal table gives:
+ * EINVAL (NULL handle, a setting made too late, an opt call while not
+ * negotiating, no export known yet, a group from a handle not connected),
+ * EBUSY (from a callback, naming call) or ENOTCONN (not connected, naming
+ * why). */
 int handle_check_state (const struct nbdaio_handle *h, unsigned permitted,
                         const char *call);
+/* h is non-NULL and in one of states (IN_* bits), without an error: for
+ * the calls that answer by the state (nbdaio_is_connected, ...). */
+static inline bool
+handle_in (const struct nbdaio_handle *h, unsigned states)
+{
+  return h && (states & IN_STATE (h->state));
+}
 
 /* settings.c */
 /* Forget the meta contexts nbdaio_add_meta_context added after the first. */
@@ -367,12 +390,26 @@ void cmd_set_error (struct nbdaio_cmd *cmd, int err);
  * 0, or -1 with a violation if it overlaps what is covered already. */
 int cmd_cover (struct nbdaio_cmd *cmd, uint32_t start, uint32_t len);
 void cmd_complete (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* The last error is a violation in cmd's final reply that fails cmd alone
+ * (reply-violations=command): keep it with the command the caller issued
+ * (cmd, or the split command cmd is a piece of unless an earlier piece
+ * failed it), for its callback and nbdaio_aio_command_completed. */
+void cmd_keep_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
+/* Make the violation kept for cmd (a caller's command) the last error,
+ * its message naming the rule's section of the NBD specification.
+ * Returns -1. */
+int cmd_raise_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd);
 void cmd_fail_all (struct nbdaio_handle *h, int err);
 void callbacks_release (nbdaio_chunk_callback *chunk,
                         nbdaio_extent_callback *extent,
                         nbdaio_completion_callback *completion);
 
 /* issue.c */
+/* Write one request header into hdr: 28 bytes, or 32 with extended
+ * headers (ext), whose length field is 64 bits wide. */
+void request_header_put (uint8_t *hdr, bool ext, uint16_t flags,
+                         uint16_t type, uint64_t cookie, uint64_t offset,
+                         uint64_t length);
 /* Encode the request of cmd (allocated, its type, flags, offset, count,
  * buf, bs_want and bs_filter set) and put it on the send queue (state
  * CMD_QUEUED). */

@@ -75,8 +75,8 @@ check_command (struct nbdaio_handle *h, uint16_t type)
 }
 
 /* split: the command is sent as pieces, each within the maximum
- * payload. */
-static int
+ * payload.  inline: on every command's path (gcc kept it out of line). */
+static inline int
 check_range (struct nbdaio_handle *h, uint16_t type, uint64_t offset,
              uint64_t count, bool split)
 {
@@ -200,6 +200,21 @@ encode_filter (const struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   return len;
 }
 
+void
+request_header_put (uint8_t *hdr, bool ext, uint16_t flags, uint16_t type,
+                    uint64_t cookie, uint64_t offset, uint64_t length)
+{
+  wire_put32 (hdr, ext ? NBD_MAGIC_EXT_REQUEST : NBD_MAGIC_REQUEST);
+  wire_put16 (hdr + 4, flags);
+  wire_put16 (hdr + 6, type);
+  wire_put64 (hdr + 8, cookie);
+  wire_put64 (hdr + 16, offset);
+  if (ext)
+    wire_put64 (hdr + 24, length);
+  else
+    wire_put32 (hdr + 24, (uint32_t) length);
+}
+
 /* Encode the request: 28 bytes, or with extended headers 32 with a
  * 64-bit length and NBD_CMD_FLAG_PAYLOAD_LEN where a payload follows (a
  * write: its data; a filtered block status: the filter, in hdr after the
@@ -218,15 +233,8 @@ cmd_encode (const struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   }
   if (ext && (cmd->type == NBD_CMD_WRITE || cmd->bs_filter))
     flags |= NBD_CMD_FLAG_PAYLOAD_LEN;
-  wire_put32 (cmd->hdr, ext ? NBD_MAGIC_EXT_REQUEST : NBD_MAGIC_REQUEST);
-  wire_put16 (cmd->hdr + 4, flags);
-  wire_put16 (cmd->hdr + 6, cmd->type);
-  wire_put64 (cmd->hdr + 8, cmd->cookie);
-  wire_put64 (cmd->hdr + 16, cmd->offset);
-  if (ext)
-    wire_put64 (cmd->hdr + 24, length);
-  else
-    wire_put32 (cmd->hdr + 24, (uint32_t) length);
+  request_header_put (cmd->hdr, ext, flags, cmd->type, cmd->cookie,
+                      cmd->offset, length);
 }
 
 void

@@ -74,7 +74,7 @@ nbdaio_aio_get_direction (struct nbdaio_handle *h)
 {
   unsigned dir = 0;
 
-  if (!h || (h->state != H_CONNECTED && h->state != H_RECONNECTING))
+  if (!handle_in (h, IN_CONNECTED | IN_RECONNECTING))
     return 0;
   if (h->state == H_RECONNECTING)       /* the timer fd: the next attempt */
     return NBDAIO_DIRECTION_READ;

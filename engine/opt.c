@@ -30,7 +30,7 @@ outcome (struct nbdaio_handle *h, enum hs_result r)
 int
 nbdaio_is_negotiating (struct nbdaio_handle *h)
 {
-  return h && h->state == H_NEGOTIATING;
+  return handle_in (h, IN_NEGOTIATING);
 }
 
 int64_t

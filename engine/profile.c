@@ -623,8 +623,8 @@ nbdaio_profile_connect (const struct nbdaio_profile *p,
 }
 
 int
-nbdaio_connect_profile (struct nbdaio_handle *h, const char *name,
-                        const char *path)
+nbdaio_connect_profile (struct nbdaio_handle *h, const char *path,
+                        const char *name)
 {
   struct nbdaio_profile *p;
   int r;

@@ -121,7 +121,8 @@ simple_read_violation (uint64_t cookie, uint32_t err)
 
 /* The violation of the last error concerns cmd alone, whose final reply
  * was consumed whole (the stream is in sync).  reply-violations=command:
- * cmd completes with EPROTO (its callback sees the violation), the
+ * cmd completes with EPROTO (its callback, and nbdaio_aio_command_completed
+ * after it, see the violation with its section: cmd_keep_violation), the
  * connection lives on; returns 0.  close: returns -1 (the connection
  * ends). */
 static int
@@ -130,6 +131,7 @@ command_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
   if (h->violations_close)
     return -1;
   h->st.command_violations++;
+  cmd_keep_violation (h, cmd);
   cmd->error = EPROTO;
   debug (h->debug, "cookie 0x%llx failed: %s", (unsigned long long) cmd->cookie,
          nbdaio_get_error ());
@@ -886,7 +888,8 @@ read_loop (struct nbdaio_handle *h)
         continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
-      set_error (ENOTCONN, "reading from server: %s", strerror (errno));
+      set_error (ENOTCONN, "reading from server: %s",
+                 transport_strerror (&h->t, errno));
       return conn_die (h, ENOTCONN);
     }
     h->st.bytes_received += (size_t) r;

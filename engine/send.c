@@ -169,7 +169,8 @@ send_flush (struct nbdaio_handle *h)
         set_error (ENOTCONN, "server closed the connection (while sending)");
         return conn_die (h, ENOTCONN);
       }
-      set_error (errno, "sending to server: %s", strerror (errno));
+      set_error (errno, "sending to server: %s",
+                 transport_strerror (&h->t, errno));
       return conn_die (h, errno == ENOTCONN ? ENOTCONN : errno);
     }
     h->st.bytes_sent += (size_t) r;
@@ -185,11 +186,9 @@ send_flush (struct nbdaio_handle *h)
 int
 send_disconnect (struct nbdaio_handle *h)
 {
-  uint8_t hdr[NBD_EXT_REQUEST_LEN] = { 0 };
+  uint8_t hdr[NBD_EXT_REQUEST_LEN];
 
-  wire_put32 (hdr, h->info.extended ? NBD_MAGIC_EXT_REQUEST :
-              NBD_MAGIC_REQUEST);
-  wire_put16 (hdr + 6, NBD_CMD_DISC);
+  request_header_put (hdr, h->info.extended, 0, NBD_CMD_DISC, 0, 0, 0);
   debug (h->debug, "sending NBD_CMD_DISC");
   h->disc_sent = true;
   /* 28 or 32 bytes on an idle socket: a short deadline is plenty. */
@@ -197,7 +196,7 @@ send_disconnect (struct nbdaio_handle *h)
                             transport_now_ms () + 1000) == -1)
     return -1;
   h->st.bytes_sent += h->req_len;
-  shutdown (h->t.fd, SHUT_WR);
+  transport_shutdown_write (&h->t);   /* TLS: close_notify first */
   return 0;
 }
 

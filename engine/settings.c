@@ -254,41 +254,46 @@ nbdaio_get_tls (struct nbdaio_handle *h)
   return h->tls.mode;
 }
 
-/* A path or name setting: non-empty, or NULL to unset. */
+/* A path or name setting, the char * at offset field of h->tls (known
+ * only once h is: NULL is refused first): non-empty, or NULL to unset. */
 static int
-set_tls_string (struct nbdaio_handle *h, char **dst, const char *value,
+set_tls_string (struct nbdaio_handle *h, size_t field, const char *value,
                 const char *what)
 {
   if (handle_check_state (h, IN_NEW, __func__) == -1)
     return -1;
   if (value && !*value)
     return set_error (EINVAL, "%s is empty", what);
-  return settings_replace_string (dst, value, what);
+  return settings_replace_string ((char **) ((char *) &h->tls + field),
+                                  value, what);
 }
 
 int
 nbdaio_set_tls_certificates (struct nbdaio_handle *h, const char *dir)
 {
-  return set_tls_string (h, &h->tls.certificates, dir,
+  return set_tls_string (h, offsetof (struct tls_config, certificates), dir,
                          "TLS certificates directory");
 }
 
 int
 nbdaio_set_tls_psk_file (struct nbdaio_handle *h, const char *path)
 {
-  return set_tls_string (h, &h->tls.psk_file, path, "TLS PSK file");
+  return set_tls_string (h, offsetof (struct tls_config, psk_file), path,
+                         "TLS PSK file");
 }
 
 int
 nbdaio_set_tls_username (struct nbdaio_handle *h, const char *name)
 {
-  return set_tls_string (h, &h->tls.username, name, "TLS user name");
+  return set_tls_string (h, offsetof (struct tls_config, username), name,
+                         "TLS user name");
 }
 
 int
 nbdaio_set_tls_hostname (struct nbdaio_handle *h, const char *name)
 {
-  return set_tls_string (h, &h->tls.hostname, name, "TLS host name");
+  return set_tls_string (h, offsetof (struct tls_config, hostname), name,
+                         "TLS host name");
 }
 
 int

@@ -12,11 +12,15 @@
  * refusals made at setup in job-check.c.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fio-version.h"
 #include "plugin.h"
+
+#define RULES_SAID_MAX 8        /* report_violation: more rules than fail a
+                                 * request alone */
 
 /* Per-job state.
  *
@@ -41,6 +45,11 @@ struct engine {
   enum trim_op trim_op;
   uint32_t write_flags;         /* FUA for writes (fua=1) */
   uint32_t trim_flags;          /* the flags of trim_op's command */
+
+  /* the rules whose violation report_violation named (the library's
+   * static tags) */
+  const char *rules_said[RULES_SAID_MAX];
+  unsigned nrules_said;
 
   struct io_u **ring;           /* completed io_us, in completion order */
   unsigned ring_mask;
@@ -88,26 +97,28 @@ engine_setup (struct thread_data *td)
   return r == 0 ? 0 : 1;
 }
 
-/* One line per job when a connection was re-established. */
+/* At the end of a job: one line if a connection was re-established, one
+ * if requests failed alone by a protocol violation of the server
+ * (report_violation named the rules as they were broken). */
 static void
-report_reconnects (struct thread_data *td, struct engine *e)
+report_stats (struct thread_data *td, struct engine *e)
 {
-  uint64_t n = 0, resent = 0, down = 0;
   struct nbdaio_stats st;
+  uint64_t n, alone;
 
-  for (unsigned i = 0; i < nbdaio_group_get_size (e->g); i++) {
-    if (nbdaio_get_stats (nbdaio_group_get_handle (e->g, i), &st,
-                          sizeof st) == -1)
-      continue;
-    n += st.reconnects;
-    resent += st.commands_resent;
-    down += st.downtime_ms;
-  }
+  if (nbdaio_group_get_stats (e->g, &st, sizeof st) == -1)
+    return;
+  n = st.reconnects;
+  alone = st.command_violations;
+  if (alone)
+    log_err ("%s: %s: %llu request%s failed alone by a protocol violation "
+             "of the server (reply-violations=command)\n", ENGINE,
+             td->o.name, (unsigned long long) alone, alone == 1 ? "" : "s");
   if (n)
     log_info ("%s: %s: %llu reconnect%s, %llu commands resent, %llu ms "
               "down\n", ENGINE, td->o.name, (unsigned long long) n,
-              n == 1 ? "" : "s", (unsigned long long) resent,
-              (unsigned long long) down);
+              n == 1 ? "" : "s", (unsigned long long) st.commands_resent,
+              (unsigned long long) st.downtime_ms);
 }
 
 static void
@@ -117,7 +128,7 @@ engine_cleanup (struct thread_data *td)
 
   if (!e)
     return;
-  report_reconnects (td, e);
+  report_stats (td, e);
   /* Nothing waits here: fio reaped (or gave up on) every io_u already.
    * Commands still queued unsent fail with ENOTCONN as the group closes. */
   nbdaio_group_close (e->g);
@@ -194,11 +205,43 @@ io_done (struct engine *e, struct io_slot *slot, int err)
     report_dead (e, slot->conn);
 }
 
+/* In a completion callback with EPROTO: if the server broke a rule that
+ * fails the request alone (reply-violations=command: the connection
+ * lives on; a violation that ends it is report_dead's), name the rule,
+ * its section and what the server sent, once per rule and job (a broken
+ * server may fail every request).  Cold: kept out of on_complete, which
+ * runs for every request. */
+static void __attribute__((cold, noinline))
+report_violation (struct engine *e, unsigned conn)
+{
+  struct nbdaio_handle *h = nbdaio_group_get_handle (e->g, conn);
+  const char *tag = nbdaio_get_violation (), *msg = nbdaio_get_error ();
+  char prefix[64];
+  unsigned i = 0;
+  int n;
+
+  if (!tag || !msg || nbdaio_get_connection_violation (h))
+    return;
+  while (i < e->nrules_said && e->rules_said[i] != tag)
+    i++;
+  if (i < e->nrules_said || i == RULES_SAID_MAX)
+    return;
+  e->rules_said[e->nrules_said++] = tag;
+  /* the message is "protocol violation [tag]: what was sent (section)" */
+  n = snprintf (prefix, sizeof prefix, "protocol violation [%s]: ", tag);
+  if (n > 0 && strncmp (msg, prefix, (size_t) n) == 0)
+    msg += n;
+  log_err ("%s: server broke rule %s: %s; this request failed alone "
+           "(reply-violations=command)\n", ENGINE, tag, msg);
+}
+
 static int
 on_complete (void *user_data, int *error)
 {
   struct io_slot *slot = user_data;
 
+  if (*error == EPROTO)
+    report_violation (slot->e, slot->conn);
   io_done (slot->e, slot, *error);
   return 1;                     /* retire the command at once */
 }
@@ -309,9 +352,12 @@ avail (const struct engine *e)
 }
 
 /* Before getevents waits: submit the held commands, unless those already
- * sent can satisfy fio's minimum on their own and keep the server busy
- * (at least hold_max of them); then the held ones wait for a fuller batch.
- * Waiting never depends on a command not submitted. */
+ * sent can satisfy fio's minimum on their own (sent >= need) and keep the
+ * server busy (sent >= hold_max); then the held ones wait for a fuller
+ * batch.  Without the first test a minimum above the sent ones (fio's
+ * iodepth_batch_complete_min) would hold them until every sent one has
+ * completed (the wait ends there, nothing else being in flight): one
+ * server round trip late, not a hang (fio-batching-complete-min-held). */
 static void
 submit_held (struct thread_data *td, struct engine *e, unsigned min)
 {

@@ -4,11 +4,17 @@
 #include "plugin.h"
 #include "optgroup.h"
 
-const char *const trim_op_names[] = {
-  [TRIM_OP_TRIM] = "trim", [TRIM_OP_ZERO] = "zero",
-  [TRIM_OP_ZERO_NOHOLE] = "zero_nohole", [TRIM_OP_FAST_ZERO] = "fast_zero",
-  [TRIM_OP_CACHE] = "cache",
-};
+/* The names of trim_op's values, written once: the table, the help text
+ * and the refusal's message are made from this list. */
+#define TRIM_OPS(X)                                                     \
+  X (TRIM_OP_TRIM, "trim") X (TRIM_OP_ZERO, "zero")                     \
+  X (TRIM_OP_ZERO_NOHOLE, "zero_nohole")                                \
+  X (TRIM_OP_FAST_ZERO, "fast_zero") X (TRIM_OP_CACHE, "cache")
+#define TRIM_OP_ENTRY(op, name) [op] = name,
+#define TRIM_OP_WORD(op, name) " " name
+#define TRIM_OP_CHOICES "one of" TRIM_OPS (TRIM_OP_WORD)
+
+const char *const trim_op_names[] = { TRIM_OPS (TRIM_OP_ENTRY) };
 
 #define SETTING_OPTION(idx, oname, long_name, text)                     \
   {                                                                     \
@@ -42,8 +48,8 @@ struct fio_option job_options[] = {
     .name = "config", .lname = "NBD profiles file",
     .type = FIO_OPT_STR_STORE,
     .off1 = offsetof (struct engine_options, config),
-    .help = "The profiles file for nbd_profile (default: $NBDAIO_CONFIG, "
-            "~/.config/nbdaio/profiles.ini, /etc/nbdaio/profiles.ini)",
+    .help = "The profiles file for nbd_profile (default: the one "
+            "nbdaio_profile_load(3) finds, first $NBDAIO_CONFIG)",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -60,8 +66,7 @@ struct fio_option job_options[] = {
     .type = FIO_OPT_STR_STORE,
     .off1 = offsetof (struct engine_options, trim_op),
     .def = "trim",
-    .help = "What fio's trim direction sends: trim, zero, zero_nohole, "
-            "fast_zero or cache",
+    .help = "What fio's trim direction sends, " TRIM_OP_CHOICES,
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   {
@@ -149,8 +154,7 @@ job_parse_trim_op (const char *s, enum trim_op *out)
       *out = (enum trim_op) i;
       return 0;
     }
-  log_err ("%s: trim_op=%s is not one of trim, zero, zero_nohole, fast_zero, "
-           "cache\n", ENGINE, s);
+  log_err ("%s: trim_op=%s is not " TRIM_OP_CHOICES "\n", ENGINE, s);
   return -1;
 }
 
