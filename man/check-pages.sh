@@ -8,8 +8,13 @@
 #    groff -ww -man without a warning or an error, for groff's default
 #    device and for a terminal (-Tutf8, as man shows it);
 #  - every "name(N)" a page refers to (.BR name (N), .RB ( name (N)) that
-#    names one of ours (nbdaio*) is a page of MANDIR or one of the PAGEs.
+#    names one of ours (nbdaio*) is a page of MANDIR or one of the PAGEs;
+#  - every page's NAME line says in a few words what it describes: after
+#    "\-", 2 words or more, at most 65 characters, parentheses balanced (the
+#    man3 pages take it from the first sentence of the call's comment in
+#    nbdaio.h: see summary in gen-man.py).
 set -euo pipefail
+shopt -s nullglob
 [ $# -ge 2 ] || { echo "usage: $0 MAP MANDIR [PAGE...]" >&2; exit 2; }
 map=$1 mandir=$2
 shift 2
@@ -25,6 +30,18 @@ symbols=$(sed -n 's/^[[:space:]]*\(nbdaio_[a-z0-9_]*\);.*/\1/p' "$map" |
 pages=("$mandir"/*.3 "$mandir"/*.7 "$@")
 declare -A have
 for p in "${pages[@]}"; do have[$(basename "$p")]=1; done
+
+# the NAME line: "name[, name...] \- what it is"
+check_name_line () {
+  local what
+  what=$(sed -n '/^\.SH NAME/{n;p;q}' "$1" | sed -n 's/^.* \\- //p')
+  local opened=${what//[^(]/} closed=${what//[^)]/}
+  if [ -z "$what" ] || [ "$(wc -w <<<"$what")" -lt 2 ] ||
+     [ ${#what} -gt 65 ] || [ ${#opened} -ne ${#closed} ]; then
+    fail "$(basename "$1"): NAME line '$what' is not a short description" \
+      "(2 words or more, at most 65 characters, parentheses balanced)"
+  fi
+}
 
 nsym=0
 for s in $symbols; do
@@ -46,6 +63,7 @@ for p in "${pages[@]}"; do
     continue
   fi
   nrender=$((nrender + 1))
+  check_name_line "$p"
   # -z: groff's default (typesetter) device; -Tutf8: what man(1) shows
   for dev in '' -Tutf8; do
     if ! out=$(groff -ww -man $dev -z "$p" 2>&1) || [ -n "$out" ]; then

@@ -2,10 +2,12 @@
 """man/gen-man.py - the manual pages of nbdaio, generated from the one place
 each contract is written.
 
-  gen-man.py list HEADER              names of the man3 pages (one a line)
-  gen-man.py man3 HEADER OUTDIR       a page per group of calls that share
-                                      one contract comment in HEADER, and a
-                                      ".so" link for every other call
+  gen-man.py man3 HEADER TEMPLATE OUTDIR
+                                      OUTDIR holds exactly the man3 pages:
+                                      a page per group of calls that share
+                                      one contract comment in HEADER, a
+                                      ".so" link for every other call, and
+                                      nbdaio.3 filled in from TEMPLATE
   gen-man.py page HEADER TEMPLATE OUT fill a hand-written page's @NAME@
                                       placeholders from HEADER (and
                                       --options FILE: fio-plugin/options.c)
@@ -25,6 +27,7 @@ How HEADER (core/nbdaio.h) is read:
 """
 
 import errno
+import os
 import re
 import sys
 
@@ -230,33 +233,50 @@ def code(lines, strip_api=True):
     return out + ['.fi', '.RE']
 
 
-def sentences(lines):
-    text = ' '.join(s.strip() for s in lines if s.strip())
-    return re.split(r'(?<=[.)])\s+(?=[A-Z(])', text)
+def first_clause(text):
+    """text up to the end of its first sentence (". ") or clause (": ",
+    "; "), leaving out what stands in parentheses or quotes there."""
+    out, depth, quoted = [], 0, False
+    for i, c in enumerate(text):
+        end = i + 1 == len(text) or text[i + 1].isspace()
+        if c == '"' and depth == 0:
+            quoted = not quoted
+        elif not quoted and c == '(':
+            depth += 1
+        elif not quoted and c == ')' and depth > 0:
+            depth -= 1
+            continue
+        elif not quoted and depth == 0 and c in '.:;' and end:
+            break
+        if depth == 0:
+            out.append(c)
+    text = re.sub(r'\s+', ' ', ''.join(out)).strip()
+    return re.sub(r' ([,.])', r'\1', text)
 
 
 def summary(block):
-    """One line for NAME: the comment's first sentence, or the section."""
-    first = sentences(block.comment)[0] if block.comment else ''
-    first = first.rstrip('.')
-    if len(first) > 72:
-        cuts = [i for i in (first.find(c, 12) for c in (' (', ';', ':', ', '))
-                if i > 0]
-        first = first[:min(cuts)] if cuts else first
-    if len(first.split()) < 3 or len(first) > 90:
-        first = block.section
+    """NAME's one line: the first sentence of the contract comment up to
+    its first ":" or ";", without what stands in parentheses, its first
+    word lowercased unless it is a name (NBD_OPT_GO, TLS).  So a comment
+    opens with a short sentence saying what the call does; check-pages.sh
+    fails a page whose line is empty or too long."""
+    text = ' '.join(s.strip() for s in block.comment if s.strip())
+    first = first_clause(text)
+    if re.match(r'^[A-Z][a-z]*\b', first):
+        first = first[0].lower() + first[1:]
     return first
 
 
 ERRNOS = set(errno.errorcode.values())
+NEVER_FAILS = re.compile(r'\bNever fails?\b')
 PAREN = r'\(((?:[^()]|\([^()]*\))*)\)'
 
 
 def errors(lines):
     """({errno: why}, [other errno names]): the explanations the text gives
-    in a form that cannot be misread (an indented list "  EINVAL  why", or
-    "Errors: EINVAL (why), ENOTCONN (why)"), and the errno values it only
-    names elsewhere."""
+    in a form that cannot be misread (an indented list "  EINVAL  why",
+    "Errors: EINVAL (why), ENOTCONN (why)", "-1: EINVAL (why), ..." or
+    "-1 (EINVAL) if why"), and the errno values it only names elsewhere."""
     listed, text, used = {}, [], set()
     for i, line in enumerate(lines):
         m = re.match(r'^\s{2,}(E[A-Z0-9]+)\s+([^\s(].*)$', line)
@@ -272,16 +292,31 @@ def errors(lines):
             used.add(j)
         listed[m.group(1)] = ' '.join(why)
     text = ' '.join(text)
-    m = re.search(r'\bErrors: (.*?\))\.(\s|$)', text)
-    if m:
+    for m in re.finditer(r'(?:\bErrors|-1): (.*?\))\.(\s|$)', text):
         for e in re.finditer(r'\b(E[A-Z0-9]+)\s*' + PAREN, m.group(1)):
             if e.group(1) in ERRNOS:
                 listed.setdefault(e.group(1), e.group(2))
+    for e in re.finditer(r'(?:-1|NULL) \((E[A-Z0-9]+)\) (?:if|for|when) '
+                         r'([^.;,()]+)', text):
+        if e.group(1) in ERRNOS:
+            listed.setdefault(e.group(1), e.group(2))
     named = []
     for e in re.findall(r'\bE[A-Z0-9]+\b', text):
         if e in ERRNOS and e not in listed and e not in named:
             named.append(e)
     return listed, named
+
+
+def each_returns(comment):
+    """The sentence of a group's comment saying what each call returns
+    ("Each returns ...", "Queue a command: each queues one and returns
+    ..."), from "Each" on; None if there is none."""
+    text = ' '.join(line.strip() for line in comment)
+    for sentence in re.split(r'(?<=\.)\s+', text):
+        m = re.search(r'(?:^|: )(each\b[^.]*\breturns\b.*)', sentence, re.I)
+        if m:
+            return m.group(1)[0].upper() + m.group(1)[1:]
+    return None
 
 
 def split_returns(comment):
@@ -309,9 +344,6 @@ class Header:
         self.types = [b for b in self.blocks if b.kind == 'type']
         self.consts = [b for b in self.blocks if b.kind == 'const']
         self.page_of = {n: b.names[0] for b in self.calls for n in b.names}
-
-    def pages(self):
-        return sorted(self.page_of)
 
     def types_for(self, block, text):
         """The types block's prototypes use, and those these use."""
@@ -392,12 +424,21 @@ class Header:
     def return_value(self, block, returns, text):
         void = re.match(r'\s*(NBDAIO_API )?void ', block.lines[0])
         out = ['.SH RETURN VALUE']
+        said = each_returns(block.comment)
         if returns:
             out += prose(returns)
+        elif said and not void:
+            out.append(esc(said))
+        elif block.names == [block.names[0]] and \
+                block.names[0].startswith('nbdaio_set_') and \
+                block.lines[0].startswith('NBDAIO_API int '):
+            out.append('0 on success, -1 on error (the library\'s'
+                       ' convention: see')
+            out += ['.BR nbdaio (3)).']
         else:
             out.append('None.' if void else 'As DESCRIPTION says.')
         can_fail = re.search(r'-1\b|\bNULL\b', text) and \
-            not re.search(r'Never fails?\b', text)
+            not NEVER_FAILS.search(text)
         if not void and can_fail:
             out += ['.PP', 'After a failure,', '.BR nbdaio_get_error (3)',
                     'gives the message and', '.BR nbdaio_get_errno (3)',
@@ -405,6 +446,8 @@ class Header:
         return out
 
     def errors(self, block):
+        if NEVER_FAILS.search(' '.join(block.comment)):
+            return ['.SH ERRORS', 'None: the call never fails.']
         listed, named = errors(block.comment + sum(block.notes, []))
         out = ['.SH ERRORS'] if listed or named else []
         for errno_name, why in listed.items():
@@ -426,14 +469,15 @@ class Header:
             out.append('.BR %s (3)%s' % (r, ',' if i < len(refs) - 1 else ''))
         return out
 
-    def write_man3(self, outdir):
+    def man3(self):
+        """{file name: text} of the calls' pages and links."""
+        pages = {}
         for block in self.calls:
             first = block.names[0]
-            with open('%s/%s.3' % (outdir, first), 'w') as f:
-                f.write(self.page(block))
+            pages[first + '.3'] = self.page(block)
             for other in block.names[1:]:
-                with open('%s/%s.3' % (outdir, other), 'w') as f:
-                    f.write('.so man3/%s.3\n' % first)
+                pages[other + '.3'] = '.so man3/%s.3\n' % first
+        return pages
 
     # ---- parts of the hand-written nbdaio(3) -----------------------------
 
@@ -554,11 +598,26 @@ def fill(template, header, options):
     return '\n'.join(out) + '\n'
 
 
+def write_man3(header_path, template, outdir):
+    """Make outdir hold exactly the man3 pages, removing any page of a
+    call the header no longer declares; outdir's time stamp is that of
+    this run, for the build tool that made outdir its output."""
+    header = Header(header_path)
+    pages = header.man3()
+    pages['nbdaio.3'] = fill(template, header, None)
+    os.makedirs(outdir, exist_ok=True)
+    for name in os.listdir(outdir):
+        if name not in pages:
+            os.remove(os.path.join(outdir, name))
+    for name, text in pages.items():
+        with open(os.path.join(outdir, name), 'w') as f:
+            f.write(text)
+    os.utime(outdir)
+
+
 def main(argv):
-    if len(argv) >= 3 and argv[1] == 'list':
-        print('\n'.join(n + '.3' for n in Header(argv[2]).pages()))
-    elif len(argv) == 4 and argv[1] == 'man3':
-        Header(argv[2]).write_man3(argv[3])
+    if len(argv) == 5 and argv[1] == 'man3':
+        write_man3(argv[2], argv[3], argv[4])
     elif len(argv) in (5, 7) and argv[1] == 'page':
         options = argv[6] if len(argv) == 7 and argv[5] == '--options' \
             else None

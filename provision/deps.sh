@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential meson ninja-build pkg-config
   libgnutls28-dev libinih-dev libcmocka-dev
+  libunistring-dev              # gnutls' static link (test pkgconfig-static)
   nbdkit qemu-utils nbd-server libnbd-bin gnutls-bin
   fio python3 valgrind strace
   groff-base

@@ -1,18 +1,43 @@
 /* tools/cli-common.h - helpers shared by the command-line tools
- * (nbdaio-info and nbdaio-check): JSON string output and connecting
- * through a connection profile.  Header-only (static inline), so each
- * program just includes it.
+ * (nbdaio-info and nbdaio-check) and the test programs: JSON string
+ * output, connecting through a connection profile, the monotonic clock,
+ * dying of a library error.  Header-only (static inline), so each program
+ * just includes it.
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
 #ifndef NBDAIO_CLI_COMMON_H
 #define NBDAIO_CLI_COMMON_H
 
+#include <errno.h>                /* program_invocation_short_name */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nbdaio.h"
+
+/* The monotonic clock in milliseconds (for deadlines and durations). */
+static inline int64_t
+cli_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Print "PROGRAM: what: the library's error" on stderr and exit 1. */
+static inline void __attribute__ ((noreturn))
+cli_die_lib (const char *what)
+{
+  const char *msg = nbdaio_get_error ();
+
+  fprintf (stderr, "%s: %s: %s\n", program_invocation_short_name, what,
+           msg ? msg : "unknown error");
+  exit (1);
+}
 
 /* The length (1-4) of the valid UTF-8 sequence at p and its code point
  * in *cp, or 0 when p starts no valid sequence (a stray continuation

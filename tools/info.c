@@ -37,9 +37,9 @@ usage (FILE *fp)
            "  URI              nbd://host[:port][/export] or\n"
            "                   nbd+unix:///[export]?socket=PATH\n"
            "  --profile NAME   connect with profile [NAME] of the profile file\n"
-           "  --config FILE    the profile file (default: $NBDAIO_CONFIG,\n"
-           "                   ~/.config/nbdaio/profiles.ini, then\n"
-           "                   /etc/nbdaio/profiles.ini)\n"
+           "  --config FILE    the profile file (default: the one\n"
+           "                   nbdaio_profile_load(3) finds, first\n"
+           "                   $NBDAIO_CONFIG)\n"
            "  --json           print one JSON object instead of key: value "
            "lines\n"
            "  --help           print this help\n");
@@ -55,14 +55,6 @@ add (const char *key, enum kind kind, const char *s, int64_t n)
   fields[nfields++] = (struct field) { key, kind, s, n };
 }
 
-static void
-die_lib (const char *what)
-{
-  const char *msg = nbdaio_get_error ();
-  fprintf (stderr, "nbdaio-info: %s: %s\n", what, msg ? msg : "unknown error");
-  exit (1);
-}
-
 /* Query a 1/0/-1 capability and record it as a boolean. */
 static void
 add_bool (struct nbdaio_handle *h, const char *key,
@@ -70,7 +62,7 @@ add_bool (struct nbdaio_handle *h, const char *key,
 {
   int r = query (h);
   if (r == -1)
-    die_lib (key);
+    cli_die_lib (key);
   add (key, K_BOOL, NULL, r);
 }
 
@@ -78,7 +70,7 @@ static void
 add_int (const char *key, int64_t v)
 {
   if (v == -1)
-    die_lib (key);
+    cli_die_lib (key);
   add (key, K_INT, NULL, v);
 }
 
@@ -218,7 +210,7 @@ main (int argc, char *argv[])
   struct nbdaio_handle *h = nbdaio_create ();
   struct nbdaio_profile *prof = NULL;
   if (!h)
-    die_lib ("nbdaio_create");
+    cli_die_lib ("nbdaio_create");
   if (profile) {
     if (!(prof = connect_profile (h, profile, config))) {
       nbdaio_close (h);
@@ -259,17 +251,17 @@ main (int argc, char *argv[])
   add_int ("max_payload", nbdaio_get_max_payload (h));
   add_bool (h, "structured_replies",
             nbdaio_get_structured_replies_negotiated);
-  add_bool (h, "extended_headers", nbdaio_get_extended_headers);
+  add_bool (h, "extended_headers", nbdaio_get_extended_headers_negotiated);
   add_bool (h, "tls", nbdaio_get_tls_negotiated);
   add ("meta_context", K_STR, nbdaio_get_meta_context (h), 0);
 
   int hf = nbdaio_get_handshake_flags (h);
   if (hf == -1)
-    die_lib ("handshake_flags");
+    cli_die_lib ("handshake_flags");
   add ("handshake_flags", K_HEX, NULL, hf);
   int tf = nbdaio_get_transmission_flags (h);
   if (tf == -1)
-    die_lib ("transmission_flags");
+    cli_die_lib ("transmission_flags");
   add ("transmission_flags", K_HEX, NULL, tf);
 
   if (json)

@@ -61,9 +61,8 @@ void report (const char *id, enum verdict v, const char *rule,
              const char *violation, const char *fmt, ...)
   __attribute__ ((format (printf, 5, 6)));
 
-/* Facts about the server for the JSON "server" object (key, value as a
- * JSON literal: the caller formats it; see report_info_str for strings). */
-void report_info_raw (const char *key, const char *json_value);
+/* Facts about the server for the JSON "server" object: a string (NULL:
+ * null), an integer, a boolean (-1: null). */
 void report_info_str (const char *key, const char *s);
 void report_info_int (const char *key, int64_t v);
 void report_info_bool (const char *key, int v);
@@ -77,24 +76,9 @@ int report_print (const struct config *cfg);
  * their text in <system-out>.  0, or -1 with a message on stderr. */
 int report_write_junit (const char *path);
 void report_free (void);
-int report_failed (void);
 /* The final replies.valid verdict: FAIL naming every rule tag seen by
  * any probe, else PASS. */
 void report_summarize_violations (void);
-
-/* ---- protocol numbers the probes send or judge (NBD spec, "Values") ---- */
-
-#define OPT_STRUCTURED_REPLY     8u
-#define OPT_EXTENDED_HEADERS     11u
-#define REP_ACK                  1
-#define REP_ERR(n)               ((1u << 31) | (n))
-#define REP_ERR_UNSUP            REP_ERR (1)
-#define REP_ERR_POLICY           REP_ERR (2)
-#define REP_ERR_INVALID          REP_ERR (3)
-#define REP_ERR_EXT_HEADER_REQD  REP_ERR (10)
-/* transmission flag bit 12: NBD_CMD_FLAG_PAYLOAD_LEN on BLOCK_STATUS
- * (extended headers only) */
-#define TF_BLOCK_STATUS_PAYLOAD  (1u << 12)
 
 /* ---- connections and commands (conn.c) -------------------------------- */
 
@@ -107,20 +91,20 @@ struct outcome {
   char message[512];     /* the connection's error, or the issue error */
 };
 
-/* A fresh handle with the profile's and the command line's settings
- * applied and the connect timeout set; strict local checks as given.
- * NULL on failure, with the reason in *o. */
-struct nbdaio_handle *check_handle (const struct config *cfg,
-                                    unsigned strict, struct outcome *o);
-
-/* Connect h (made by check_handle) to the server.  0, or -1 with the
- * reason in *o (violation set when the handshake broke a rule). */
-int check_connect (const struct config *cfg, struct nbdaio_handle *h,
-                   struct outcome *o);
-
-/* check_handle + check_connect; NULL on failure (the handle is closed). */
+/* A handle with the profile's and the command line's settings applied,
+ * the connect timeout set and strict local checks as given, connected to
+ * the server.  NULL on failure (the handle is closed), with the reason in
+ * *o (violation set when the handshake broke a rule). */
 struct nbdaio_handle *check_open (const struct config *cfg, unsigned strict,
                                   struct outcome *o);
+
+/* check_open with settings of the caller's own: setup(h, arg) runs on the
+ * handle before it connects and returns 0, or -1 with the library's error
+ * set (then NULL, the reason in *o). */
+typedef int (*check_setup_fn) (struct nbdaio_handle *h, const void *arg);
+struct nbdaio_handle *check_open_with (const struct config *cfg,
+                                       unsigned strict, check_setup_fn setup,
+                                       const void *arg, struct outcome *o);
 
 /* Close a handle politely when it is still connected (bounded by the
  * timeout), else at once.  NULL is allowed. */
@@ -294,6 +278,9 @@ enum opt_start { OPT_START_DEFAULT, OPT_START_NO_XHDR, OPT_START_NOTHING };
 struct nbdaio_handle *opt_open (struct ctx *c, const char *const *ids,
                                 const char *const *rules,
                                 enum opt_start start);
+/* opt_open for a single probe id and its rule. */
+struct nbdaio_handle *opt_open_one (struct ctx *c, const char *id,
+                                    const char *rule, enum opt_start start);
 /* After an nbdaio_opt_* call failed: 1 (and a FAIL recorded) when the
  * connection is gone, 0 when the server sent an error reply. */
 int opt_dead (struct nbdaio_handle *h, const char *id, const char *rule);

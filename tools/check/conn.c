@@ -10,17 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
-
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "cli-common.h"
 
 /* The first rule tag the library reported (nbdaio_get_violation,
  * nbdaio_get_connection_violation) is the outcome's violation. */
@@ -52,7 +44,10 @@ outcome_from_error (struct nbdaio_handle *h, struct outcome *o)
   note_violation (o, nbdaio_get_violation ());
 }
 
-struct nbdaio_handle *
+/* A fresh handle with the profile's and the command line's settings
+ * applied and the connect timeout set; strict local checks as given.
+ * NULL on failure, with the reason in *o. */
+static struct nbdaio_handle *
 check_handle (const struct config *cfg, unsigned strict, struct outcome *o)
 {
   struct nbdaio_handle *h = nbdaio_create ();
@@ -83,7 +78,9 @@ check_handle (const struct config *cfg, unsigned strict, struct outcome *o)
   return NULL;
 }
 
-int
+/* Connect h (made by check_handle) to the server.  0, or -1 with the
+ * reason in *o. */
+static int
 check_connect (const struct config *cfg, struct nbdaio_handle *h,
                struct outcome *o)
 {
@@ -102,15 +99,27 @@ check_connect (const struct config *cfg, struct nbdaio_handle *h,
 }
 
 struct nbdaio_handle *
-check_open (const struct config *cfg, unsigned strict, struct outcome *o)
+check_open_with (const struct config *cfg, unsigned strict,
+                 check_setup_fn setup, const void *arg, struct outcome *o)
 {
   struct nbdaio_handle *h = check_handle (cfg, strict, o);
 
+  if (h && setup && setup (h, arg) == -1) {
+    outcome_from_error (h, o);
+    nbdaio_close (h);
+    return NULL;
+  }
   if (h && check_connect (cfg, h, o) == -1) {
     nbdaio_close (h);
     return NULL;
   }
   return h;
+}
+
+struct nbdaio_handle *
+check_open (const struct config *cfg, unsigned strict, struct outcome *o)
+{
+  return check_open_with (cfg, strict, NULL, NULL, o);
 }
 
 void
@@ -154,7 +163,7 @@ int
 conn_wait (const struct config *cfg, struct nbdaio_handle *h,
            struct done *d, size_t n, struct outcome *o)
 {
-  int64_t deadline = now_ms () + cfg->timeout_ms;
+  int64_t deadline = cli_now_ms () + cfg->timeout_ms;
   size_t i;
 
   memset (o, 0, sizeof *o);
@@ -163,7 +172,7 @@ conn_wait (const struct config *cfg, struct nbdaio_handle *h,
       ;
     if (i == n)
       break;
-    int64_t left = deadline - now_ms ();
+    int64_t left = deadline - cli_now_ms ();
     if (left <= 0) {
       char reason[128];
       snprintf (reason, sizeof reason, "no reply within %.3g s (the "

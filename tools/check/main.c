@@ -45,8 +45,8 @@ usage (FILE *fp)
 "                      fractional); a server that does not answer in time\n"
 "                      earns a FAIL\n"
 "  --profile NAME      connect with profile [NAME] of the profile file\n"
-"  --config FILE       the profile file (default: $NBDAIO_CONFIG,\n"
-"                      ~/.config/nbdaio/profiles.ini, /etc/nbdaio/profiles.ini)\n"
+"  --config FILE       the profile file (default: the one\n"
+"                      nbdaio_profile_load(3) finds, first $NBDAIO_CONFIG)\n"
 "  --SETTING VALUE     any library setting (nbdaio_set_option), e.g.\n"
 "                      --tls require, --tls-certificates DIR,\n"
 "                      --tls-psk-file FILE, --tls-username USER,\n"
@@ -251,7 +251,7 @@ record_server (struct ctx *c)
   c->can_multi_conn = nbdaio_can_multi_conn (h) == 1;
   c->can_bs = nbdaio_can_block_status (h) == 1;
   c->sr = nbdaio_get_structured_replies_negotiated (h) == 1;
-  c->xhdr = nbdaio_get_extended_headers (h) == 1;
+  c->xhdr = nbdaio_get_extended_headers_negotiated (h) == 1;
   c->protocol = nbdaio_get_protocol (h);
 
   report_info_str ("protocol", c->protocol);
@@ -284,8 +284,7 @@ record_server (struct ctx *c)
 static uint64_t
 scratch_needed (const struct ctx *c)
 {
-  uint64_t unit = ctx_align (c) > 4096 ? ctx_align (c) : 4096;
-  return 88 * unit;
+  return 88 * ctx_unit (c);
 }
 
 /* Place the scratch area inside the export, aligned; 0, or -1 (usage

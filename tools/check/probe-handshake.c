@@ -48,7 +48,7 @@
   "NBD_OPT_GO with the same parameters ... then the server MUST reply " \
   "with the same set of information, such as transmission flags in the " \
   "NBD_INFO_EXPORT reply"
-/* NBD_FLAG_BLOCK_STATUS_PAYLOAD (TF_BLOCK_STATUS_PAYLOAD): the spec lets
+/* NBD_FLAG_BLOCK_STATUS_PAYLOAD: the spec lets
  * INFO and GO differ on it without meta contexts ("SHOULD NOT advertise
  * this bit in response to NBD_OPT_GO if the client does not negotiate
  * metacontexts"), which qemu-nbd 10 does: info-go leaves it out of the
@@ -103,7 +103,7 @@ from_first_connection (struct ctx *c)
   if (strcmp (c->protocol, "oldstyle") == 0)
     report ("handshake.no-zeroes", V_SKIP, R_NO_ZEROES, NULL,
             "oldstyle handshake: no handshake flags");
-  else if (c->hflags & 2)
+  else if (c->hflags & NBDAIO_HANDSHAKE_FLAG_NO_ZEROES)
     report ("handshake.no-zeroes", V_PASS, R_NO_ZEROES, NULL,
             "NBD_FLAG_NO_ZEROES offered");
   else
@@ -160,26 +160,29 @@ from_first_connection (struct ctx *c)
 
 /* ---- option negotiation mode --------------------------------------------- */
 
+/* Option mode, and what start says to negotiate before the probe. */
+static int
+opt_setup (struct nbdaio_handle *h, const void *arg)
+{
+  enum opt_start start = *(const enum opt_start *) arg;
+
+  if (nbdaio_set_opt_mode (h, 1) == -1 ||
+      (start != OPT_START_DEFAULT &&
+       nbdaio_set_request_extended_headers (h, 0) == -1) ||
+      (start == OPT_START_NOTHING &&
+       nbdaio_set_request_structured_replies (h, 0) == -1))
+    return -1;
+  return 0;
+}
+
 struct nbdaio_handle *
 opt_open (struct ctx *c, const char *const *ids, const char *const *rules,
           enum opt_start start)
 {
   struct outcome o;
-  struct nbdaio_handle *h = check_handle (c->cfg, NBDAIO_STRICT_ALL, &o);
+  struct nbdaio_handle *h = check_open_with (c->cfg, NBDAIO_STRICT_ALL,
+                                             opt_setup, &start, &o);
 
-  if (h && (nbdaio_set_opt_mode (h, 1) == -1 ||
-            (start != OPT_START_DEFAULT &&
-             nbdaio_set_request_extended_headers (h, 0) == -1) ||
-            (start == OPT_START_NOTHING &&
-             nbdaio_set_request_structured_replies (h, 0) == -1))) {
-    outcome_from_error (h, &o);
-    nbdaio_close (h);
-    h = NULL;
-  }
-  if (h && check_connect (c->cfg, h, &o) == -1) {
-    nbdaio_close (h);
-    h = NULL;
-  }
   if (h && !nbdaio_is_negotiating (h)) {
     for (size_t i = 0; ids[i]; i++)
       report (ids[i], V_SKIP, rules[i], NULL, "the server cannot negotiate "
@@ -193,6 +196,16 @@ opt_open (struct ctx *c, const char *const *ids, const char *const *rules,
         report (ids[i], V_FAIL, rules[i], NULL,
                 "cannot connect in option negotiation mode: %s", o.message);
   return h;
+}
+
+struct nbdaio_handle *
+opt_open_one (struct ctx *c, const char *id, const char *rule,
+              enum opt_start start)
+{
+  const char *const ids[] = { id, NULL };
+  const char *const rules[] = { rule, NULL };
+
+  return opt_open (c, ids, rules, start);
 }
 
 int
@@ -221,10 +234,9 @@ opt_close (struct ctx *c, struct nbdaio_handle *h)
 static void
 unknown_option (struct ctx *c)
 {
-  static const char *const ids[] = { "handshake.unknown-option", NULL };
-  static const char *const rules[] = { R_UNKNOWN_OPT, NULL };
-  const char *id = ids[0];
-  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_DEFAULT);
+  const char *id = "handshake.unknown-option";
+  struct nbdaio_handle *h = opt_open_one (c, id, R_UNKNOWN_OPT,
+                                          OPT_START_DEFAULT);
   int64_t t1, t2;
 
   if (!h)
@@ -236,7 +248,7 @@ unknown_option (struct ctx *c)
               OPT_UNKNOWN, nbdaio_get_error ());
     goto out;
   }
-  if (t1 != REP_ERR_UNSUP) {
+  if (t1 != NBDAIO_REP_ERR_UNSUP) {
     report (id, V_FAIL, R_UNKNOWN_OPT, NULL, "unknown option 0x%x answered "
             "with %s", OPT_UNKNOWN, rep_name (t1));
     goto out;
@@ -248,7 +260,7 @@ unknown_option (struct ctx *c)
       report (id, V_FAIL, R_UNKNOWN_OPT, NULL, "option 0x%x with 4 bytes "
               "of data: %s", OPT_UNKNOWN, nbdaio_get_error ());
   }
-  else if (t2 != REP_ERR_UNSUP)
+  else if (t2 != NBDAIO_REP_ERR_UNSUP)
     report (id, V_FAIL, R_UNKNOWN_OPT, NULL, "unknown option 0x%x with 4 "
             "bytes of data answered with %s", OPT_UNKNOWN, rep_name (t2));
   else
@@ -344,7 +356,7 @@ list_and_meta (struct ctx *c)
             r ? ": " : "", n.text);
   else if (opt_dead (h, ids[0], R_LIST))
     goto dead;
-  else if ((type = nbdaio_get_opt_reply_type (h)) == REP_ERR_POLICY)
+  else if ((type = nbdaio_get_opt_reply_type (h)) == NBDAIO_REP_ERR_POLICY)
     report (ids[0], V_PASS, R_LIST, NULL, "refused by policy "
             "(NBD_REP_ERR_POLICY, which the spec names for this case)");
   else
@@ -362,7 +374,7 @@ list_and_meta (struct ctx *c)
   if (r == -2)
     goto dead;
   if (r == -1) {
-    enum verdict v = type == REP_ERR_UNSUP ? V_SKIP : V_WARN;
+    enum verdict v = type == NBDAIO_REP_ERR_UNSUP ? V_SKIP : V_WARN;
     for (i = 1; i < 4; i++)
       report (ids[i], v, rules[i], NULL, "NBD_OPT_LIST_META_CONTEXT "
               "answered with %s%s", rep_name (type),
@@ -422,10 +434,9 @@ list_and_meta (struct ctx *c)
 static void
 info_go (struct ctx *c)
 {
-  static const char *const ids[] = { "handshake.info-go", NULL };
-  static const char *const rules[] = { R_INFO_GO, NULL };
-  const char *id = ids[0];
-  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_DEFAULT);
+  const char *id = "handshake.info-go";
+  struct nbdaio_handle *h = opt_open_one (c, id, R_INFO_GO,
+                                          OPT_START_DEFAULT);
   int64_t isize, imin, ipref, imax;
   int iflags;
 
@@ -452,7 +463,7 @@ info_go (struct ctx *c)
   }
   if (isize != nbdaio_get_size (h) ||
       ((iflags ^ nbdaio_get_transmission_flags (h)) &
-       ~TF_BLOCK_STATUS_PAYLOAD) ||
+       ~NBDAIO_FLAG_BLOCK_STATUS_PAYLOAD) ||
       imin != nbdaio_get_block_size (h, NBDAIO_SIZE_MINIMUM) ||
       ipref != nbdaio_get_block_size (h, NBDAIO_SIZE_PREFERRED) ||
       imax != nbdaio_get_block_size (h, NBDAIO_SIZE_MAXIMUM))
@@ -477,9 +488,7 @@ info_go (struct ctx *c)
 static void
 meta_set_unknown (struct ctx *c)
 {
-  static const char *const ids[] = { "handshake.meta-set-unknown", NULL };
-  static const char *const rules[] = { R_META_SET_UNKNOWN, NULL };
-  const char *id = ids[0];
+  const char *id = "handshake.meta-set-unknown";
   struct nbdaio_handle *h;
 
   if (!c->sr) {
@@ -487,7 +496,7 @@ meta_set_unknown (struct ctx *c)
             "structured replies not negotiated");
     return;
   }
-  if (!(h = opt_open (c, ids, rules, OPT_START_DEFAULT)))
+  if (!(h = opt_open_one (c, id, R_META_SET_UNKNOWN, OPT_START_DEFAULT)))
     return;
   if (nbdaio_set_meta_context (h, "x-nbdaio:none") == -1 ||
       nbdaio_opt_go (h) == -1) {

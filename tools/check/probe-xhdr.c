@@ -93,7 +93,7 @@ go_and_read (struct ctx *c, struct nbdaio_handle *h, const char *id,
               nbdaio_get_error ());
     return -1;
   }
-  if (nbdaio_get_extended_headers (h) != 1) {
+  if (nbdaio_get_extended_headers_negotiated (h) != 1) {
     report (id, V_FAIL, rule, NULL, "the connection is not in extended "
             "mode after NBD_OPT_GO");
     return -1;
@@ -125,7 +125,7 @@ xhdr_alone_then_sr (struct ctx *c)
 
   if (!h)
     return;
-  t = nbdaio_opt_raw (h, OPT_EXTENDED_HEADERS, NULL, 0);
+  t = nbdaio_opt_raw (h, NBDAIO_OPT_EXTENDED_HEADERS, NULL, 0);
   if (t == -1) {
     if (!opt_dead (h, ids[0], R_OPT))
       report (ids[0], V_FAIL, R_OPT, NULL, "%s", nbdaio_get_error ());
@@ -133,10 +133,10 @@ xhdr_alone_then_sr (struct ctx *c)
     goto out;
   }
   c->xhdr_reply = t;
-  if (t == REP_ACK)
+  if (t == NBDAIO_REP_ACK)
     report (ids[0], V_PASS, R_OPT, NULL, "NBD_OPT_EXTENDED_HEADERS "
             "(before any other option) answered with NBD_REP_ACK");
-  else if (t == REP_ERR_UNSUP)
+  else if (t == NBDAIO_REP_ERR_UNSUP)
     report (ids[0], V_PASS, R_OPT, NULL, "NBD_OPT_EXTENDED_HEADERS "
             "answered with NBD_REP_ERR_UNSUP: the server does not offer "
             "extended headers (optional)");
@@ -144,12 +144,12 @@ xhdr_alone_then_sr (struct ctx *c)
     report (ids[0], V_FAIL, R_OPT, NULL, "NBD_OPT_EXTENDED_HEADERS answered "
             "with %s (NBD_REP_ACK or NBD_REP_ERR_UNSUP expected)",
             rep_name (t));
-  if (t != REP_ACK) {
+  if (t != NBDAIO_REP_ACK) {
     report (ids[1], V_SKIP, R_SR_AFTER, NULL, "extended headers not "
             "negotiated (%s)", rep_name (t));
     goto out;
   }
-  t2 = nbdaio_opt_raw (h, OPT_STRUCTURED_REPLY, NULL, 0);
+  t2 = nbdaio_opt_raw (h, NBDAIO_OPT_STRUCTURED_REPLY, NULL, 0);
   if (t2 == -1) {
     if (!opt_dead (h, ids[1], R_SR_AFTER))
       report (ids[1], V_FAIL, R_SR_AFTER, NULL, "%s", nbdaio_get_error ());
@@ -158,7 +158,7 @@ xhdr_alone_then_sr (struct ctx *c)
   /* whatever it answered, the connection must stay extended */
   if (go_and_read (c, h, ids[1], R_SR_AFTER, what, sizeof what) == -1)
     goto out;
-  v = t2 == REP_ERR_EXT_HEADER_REQD ? V_PASS : V_WARN;
+  v = t2 == NBDAIO_REP_ERR_EXT_HEADER_REQD ? V_PASS : V_WARN;
   report (ids[1], v, R_SR_AFTER, NULL, "NBD_OPT_STRUCTURED_REPLY after "
           "extended headers answered with %s%s; %s", rep_name (t2),
           v == V_WARN ? " (the spec names NBD_REP_ERR_EXT_HEADER_REQD for "
@@ -171,28 +171,26 @@ xhdr_alone_then_sr (struct ctx *c)
 static void
 xhdr_with_data (struct ctx *c)
 {
-  static const char *const ids[] = { "xhdr.opt-data", NULL };
-  static const char *const rules[] = { R_OPT_DATA, NULL };
+  const char *id = "xhdr.opt-data";
   struct nbdaio_handle *h;
   int64_t t;
 
-  if (c->xhdr_reply != REP_ACK) {
-    report (ids[0], V_SKIP, R_OPT_DATA, NULL, "extended headers not "
-            "offered");
+  if (c->xhdr_reply != NBDAIO_REP_ACK) {
+    report (id, V_SKIP, R_OPT_DATA, NULL, "extended headers not offered");
     return;
   }
-  if (!(h = opt_open (c, ids, rules, OPT_START_NOTHING)))
+  if (!(h = opt_open_one (c, id, R_OPT_DATA, OPT_START_NOTHING)))
     return;
-  t = nbdaio_opt_raw (h, OPT_EXTENDED_HEADERS, "abcd", 4);
+  t = nbdaio_opt_raw (h, NBDAIO_OPT_EXTENDED_HEADERS, "abcd", 4);
   if (t == -1) {
-    if (!opt_dead (h, ids[0], R_OPT_DATA))
-      report (ids[0], V_FAIL, R_OPT_DATA, NULL, "%s", nbdaio_get_error ());
+    if (!opt_dead (h, id, R_OPT_DATA))
+      report (id, V_FAIL, R_OPT_DATA, NULL, "%s", nbdaio_get_error ());
   }
-  else if (t == REP_ERR_INVALID)
-    report (ids[0], V_PASS, R_OPT_DATA, NULL, "NBD_OPT_EXTENDED_HEADERS with "
+  else if (t == NBDAIO_REP_ERR_INVALID)
+    report (id, V_PASS, R_OPT_DATA, NULL, "NBD_OPT_EXTENDED_HEADERS with "
             "4 bytes of data answered with NBD_REP_ERR_INVALID");
   else
-    report (ids[0], V_WARN, R_OPT_DATA, NULL, "NBD_OPT_EXTENDED_HEADERS with "
+    report (id, V_WARN, R_OPT_DATA, NULL, "NBD_OPT_EXTENDED_HEADERS with "
             "4 bytes of data answered with %s", rep_name (t));
   opt_close (c, h);
 }
@@ -201,33 +199,31 @@ xhdr_with_data (struct ctx *c)
 static void
 sr_then_xhdr (struct ctx *c)
 {
-  static const char *const ids[] = { "xhdr.sr-before", NULL };
-  static const char *const rules[] = { R_SR_BEFORE, NULL };
-  const char *id = ids[0];
+  const char *id = "xhdr.sr-before";
   struct nbdaio_handle *h;
   int64_t t;
   char what[160];
 
-  if (c->xhdr_reply != REP_ACK) {
+  if (c->xhdr_reply != NBDAIO_REP_ACK) {
     report (id, V_SKIP, R_SR_BEFORE, NULL, "extended headers not offered");
     return;
   }
-  if (!(h = opt_open (c, ids, rules, OPT_START_NOTHING)))
+  if (!(h = opt_open_one (c, id, R_SR_BEFORE, OPT_START_NOTHING)))
     return;
-  t = nbdaio_opt_raw (h, OPT_STRUCTURED_REPLY, NULL, 0);
-  if (t != REP_ACK) {
+  t = nbdaio_opt_raw (h, NBDAIO_OPT_STRUCTURED_REPLY, NULL, 0);
+  if (t != NBDAIO_REP_ACK) {
     if (t != -1 || !opt_dead (h, id, R_SR_BEFORE))
       report (id, V_SKIP, R_SR_BEFORE, NULL, "NBD_OPT_STRUCTURED_REPLY "
               "answered with %s", t == -1 ? nbdaio_get_error () :
               rep_name (t));
     goto out;
   }
-  t = nbdaio_opt_raw (h, OPT_EXTENDED_HEADERS, NULL, 0);
+  t = nbdaio_opt_raw (h, NBDAIO_OPT_EXTENDED_HEADERS, NULL, 0);
   if (t == -1) {
     if (!opt_dead (h, id, R_SR_BEFORE))
       report (id, V_FAIL, R_SR_BEFORE, NULL, "%s", nbdaio_get_error ());
   }
-  else if (t != REP_ACK)
+  else if (t != NBDAIO_REP_ACK)
     report (id, V_WARN, R_SR_BEFORE, NULL, "NBD_OPT_EXTENDED_HEADERS after "
             "structured replies answered with %s (alone it was "
             "acknowledged)", rep_name (t));
@@ -243,11 +239,9 @@ sr_then_xhdr (struct ctx *c)
 static void
 without_xhdr (struct ctx *c)
 {
-  static const char *const ids[] = { "xhdr.ext-header-reqd", NULL };
-  static const char *const rules[] = { R_REQD, NULL };
-  const char *id = ids[0];
+  const char *id = "xhdr.ext-header-reqd";
   const char *const base[] = { "base:", NULL };
-  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_NO_XHDR);
+  struct nbdaio_handle *h = opt_open_one (c, id, R_REQD, OPT_START_NO_XHDR);
   int64_t t;
   int r;
 
@@ -257,7 +251,8 @@ without_xhdr (struct ctx *c)
     r = nbdaio_opt_list_meta_context (h, base, NULL, NULL);
     if (r == -1 && opt_dead (h, id, R_REQD))
       goto out;
-    if (r == -1 && nbdaio_get_opt_reply_type (h) == REP_ERR_EXT_HEADER_REQD) {
+    if (r == -1 &&
+        nbdaio_get_opt_reply_type (h) == NBDAIO_REP_ERR_EXT_HEADER_REQD) {
       report (id, V_FAIL, R_REQD, NULL, "NBD_OPT_LIST_META_CONTEXT of "
               "'base:' without extended headers answered with "
               "NBD_REP_ERR_EXT_HEADER_REQD");
@@ -275,7 +270,7 @@ without_xhdr (struct ctx *c)
   if (opt_dead (h, id, R_REQD))
     goto out;
   t = nbdaio_get_opt_reply_type (h);
-  if (t == REP_ERR_EXT_HEADER_REQD && c->xhdr)
+  if (t == NBDAIO_REP_ERR_EXT_HEADER_REQD && c->xhdr)
     report (id, V_PASS, R_REQD, NULL, "the server requires extended "
             "headers (NBD_REP_ERR_EXT_HEADER_REQD), which it offers");
   else
@@ -520,7 +515,7 @@ payload_filter (struct ctx *c)
   if (c->compact_tflags < 0)
     report (id, V_SKIP, R_PAYLOAD_COMPACT, NULL, "no connection without "
             "extended headers was made (see xhdr.ext-header-reqd)");
-  else if (c->compact_tflags & TF_BLOCK_STATUS_PAYLOAD)
+  else if (c->compact_tflags & NBDAIO_FLAG_BLOCK_STATUS_PAYLOAD)
     report (id, V_FAIL, R_PAYLOAD_COMPACT, NULL, "transmission flags 0x%04x "
             "without extended headers include NBD_FLAG_BLOCK_STATUS_PAYLOAD",
             (unsigned) c->compact_tflags);
@@ -532,7 +527,7 @@ payload_filter (struct ctx *c)
   id = "xhdr.payload-filter";
   if (c->filter_judged || need_xhdr (c, id, R_PAYLOAD))
     return;
-  if (!(c->tflags & TF_BLOCK_STATUS_PAYLOAD) || !c->can_bs)
+  if (!(c->tflags & NBDAIO_FLAG_BLOCK_STATUS_PAYLOAD) || !c->can_bs)
     report (id, V_SKIP, R_PAYLOAD, NULL, "NBD_FLAG_BLOCK_STATUS_PAYLOAD not "
             "advertised%s (optional)", c->can_bs ? "" : ", no meta context");
   else if ((h = ctx_conn (c, id)))
@@ -562,9 +557,8 @@ listed_cb (void *user_data, uint32_t id, const char *name)
 static int
 list_contexts (struct ctx *c, const char *id, struct listed *l)
 {
-  static const char *const rules[] = { R_META_SEVERAL, NULL };
-  const char *const ids[] = { id, NULL };
-  struct nbdaio_handle *h = opt_open (c, ids, rules, OPT_START_DEFAULT);
+  struct nbdaio_handle *h = opt_open_one (c, id, R_META_SEVERAL,
+                                          OPT_START_DEFAULT);
   int r = -1;
 
   if (!h)
@@ -580,26 +574,28 @@ list_contexts (struct ctx *c, const char *id, struct listed *l)
   return r;
 }
 
+/* Ask for every context of the struct listed at arg. */
+static int
+contexts_setup (struct nbdaio_handle *h, const void *arg)
+{
+  const struct listed *l = arg;
+
+  for (int i = 0; i < l->n; i++)
+    if ((i == 0 ? nbdaio_set_meta_context (h, l->name[0]) :
+         nbdaio_add_meta_context (h, l->name[i])) == -1)
+      return -1;
+  return 0;
+}
+
 /* A handle asking for every listed context; NULL (FAIL recorded) when
  * it cannot connect. */
 static struct nbdaio_handle *
 open_contexts (struct ctx *c, const char *id, const struct listed *l)
 {
   struct outcome o;
-  struct nbdaio_handle *h = check_handle (c->cfg, NBDAIO_STRICT_ALL, &o);
-  int i;
+  struct nbdaio_handle *h = check_open_with (c->cfg, NBDAIO_STRICT_ALL,
+                                             contexts_setup, l, &o);
 
-  for (i = 0; h && i < l->n; i++)
-    if ((i == 0 ? nbdaio_set_meta_context (h, l->name[0]) :
-         nbdaio_add_meta_context (h, l->name[i])) == -1) {
-      outcome_from_error (h, &o);
-      nbdaio_close (h);
-      h = NULL;
-    }
-  if (h && check_connect (c->cfg, h, &o) == -1) {
-    nbdaio_close (h);
-    h = NULL;
-  }
   if (!h && !report_broken (id, R_META_SEVERAL, &o))
     report (id, V_FAIL, R_META_SEVERAL, NULL, "cannot connect asking for %d "
             "contexts: %s", l->n, o.message);

@@ -1,6 +1,7 @@
 /* tools/check/report.c - nbdaio-check: collecting verdicts and printing
  * the report, as human lines ("PASS  id  detail (spec: ...)" and a
- * summary line) or as one JSON object (server facts, results, summary).
+ * summary line) or as one JSON object (server facts, results, summary),
+ * and writing the verdicts as JUnit XML (--junit FILE).
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
@@ -78,7 +79,8 @@ report (const char *id, enum verdict v, const char *rule,
   };
 }
 
-int
+/* 1 when some verdict is FAIL, else 0. */
+static int
 report_failed (void)
 {
   for (size_t i = 0; i < nresults; i++)
@@ -87,7 +89,9 @@ report_failed (void)
   return 0;
 }
 
-void
+/* Set the server fact key to json_value, a JSON literal the caller
+ * formatted (the report_info_* calls below). */
+static void
 report_info_raw (const char *key, const char *json_value)
 {
   for (size_t i = 0; i < ninfos; i++)
