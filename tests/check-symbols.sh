@@ -5,13 +5,33 @@
 #  - the version script MAP lists its symbols by name (no glob in a global:
 #    section), and they are exactly the calls HEADER declares NBDAIO_API;
 #  - LIB exports exactly what MAP lists (a listed call is defined).
+# tests/check-symbols.sh --plugin SO - the fio engine SO exports `ioengine`
+# and nothing else (no nbd_*, no nbdaio_*: fio has libnbd loaded, and a
+# program with libnbdaio loaded may run fio's engines).
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: $0 LIB HEADER MAP" >&2; exit 2; }
-lib=$1 header=$2 map=$3
 T=$(mktemp -d /tmp/nbdaio-symbols.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
 fail () { echo "$*" >&2; exit 1; }
+
+# exports LIB: the symbols LIB defines and exports, without their version
+# ("@@NBDAIO_0.1"), sorted, into $T/lib
+exports () {
+  nm -D --defined-only "$1" |
+    awk '$2 ~ /^[TDBRVWiu]$/ { sub(/@.*/, "", $3); print $3 }' |
+    sort -u > "$T/lib"
+  [ -s "$T/lib" ] || fail "no exported symbols in $1"
+}
+
+if [ "${1:-}" = --plugin ] && [ $# -eq 2 ]; then
+  exports "$2"
+  [ "$(cat "$T/lib")" = ioengine ] ||
+    fail "$2 exports more than ioengine:" $(grep -vx ioengine "$T/lib")
+  echo "$2: exports ioengine and nothing else"
+  exit 0
+fi
+[ $# -eq 3 ] || { echo "usage: $0 LIB HEADER MAP | --plugin SO" >&2; exit 2; }
+lib=$1 header=$2 map=$3
 
 # differ WHAT A B: fail naming what is in one sorted list and not the other
 differ () {
@@ -24,10 +44,7 @@ differ () {
   exit 1
 }
 
-# what LIB exports (names without their version, "@@NBDAIO_0.1")
-nm -D --defined-only "$lib" |
-  awk '$2 ~ /^[TDBRVW]$/ { sub(/@.*/, "", $3); print $3 }' | sort -u > "$T/lib"
-[ -s "$T/lib" ] || fail "no exported symbols in $lib"
+exports "$lib"
 bad=$(grep -v '^nbdaio_' "$T/lib" | grep -v '^NBDAIO_' || true)
 [ -z "$bad" ] || fail "$lib exports symbols outside nbdaio_*:" $bad
 

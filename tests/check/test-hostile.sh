@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # tests/check/test-hostile.sh - nbdaio-check (--write, short --timeout)
-# against every mode of hostile-server.py (see tests/hostile/run-hostile.sh
-# for how a mode is served).  A mode whose EXPECT is a rule tag must make
-# nbdaio-check exit 1 with a FAIL naming that tag (JSON "violation"); eof
-# and timeout modes must earn a FAIL saying the connection was lost or the
-# server did not answer; ok, errno:* and shutdown modes must earn exactly
-# the FAILs listed in EARNED below (errno:NAME: one of them naming NAME).
+# against every mode of hostile-server.py, one case per mode, each with a
+# fresh server (tests/lib/servers.sh's start_hostile).  A mode whose
+# EXPECT is a rule tag must make nbdaio-check exit 1 with a FAIL naming
+# that tag (JSON "violation"); eof and timeout modes must earn a FAIL
+# saying the connection was lost or the server did not answer; ok, errno:*
+# and shutdown modes must earn exactly the FAILs listed in EARNED below
+# (errno:NAME: one of them naming NAME).
 # usage: test-hostile.sh SERVER.py NBDAIO-CHECK
-set -uo pipefail
-
-[ $# -eq 2 ] || { echo "usage: $0 SERVER.py NBDAIO-CHECK" >&2; exit 2; }
-SERVER=$(realpath "$1")
-CHECK=$(realpath "$2")
+#        test-hostile.sh --list SERVER.py   (the cases: the modes)
+source "$(dirname "$0")/../lib/servers.sh"
+[ "$LIST_CASES" = 1 ] && shift
+[ $# -ge 1 ] || { echo "usage: $0 SERVER.py NBDAIO-CHECK" >&2; exit 2; }
+hostile_init "$1"
+if [ "$LIST_CASES" = 0 ]; then
+  [ $# -eq 2 ] || { echo "usage: $0 SERVER.py NBDAIO-CHECK" >&2; exit 2; }
+  CHECK=$(realpath "$2")
+  test_init
+fi
 VERDICTS="$(cd "$(dirname "$0")" && pwd)/verdicts.py"
-T=$(mktemp -d /tmp/nbdaio-check-hostile.XXXXXX)
-. "$(cd "$(dirname "$0")" && pwd)/../hostile/server-lib.sh"
 
 # FAILs the non-violation modes truly earn (mode=comma list of probe ids),
 # each with its reason; a mode not listed must earn no FAIL at all.  The
@@ -59,61 +63,45 @@ mode_timeout () {          # mode_timeout NAME EXPECT
   fi
 }
 
-FAILED=()
-PASSED=0
-"$PYTHON" "$SERVER" --list > "$T/modes" || exit 1
-start=$(date +%s%N)
-while read -r name expect _; do
-  t0=$(date +%s%N)
-  why=
-  if ! start_server "$name"; then
-    why="no server"
-  else
-    rc=0
-    timeout 120 "$CHECK" --write --json --timeout "$(mode_timeout "$name" "$expect")" \
-      "nbd+unix:///?socket=$T/sock" > "$T/out.json" 2> "$T/err" || rc=$?
-    stop_server
-    case $expect in
-      errno:EPROTO)
-        args=(--fail "${EARNED[$name]:-}" --detail-any-fail \
-              "protocol violation \\[") ;;
-      errno:*)
-        args=(--fail "${EARNED[$name]:-}" --detail-any-fail "${expect#errno:}") ;;
-      ok|shutdown)
-        args=(--fail "${EARNED[$name]:-}") ;;
-      eof)
-        args=(--any-fail --detail-any-fail \
-              "closed the connection|reset by peer|connection lost|cannot connect") ;;
-      timeout)
-        args=(--any-fail --detail-any-fail \
-              "did not reply|no reply within|timed out") ;;
-      *)
-        args=(--any-fail --violation "$expect") ;;
-    esac
-    if [ "$rc" -eq 124 ]; then
-      why="nbdaio-check hung"
-    elif ! out=$(python3 "$VERDICTS" "$T/out.json" "$rc" "${args[@]}" 2>&1); then
-      why=$out
-    elif [ "$expect" != ok ] && [ "${expect%%:*}" != errno ] &&
-         [ "$expect" != shutdown ] && [ "$rc" -ne 1 ]; then
-      why="exit status $rc, expected 1"
-    fi
+# check_mode NAME EXPECT: nbdaio-check against a fresh server of mode
+# NAME, its report judged by verdicts.py
+check_mode () {
+  local name=$1 expect=$2 rc=0 out args
+  start_hostile "$name"
+  timeout 120 "$CHECK" --write --json \
+    --timeout "$(mode_timeout "$name" "$expect")" \
+    "nbd+unix:///?socket=$T/sock" > "$T/out.json" 2> "$T/err" || rc=$?
+  stop_hostile
+  case $expect in
+    errno:EPROTO)
+      args=(--fail "${EARNED[$name]:-}" --detail-any-fail \
+            "protocol violation \\[") ;;
+    errno:*)
+      args=(--fail "${EARNED[$name]:-}" --detail-any-fail "${expect#errno:}") ;;
+    ok|shutdown)
+      args=(--fail "${EARNED[$name]:-}") ;;
+    eof)
+      args=(--any-fail --detail-any-fail \
+            "closed the connection|reset by peer|connection lost|cannot connect") ;;
+    timeout)
+      args=(--any-fail --detail-any-fail \
+            "did not reply|no reply within|timed out") ;;
+    *)
+      args=(--any-fail --violation "$expect") ;;
+  esac
+  [ "$rc" -ne 124 ] || fail "nbdaio-check hung"
+  out=$("$PYTHON" "$VERDICTS" "$T/out.json" "$rc" "${args[@]}" 2>&1) ||
+    fail "$(head -30 <<< "$out")"
+  if [ "$expect" != ok ] && [ "${expect%%:*}" != errno ] &&
+     [ "$expect" != shutdown ] && [ "$rc" -ne 1 ]; then
+    fail "exit status $rc, expected 1"
   fi
-  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  if [ -z "$why" ]; then
-    PASSED=$((PASSED + 1))
-    printf 'ok   %-30s %-20s %5d ms\n' "$name" "$expect" "$ms"
-  else
-    FAILED+=("$name")
-    echo "FAIL $name ($expect):" >&2
-    sed 's/^/  | /' <<< "$why" | head -30 >&2
-  fi
-done < "$T/modes"
+}
 
-echo "$(basename "$0"): $PASSED passed, ${#FAILED[@]} failed in" \
-  "$(( ($(date +%s%N) - start) / 1000000 )) ms"
-if [ ${#FAILED[@]} -gt 0 ]; then
-  printf '  failed: %s\n' "${FAILED[@]}" >&2
-  exit 1
-fi
-exit 0
+MODES=$(hostile_modes) || exit 1
+mapfile -t rows <<< "$MODES"
+for row in "${rows[@]}"; do
+  read -r name expect _ <<< "$row"
+  run_case_as "$name" "$name ($expect)" check_mode "$name" "$expect"
+done
+finish

@@ -15,21 +15,11 @@ if [ "$LIST_CASES" = 0 ]; then
   test_init
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
-VERDICTS="$HERE/verdicts.py"
+source "$HERE/check-lib.sh"         # check_json, VERDICTS
 
 # check NAME [nbdaio-check args...] -- [verdicts.py args...]: run
 # nbdaio-check --json URI and assert its verdicts.
-check () {
-  local name=$1 args=() rc; shift
-  while [ "$1" != -- ]; do args+=("$1"); shift; done
-  shift
-  echo "  + nbdaio-check --json ${args[*]} $URI"
-  rc=0
-  timeout 120 "$CHECK" --json --timeout 10 "${args[@]}" "$URI" \
-    > "$T/$name.json" 2> "$T/$name.err" || rc=$?
-  python3 "$VERDICTS" "$T/$name.json" "$rc" "$@" || {
-    sed 's/^/  | /' "$T/$name.err" | head -20 >&2; return 1; }
-}
+check () { check_json "$1" 120 "${@:2}"; }
 
 # Probes every healthy read-write server with structured replies and
 # base:allocation passes.

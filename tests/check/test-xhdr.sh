@@ -11,19 +11,21 @@
 #             root (tests/interop/make-root.sh); exit 77 (skipped, never
 #             passed) when the root cannot be built here
 # usage: test-xhdr.sh bookworm|trixie NBDAIO-CHECK [HOSTILE-SERVER.py]
+#        test-xhdr.sh --list bookworm|trixie [HOSTILE-SERVER.py]  (the cases)
 source "$(cd "$(dirname "$0")" && pwd)/../lib/servers.sh"
+if [ "$LIST_CASES" = 1 ]; then shift; set -- "${1:-}" "" "${@:2}"; fi
 
 [ $# -eq 2 ] || [ $# -eq 3 ] || {
   echo "usage: $0 bookworm|trixie NBDAIO-CHECK [HOSTILE-SERVER.py]" >&2; exit 2; }
 DIST=$1
-CHECK=$(realpath "$2")
+CHECK=${2:+$(realpath "$2")}      # empty for --list
 HOSTILE=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../interop/root.sh"   # R, IN_ROOT, need_root, nbd-server
-VERDICTS="$HERE/verdicts.py"
+source "$HERE/check-lib.sh"         # check_json
 JUNIT="$HERE/junit-check.py"
 
-case $DIST in
+[ "$LIST_CASES" = 1 ] || case $DIST in
   bookworm)
     RUN=()
     test_init
@@ -65,12 +67,8 @@ check () {
   local name=$1 args=() rc; shift
   while [ "$1" != -- ]; do args+=("$1"); shift; done
   shift
-  echo "  + nbdaio-check --json --junit ${args[*]} $URI"
-  rc=0
-  timeout 300 "$CHECK" --json --junit "$T/$name.json.xml" --timeout 10 \
-    "${args[@]}" "$URI" > "$T/$name.json" 2> "$T/$name.err" || rc=$?
-  python3 "$VERDICTS" "$T/$name.json" "$rc" "$@" || {
-    sed 's/^/  | /' "$T/$name.err" | head -20 >&2; return 1; }
+  check_json "$name" 300 --junit "$T/$name.json.xml" "${args[@]}" -- "$@" ||
+    return 1
   python3 -c 'import xml.etree.ElementTree as E, sys; E.parse(sys.argv[1])' \
     "$T/$name.json.xml"
   echo "  + nbdaio-check --junit ${args[*]} $URI"
@@ -159,9 +157,11 @@ case_qemu () {
 # misbehaviour per mode that only these probes see
 hostile () {           # hostile MODE [verdicts.py args...]
   local mode=$1; shift
-  start "h-$mode" python3 "$HOSTILE" --mode "$mode" "$T/h-$mode.sock"
+  hostile_init "$HOSTILE"
+  start_hostile "$mode"
+  URI="nbd+unix:///?socket=$T/sock"
   check "h-$mode" --write -- "$@"
-  stop_servers
+  stop_hostile
 }
 case_hostile () {
   # shellcheck disable=SC2046

@@ -34,12 +34,12 @@ fio_test_init () {
 run_fio () {
   local out=$1 start
   shift
-  start=$(date +%s%N)
+  start=$(now_ms)
   FIO_RC=0
   # in $T: fio leaves files such as *-verify.state in its working directory
   (cd "$T" && exec timeout "$FIO_TIMEOUT" fio --output-format=json "$@") \
     > "$T/$out.json" 2> "$T/$out.err" || FIO_RC=$?
-  FIO_MS=$(( ($(date +%s%N) - start) / 1000000 ))
+  FIO_MS=$(( $(now_ms) - start ))
   if [ "$FIO_RC" -eq 124 ]; then
     echo "fio ($out) hit the ${FIO_TIMEOUT}s timeout" >&2
   fi

@@ -19,60 +19,49 @@ fio_test_init "$@"
 # requests LOG NAME: the request lines for command NAME.
 requests () { grep -E " $2 id=[0-9]+ " "$1" || true; }
 
-flush_per_fsync () {
-  local log=$T/flush.log writes flushes
-  start_nbdkit flush --filter=log memory 64M logfile="$log"
-
-  # iodepth=1: fio issues a sync after every 8th write
-  fio_nbd fsync-qd1 --rw=randwrite --bs=4k --size=2m --iodepth=1 --fsync=8
-  expect_ok fsync-qd1
-  writes=$(requests "$log" Write | wc -l)
-  flushes=$(requests "$log" Flush | wc -l)
-  echo "  qd1: $writes writes, $flushes flushes"
-  [ "$writes" -eq 512 ] || fail "server saw $writes writes, want 512"
-  # 512/8 = 64; fio skips the sync after the final write
-  [ "$flushes" -ge 63 ] && [ "$flushes" -le 64 ] ||
-    fail "server saw $flushes flushes for 512 writes with fsync=8"
-  fio_json fsync-qd1 "
+# fsync_job NAME FIO-ARGS...: a fresh nbdkit logging every request
+# ($T/NAME.log, in LOG) under a randwrite of 512 4k blocks with fsync=8
+# (and FIO-ARGS) that must succeed; sets WRITES and FLUSHES, the requests
+# the server saw, and fio's own count of syncs must equal FLUSHES.
+fsync_job () {
+  local name=$1; shift
+  stop_servers
+  LOG=$T/$name.log
+  start_nbdkit "$name" --filter=log memory 64M logfile="$LOG"
+  fio_nbd "$name" --rw=randwrite --bs=4k --size=2m --fsync=8 "$@"
+  expect_ok "$name"
+  WRITES=$(requests "$LOG" Write | wc -l)
+  FLUSHES=$(requests "$LOG" Flush | wc -l)
+  echo "  $name: $WRITES writes, $FLUSHES flushes"
+  fio_json "$name" "
 n = jobs[0]['sync']['total_ios']
-assert n == $flushes, 'fio counted %d syncs, server saw $flushes flushes' % n"
+assert n == $FLUSHES, 'fio counted %d syncs, server saw $FLUSHES flushes' % n"
+}
+
+flush_per_fsync () {
+  # iodepth=1: fio issues a sync after every 8th write
+  fsync_job fsync-qd1 --iodepth=1
+  [ "$WRITES" -eq 512 ] || fail "server saw $WRITES writes, want 512"
+  # 512/8 = 64; fio skips the sync after the final write
+  [ "$FLUSHES" -ge 63 ] && [ "$FLUSHES" -le 64 ] ||
+    fail "server saw $FLUSHES flushes for 512 writes with fsync=8"
 
   # deeper queue: fio may issue a sync again while the previous one is in
   # flight (same with its built-in nbd engine), so compare with fio's count
   # (a fresh server and log: nbdkit does not append, so no truncating)
-  stop_servers
-  log=$T/flush16.log
-  start_nbdkit flush16 --filter=log memory 64M logfile="$log"
-  fio_nbd fsync-qd16 --rw=randwrite --bs=4k --size=2m --iodepth=16 --fsync=8
-  expect_ok fsync-qd16
-  writes=$(requests "$log" Write | wc -l)
-  flushes=$(requests "$log" Flush | wc -l)
-  echo "  qd16: $writes writes, $flushes flushes"
-  [ "$writes" -eq 512 ] || fail "server saw $writes writes, want 512"
-  [ "$flushes" -ge 63 ] || fail "only $flushes flushes for 512 writes"
-  fio_json fsync-qd16 "
-n = jobs[0]['sync']['total_ios']
-assert n == $flushes, 'fio counted %d syncs, server saw $flushes flushes' % n"
+  fsync_job fsync-qd16 --iodepth=16
+  [ "$WRITES" -eq 512 ] || fail "server saw $WRITES writes, want 512"
+  [ "$FLUSHES" -ge 63 ] || fail "only $FLUSHES flushes for 512 writes"
   # every flush succeeded
-  [ "$(grep -cE '\.\.\.Flush id=[0-9]+ return=0' "$log")" -eq "$flushes" ] ||
+  [ "$(grep -cE '\.\.\.Flush id=[0-9]+ return=0' "$LOG")" -eq "$FLUSHES" ] ||
     fail "not every flush returned 0"
 
   # conns=2 on a multi-conn server: one NBD_CMD_FLUSH per fio sync (the
   # group's flush covers both connections), after the writes before it
-  stop_servers
-  log=$T/flush-conns.log
-  start_nbdkit flushc --filter=log memory 64M logfile="$log"
-  fio_nbd fsync-conns --rw=randwrite --bs=4k --size=2m --iodepth=16 \
-    --conns=2 --fsync=8
-  expect_ok fsync-conns
-  flushes=$(requests "$log" Flush | wc -l)
-  echo "  conns=2: $flushes flushes"
-  fio_json fsync-conns "
-n = jobs[0]['sync']['total_ios']
-assert n == $flushes, 'fio counted %d syncs, server saw $flushes flushes' % n"
-  [ "$(grep -cE 'connection=[0-9]+ Write id=' "$log")" -eq 512 ] ||
-    fail "server saw $(grep -cE ' Write id=' "$log") writes, want 512"
-  [ "$(grep -oE 'connection=[0-9]+ Write id=' "$log" | sort -u | wc -l)" -eq 2 ] ||
+  fsync_job fsync-conns --iodepth=16 --conns=2
+  [ "$(grep -cE 'connection=[0-9]+ Write id=' "$LOG")" -eq 512 ] ||
+    fail "server saw $(grep -cE ' Write id=' "$LOG") writes, want 512"
+  [ "$(grep -oE 'connection=[0-9]+ Write id=' "$LOG" | sort -u | wc -l)" -eq 2 ] ||
     fail "the writes did not use both connections"
 }
 

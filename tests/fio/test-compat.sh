@@ -88,6 +88,12 @@ shorten () {
 }
 
 example_jobs () {
+  # no usage line passes an option after the job file: fio reads its
+  # command line before the job loads the engine, so it knows no engine
+  # option there ("fio: unrecognized option '--uri=...'")
+  local bad
+  bad=$(grep -HE '^#.*fio [^ ]*\.fio +--' "$JOBS_DIR"/*.fio || true)
+  [ -z "$bad" ] || fail "usage lines fio cannot run: $bad"
   start_nbdkit jobs memory 1G
   export NBDAIO_SO=$SO NBD_URI=$URI
   local j

@@ -52,9 +52,6 @@ assert ios > 1000, 'only %d ios completed' % ios"
   grep -qE '\.\.\.Write id=[0-9]+ return=-1 error=EIO' "$log" || fail "no write errors"
 }
 
-# now_ms: wall clock in milliseconds
-now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
-
 server_killed () {
   start_nbdkit victim memory 256M
   ( sleep 2; now_ms > "$T/killed.at"; kill -9 "$NBDKIT_PID" ) &

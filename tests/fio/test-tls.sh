@@ -10,8 +10,8 @@
 source "$(dirname "$0")/lib.sh"
 fio_test_init "$@"
 
-C=$T/creds
-bash "$SRC_ROOT/tests/tls/make-creds.sh" "$C"
+C=${T:-}/creds
+[ "$LIST_CASES" = 1 ] || bash "$SRC_ROOT/tests/tls/make-creds.sh" "$C"
 
 verify_job () {
   fio_nbd "$1" --rw=randwrite --bs=4k --iodepth=16 --size=16m \

@@ -96,7 +96,7 @@ check_connected (struct nbdaio_handle *h, unsigned cfg, int tls)
 {
   int tf = nbdaio_get_transmission_flags (h);
   int sr = nbdaio_get_structured_replies_negotiated (h);
-  int xhdr = nbdaio_get_extended_headers (h);
+  int xhdr = nbdaio_get_extended_headers_negotiated (h);
   int64_t min = nbdaio_get_block_size (h, NBDAIO_SIZE_MINIMUM);
   int64_t pref = nbdaio_get_block_size (h, NBDAIO_SIZE_PREFERRED);
   int64_t max = nbdaio_get_block_size (h, NBDAIO_SIZE_MAXIMUM);

@@ -394,7 +394,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   FZ_ASSERT (nbdaio_connect_socket (run.h, pair.client) == 0);
   if (((c0 & C0_STRUCTURED) || xhdr) && (c0 & C0_META))
     run.meta_context = META_NAME;
-  FZ_ASSERT (nbdaio_get_extended_headers (run.h) == xhdr);
+  FZ_ASSERT (nbdaio_get_extended_headers_negotiated (run.h) == xhdr);
   run.behave = ((c0 & C0_RETIRE) ? FZ_B_RETIRE : 0) |
     ((c0 & C0_FOLLOWUP) ? FZ_B_FOLLOWUP : 0) |
     ((c0 & C0_CHUNK_FAIL) ? FZ_B_CHUNK_FAIL : 0) |

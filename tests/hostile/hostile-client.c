@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli-common.h"
 #include "nbdaio.h"
@@ -100,15 +99,6 @@ problem (const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (problems + len, sizeof problems - len, fmt, ap);
   va_end (ap);
-}
-
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char *
@@ -199,24 +189,40 @@ on_chunk (void *user_data, const void *subbuf, size_t count, uint64_t offset,
   return 0;
 }
 
+/* What both extent callbacks check: the chunk comes before the command's
+ * completion, is base:allocation's, starts at the request's offset, has
+ * entries (nr_entries > 0, and bad_count 0: the callback's own count
+ * check passed) and no extent of length 0 (zero_lengths of them had). */
+static void
+check_extents (const struct cmd *c, const char *metacontext,
+               uint64_t offset, size_t nr_entries, int bad_count,
+               size_t zero_lengths)
+{
+  int idx = (int) (c - cmds);
+
+  if (c->calls)
+    problem ("extent callback of command %d after its completion", idx);
+  if (strcmp (metacontext, "base:allocation") != 0 || offset != c->offset ||
+      nr_entries == 0 || bad_count)
+    problem ("extent callback of command %d: context %s, offset %" PRIu64
+             ", %zu entries", idx, metacontext, offset, nr_entries);
+  for (size_t i = 0; i < zero_lengths; i++)
+    problem ("extent callback of command %d: extent of length 0", idx);
+}
+
 static int
 on_extent (void *user_data, const char *metacontext, uint64_t offset,
            uint32_t *entries, size_t nr_entries, int *error)
 {
   struct cmd *c = user_data;
-  int idx = (int) (c - cmds);
+  size_t zero_lengths = 0;
   (void) error;
 
-  if (c->calls)
-    problem ("extent callback of command %d after its completion", idx);
-  if (strcmp (metacontext, "base:allocation") != 0 || offset != c->offset ||
-      nr_entries == 0 || nr_entries % 2 ||
-      (c->kind == K_BS_ONE && nr_entries != 2))
-    problem ("extent callback of command %d: context %s, offset %" PRIu64
-             ", %zu entries", idx, metacontext, offset, nr_entries);
   for (size_t i = 0; i < nr_entries; i += 2)
-    if (entries[i] == 0)
-      problem ("extent callback of command %d: extent of length 0", idx);
+    zero_lengths += entries[i] == 0;
+  check_extents (c, metacontext, offset, nr_entries,
+                 nr_entries % 2 || (c->kind == K_BS_ONE && nr_entries != 2),
+                 zero_lengths);
   return 0;
 }
 
@@ -226,18 +232,12 @@ on_extent64 (void *user_data, const char *metacontext, uint64_t offset,
              nbdaio_extent64 *entries, size_t nr_entries, int *error)
 {
   struct cmd *c = user_data;
-  int idx = (int) (c - cmds);
+  size_t zero_lengths = 0;
   (void) error;
 
-  if (c->calls)
-    problem ("extent callback of command %d after its completion", idx);
-  if (strcmp (metacontext, "base:allocation") != 0 || offset != c->offset ||
-      nr_entries == 0)
-    problem ("extent callback of command %d: context %s, offset %" PRIu64
-             ", %zu entries", idx, metacontext, offset, nr_entries);
   for (size_t i = 0; i < nr_entries; i++)
-    if (entries[i].length == 0)
-      problem ("extent callback of command %d: extent of length 0", idx);
+    zero_lengths += entries[i].length == 0;
+  check_extents (c, metacontext, offset, nr_entries, 0, zero_lengths);
   return 0;
 }
 
@@ -513,7 +513,7 @@ main (int argc, char **argv)
     c->retire = i % 2 == 0;     /* half retire themselves, half are polled */
   }
 
-  start = now_ms ();
+  start = cli_now_ms ();
   h = nbdaio_create ();
   if (!h) {
     fprintf (stderr, "hostile-client: %s\n", nbdaio_get_error ());
@@ -579,7 +579,7 @@ main (int argc, char **argv)
     issued++;
   }
   while (connected && nbdaio_aio_in_flight (h) > 0) {
-    int64_t left = start + timeout_ms + GRACE_MS - now_ms ();
+    int64_t left = start + timeout_ms + GRACE_MS - cli_now_ms ();
     if (left <= 0) {
       char why[128];
       snprintf (why, sizeof why, "hostile-client gave up: the request "
@@ -601,7 +601,7 @@ main (int argc, char **argv)
   if (connected && nbdaio_aio_in_flight (h) != 0)
     problem ("%d commands still in flight after the connection ended",
              nbdaio_aio_in_flight (h));
-  elapsed = now_ms () - start;
+  elapsed = cli_now_ms () - start;
   if (nbdaio_get_connection_error (h))
     conn_error = strdup (nbdaio_get_connection_error (h));
   if (connected)

@@ -15,7 +15,8 @@
 # names, while the client still has commands in flight; the count is the
 # server's, over all its connections, so a client that connects many times
 # (nbdaio-check) meets the misbehaviour once and the next connections are
-# served correctly.  Extended headers (NBD_OPT_EXTENDED_HEADERS) are
+# served correctly (with --every: each valid request of that kind after
+# the first GOOD is misbehaved on).  Extended headers (NBD_OPT_EXTENDED_HEADERS) are
 # negotiated only by the ext-* modes (Mode.ext); they then read 32-byte
 # requests and send every reply in the 32-byte extended header.  Every connection is served in a forked child, so a
 # client can connect again (fio connects once in its parent, then in the
@@ -36,7 +37,7 @@
 # dfread: one with NBD_CMD_FLAG_DF), a write, a block status (bs; bs-one:
 # one with NBD_CMD_FLAG_REQ_ONE), any (mixed).
 #
-# usage: hostile-server.py --mode NAME SOCKET
+# usage: hostile-server.py --mode NAME [--every] SOCKET
 #        hostile-server.py --list
 #
 # Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
@@ -590,12 +591,13 @@ class Conn:
     def claim(self, r):
         """Is r the request to misbehave on: the first valid one of the
         mode's kind once GOOD valid requests were answered correctly,
-        counted over every connection of the server (once per run)?"""
+        counted over every connection of the server (once per run; with
+        Mode.every each one from then on)?"""
         if not self.mode.tx:
             return False
         with TALLY:
             good, acted = TALLY.get()
-            if acted or self.refusal(r):
+            if (acted and not self.mode.every) or self.refusal(r):
                 return False
             if good >= self.mode.good and self.acts_on(r):
                 TALLY.set(good, 1)
@@ -696,8 +698,9 @@ class Mode:
     go(conn, opt) (answers NBD_OPT_GO; True once the export was given).
     Transmission: once `good` valid requests were answered correctly (over
     all connections), tx(conn, request) acts, once, on the next valid
-    request of the kind cmds names (Conn.acts_on); it returns "serve" to go
-    on serving, else the server hangs up.  trickle:
+    request of the kind cmds names (Conn.acts_on), or with every (the
+    option --every) on each one from then on; it returns "serve" to go on
+    serving, else the server hangs up.  trickle:
     every byte in its own read; fragment: (size, order) chunking of reads
     (see Conn.fragmented_read)."""
 
@@ -714,6 +717,7 @@ class Mode:
         self.trickle, self.fragment, self.good = trickle, fragment, good
         self.oldstyle = oldstyle
         self.ext = ext
+        self.every = False
 
 
 def on_option(which, action):
@@ -1391,6 +1395,9 @@ def main():
     ap.add_argument("--list", action="store_true",
                     help="print NAME EXPECT COMMANDS description per mode")
     ap.add_argument("--mode", help="the mode to serve")
+    ap.add_argument("--every", action="store_true",
+                    help="misbehave on every request of the mode's kind "
+                    "after the first good ones, not once")
     ap.add_argument("socket", nargs="?", help="unix socket path")
     args = ap.parse_args()
     if args.list:
@@ -1400,6 +1407,7 @@ def main():
     modes = {m.name: m for m in MODES}
     if not args.socket or args.mode not in modes:
         ap.error("need --mode NAME (one of --list) and a socket path")
+    modes[args.mode].every = args.every
     run(modes[args.mode], args.socket)
     return 0
 

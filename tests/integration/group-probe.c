@@ -30,8 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cli-common.h"
 #include "nbdaio.h"
 
 #define BLOCK 4096
@@ -47,15 +47,6 @@ static int failed;
       failed = 1;                                                       \
     }                                                                   \
   } while (0)
-
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A connected handle with conns=n (and force-multi-conn if force;
  * auto-submit off with auto_submit 0). */
@@ -249,7 +240,7 @@ flush_order (const char *uri)
   struct nbdaio_group *g = open_group (uri, 2, 0);
   static uint8_t buf[BLOCK];
   struct done w[4] = { { 0 } }, f = { 0 }, late = { 0 };
-  int64_t t0 = now_ms ();
+  int64_t t0 = cli_now_ms ();
 
   /* two writes on each connection (the server delays writes), then the
    * flush, then one more write */
@@ -274,7 +265,7 @@ flush_order (const char *uri)
   nbdaio_group_submit (g);
   wait_all (g, &f, 1);
   printf ("flush completed as #%u after %lld ms; writes as #%u #%u #%u "
-          "#%u\n", f.at, (long long) (now_ms () - t0), w[0].at, w[1].at,
+          "#%u\n", f.at, (long long) (cli_now_ms () - t0), w[0].at, w[1].at,
           w[2].at, w[3].at);
   for (unsigned i = 0; i < 4; i++)
     CHECK (w[i].fired && w[i].at < f.at, "write %u (#%u) completed after "
@@ -291,7 +282,7 @@ flush_later (const char *uri)
   struct nbdaio_group *g = (auto_submit = 0, open_group (uri, 2, 0));
   static uint8_t buf[BLOCK];
   struct done w[3] = { { 0 } }, f[2] = { { 0 } };
-  int64_t t0 = now_ms ();
+  int64_t t0 = cli_now_ms ();
 
   for (unsigned i = 0; i < 3; i++) {
     nbdaio_completion_callback wc = { .callback = on_done, .user_data = &w[i] };
@@ -306,10 +297,10 @@ flush_later (const char *uri)
     CHECK (nbdaio_group_aio_flush (g, fc, 0) >= 1, "flush: %s",
            nbdaio_get_error ());
   }
-  while ((!f[0].fired || !f[1].fired) && now_ms () - t0 < 5000)
+  while ((!f[0].fired || !f[1].fired) && cli_now_ms () - t0 < 5000)
     nbdaio_group_wait (g, 1, 500);
   printf ("flushes completed as #%u #%u after %lld ms; W3 %s\n", f[0].at,
-          f[1].at, (long long) (now_ms () - t0),
+          f[1].at, (long long) (cli_now_ms () - t0),
           w[2].fired ? "completed" : "never sent");
   CHECK (f[0].fired && f[1].fired, "a flush waited for a later write");
   CHECK (w[0].at < f[0].at && w[1].at < f[1].at, "a flush completed before "
@@ -329,10 +320,10 @@ wait_calls (const char *uri)
   int r;
 
   /* nothing in flight: returns 0 at once, whatever the timeout */
-  t0 = now_ms ();
+  t0 = cli_now_ms ();
   r = nbdaio_group_wait (g, 1, 5000);
-  CHECK (r == 0 && now_ms () - t0 < 1000, "idle wait: %d after %lld ms", r,
-         (long long) (now_ms () - t0));
+  CHECK (r == 0 && cli_now_ms () - t0 < 1000, "idle wait: %d after %lld ms", r,
+         (long long) (cli_now_ms () - t0));
   for (unsigned i = 0; i < 8; i++) {
     nbdaio_completion_callback cb = { .callback = on_done, .user_data = &d[i] };
     nbdaio_aio_pread (nbdaio_group_pick (g, NULL), buf[i], BLOCK,

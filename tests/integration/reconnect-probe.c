@@ -21,20 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "cli-common.h"
 #include "nbdaio.h"
 
 #define BLOCK 65536
-
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 fill (uint8_t *buf, uint64_t n, uint64_t off)
@@ -93,8 +84,8 @@ main (int argc, char **argv)
     fprintf (stderr, "%s\n", nbdaio_get_error ());
     return 1;
   }
-  start = now_ms ();
-  while (now_ms () - start < dur) {
+  start = cli_now_ms ();
+  while (cli_now_ms () - start < dur) {
     uint64_t off = (n * BLOCK) % (span - span % BLOCK);
     struct timespec pause = { 0, 20 * 1000000 };
 
@@ -103,7 +94,7 @@ main (int argc, char **argv)
         nbdaio_pread (h, rbuf, BLOCK, off, 0) == -1) {
       err = nbdaio_get_errno ();
       snprintf (msg, sizeof msg, "%s", nbdaio_get_error ());
-      fail_ms = now_ms () - start;
+      fail_ms = cli_now_ms () - start;
       break;
     }
     if (memcmp (wbuf, rbuf, BLOCK) == 0)

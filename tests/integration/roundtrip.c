@@ -1516,6 +1516,19 @@ connect_and_check (void)
 
   CHECK (nbdaio_can_write (h) == !read_only, "can_write disagrees with "
          "is_read_only");
+  /* the public flag constants as real servers set them */
+  int tflags = nbdaio_get_transmission_flags (h);
+  CHECK (tflags & NBDAIO_FLAG_HAS_FLAGS, "transmission flags 0x%x without "
+         "NBDAIO_FLAG_HAS_FLAGS", tflags);
+  CHECK (!(tflags & NBDAIO_FLAG_READ_ONLY) == !read_only, "transmission "
+         "flags 0x%x disagree with is_read_only %d", tflags, read_only);
+  CHECK (!(tflags & NBDAIO_FLAG_SEND_FLUSH) == !nbdaio_can_flush (h),
+         "transmission flags 0x%x disagree with can_flush", tflags);
+  if (proto && strcmp (proto, "newstyle-fixed") == 0)
+    CHECK (nbdaio_get_handshake_flags (h) &
+           NBDAIO_HANDSHAKE_FLAG_FIXED_NEWSTYLE, "handshake flags 0x%x "
+           "without NBDAIO_HANDSHAKE_FLAG_FIXED_NEWSTYLE",
+           nbdaio_get_handshake_flags (h));
   if (opt.expect_readonly != -1)
     CHECK (read_only == opt.expect_readonly, "read-only is %d, expected %d",
            read_only, opt.expect_readonly);

@@ -13,9 +13,12 @@
 #     with NBD_REP_ERR_UNSUP.
 # Every server answers the unknown option with NBD_REP_ERR_UNSUP.
 # usage: test-opt.sh OPT-PROBE ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO
-PROBE=$(realpath "$1")
-shift
+#        test-opt.sh --list   (the cases: one per server)
 source "$(dirname "$0")/lib.sh"
+if [ "$LIST_CASES" = 0 ]; then
+  PROBE=$(realpath "${1:-}")
+  shift
+fi
 init "$@"
 
 ACK=1

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-common.h"
 #include "nbdaio.h"
 
 #define DEPTH "qemu:allocation-depth"
@@ -32,14 +33,6 @@ struct chunks {
   int n;
   const char *prefix;
 };
-
-static void
-die (const char *what)
-{
-  fprintf (stderr, "big-requests: %s: %s\n", what,
-           nbdaio_get_error () ? nbdaio_get_error () : "failed");
-  exit (1);
-}
 
 static int
 on_extents (void *ud, const char *metacontext, uint64_t offset,
@@ -72,12 +65,12 @@ finish (struct nbdaio_handle *h, int64_t cookie, struct chunks *c,
   int r;
 
   if (cookie == -1)
-    die (what);
+    cli_die_lib (what);
   while ((r = nbdaio_aio_command_completed (h, cookie)) == 0)
     if (nbdaio_poll (h, 30000) == -1)
-      die (what);
+      cli_die_lib (what);
   if (r == -1)
-    die (what);
+    cli_die_lib (what);
   qsort (c->line, (size_t) c->n, sizeof c->line[0], by_name);
   for (int i = 0; i < c->n; i++)
     printf ("%s\n", c->line[i]);
@@ -114,8 +107,8 @@ main (int argc, char **argv)
       nbdaio_set_meta_context (h, "base:allocation") == -1 ||
       nbdaio_add_meta_context (h, DEPTH) == -1 ||
       nbdaio_connect_uri (h, argv[1]) == -1)
-    die ("connect");
-  printf ("extended_headers %d\n", nbdaio_get_extended_headers (h));
+    cli_die_lib ("connect");
+  printf ("extended_headers %d\n", nbdaio_get_extended_headers_negotiated (h));
   printf ("block_status_payload %d\n", nbdaio_can_block_status_payload (h));
   effect (h, "trim", nbdaio_can_trim (h), nbdaio_trim, length);
   effect (h, "zero", nbdaio_can_zero (h), nbdaio_zero, length);
@@ -130,7 +123,7 @@ main (int argc, char **argv)
               NBDAIO_NULL_COMPLETION, 0), &some, "filtered block status");
   memset (&st, 0, sizeof st);
   if (nbdaio_get_stats (h, &st, sizeof st) == -1)
-    die ("stats");
+    cli_die_lib ("stats");
   printf ("issued trim=%" PRIu64 " zero=%" PRIu64 " cache=%" PRIu64
           " block_status=%" PRIu64 "\n", st.trim.issued, st.zero.issued,
           st.cache.issued, st.block_status.issued);

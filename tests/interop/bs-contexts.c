@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-common.h"
 #include "nbdaio.h"
 
 #define MAX_CTX 8
@@ -25,14 +26,6 @@ struct seen {
   int n;
   int done, error;
 };
-
-static void
-die (const char *what)
-{
-  fprintf (stderr, "bs-contexts: %s: %s\n", what,
-           nbdaio_get_error () ? nbdaio_get_error () : "failed");
-  exit (1);
-}
 
 static int
 on_extents (void *ud, const char *metacontext, uint64_t offset,
@@ -96,15 +89,15 @@ main (int argc, char *argv[])
       s.ctx[s.n++] = argv[i];
   }
   if (s.n == 0 || !(h = nbdaio_create ()))
-    die ("setup");
+    cli_die_lib ("setup");
   if (nbdaio_set_meta_context (h, s.ctx[0]) == -1)
-    die ("set_meta_context");
+    cli_die_lib ("set_meta_context");
   for (int i = 1; i < s.n; i++)
     if (nbdaio_add_meta_context (h, s.ctx[i]) == -1)
-      die ("add_meta_context");
+      cli_die_lib ("add_meta_context");
   if (nbdaio_connect_uri (h, uri) == -1)
-    die ("connect");
-  xhdr = nbdaio_get_extended_headers (h);
+    cli_die_lib ("connect");
+  xhdr = nbdaio_get_extended_headers_negotiated (h);
   printf ("extended_headers %d\n", xhdr);
   if (ext && xhdr != 1) {
     fprintf (stderr, "bs-contexts: extended headers were not negotiated\n");
@@ -124,10 +117,10 @@ main (int argc, char *argv[])
         (nbdaio_extent64_callback) { .callback = on_extents, .user_data = &s },
         (nbdaio_completion_callback) { .callback = on_done, .user_data = &s },
         0) == -1)
-    die ("aio_block_status_64");
+    cli_die_lib ("aio_block_status_64");
   while (!s.done)
     if (nbdaio_poll (h, 10000) == -1)
-      die ("poll");
+      cli_die_lib ("poll");
   if (s.error) {
     fprintf (stderr, "bs-contexts: block status failed: %s\n",
              strerror (s.error));

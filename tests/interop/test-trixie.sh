@@ -8,25 +8,27 @@
 # passed) when the root cannot be built here.
 # usage: test-trixie.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK
 #                        BS-CONTEXTS BIG-REQUESTS READ-POLICY [NBDAIO.SO]
+#        test-trixie.sh --list   (the cases: one per server setup)
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../integration/lib.sh"
-[ $# -ge 7 ] || {
-  echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS BIG-REQUESTS READ-POLICY [NBDAIO.SO]" >&2
-  exit 2; }
-CHECK=$(realpath "$4")
-BS_CONTEXTS=$(realpath "$5")
-BIG_REQUESTS=$(realpath "$6")
-READ_POLICY=$(realpath "$7")
-SO=${8:+$(realpath "$8")}
-init "$1" "$2" "$3"
-
 source "$here/root.sh"
-need_root
-# this run's files inside the root: /tmp/nbdaio-interop.XXX there is
-# $R/tmp/... here
-IN=$(mktemp -d "$R/tmp/nbdaio-interop.XXXXXX")
-J=/tmp/${IN##*/}                # the same directory, seen from inside
-trap 'stop_servers; rm -rf "$T" "$IN"' EXIT
+if [ "$LIST_CASES" = 0 ]; then
+  [ $# -ge 7 ] || {
+    echo "usage: $0 ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO NBDAIO-CHECK BS-CONTEXTS BIG-REQUESTS READ-POLICY [NBDAIO.SO]" >&2
+    exit 2; }
+  CHECK=$(realpath "$4")
+  BS_CONTEXTS=$(realpath "$5")
+  BIG_REQUESTS=$(realpath "$6")
+  READ_POLICY=$(realpath "$7")
+  SO=${8:+$(realpath "$8")}
+  init "$1" "$2" "$3"
+  need_root
+  # this run's files inside the root: /tmp/nbdaio-interop.XXX there is
+  # $R/tmp/... here
+  IN=$(mktemp -d "$R/tmp/nbdaio-interop.XXXXXX")
+  J=/tmp/${IN##*/}              # the same directory, seen from inside
+  trap 'stop_servers; rm -rf "$T" "$IN"' EXIT
+fi
 
 # start_in_root NAME CMD...: a server in the root, in the background
 start_in_root () {

@@ -1,7 +1,8 @@
 # tests/lib/servers.sh - the one bash harness of the test scripts
 # (sourced, not run): a private temp dir, real NBD servers (nbdkit,
-# qemu-nbd, nbd-server) started, waited for and stopped, and cases that
-# each run in their own subshell and stop their servers whatever happened.
+# qemu-nbd, nbd-server) and the scripted tests/hostile/hostile-server.py
+# started, waited for and stopped, and cases that each run in their own
+# subshell and stop their servers whatever happened.
 #
 # A script does:
 #   source "$(dirname "$0")/../lib/servers.sh"
@@ -12,7 +13,8 @@
 #
 # A case is selected by its FUNCTION name: `SCRIPT --list` prints the names
 # (meson.build registers one test per case with them) and TEST_CASE=FUNCTION
-# runs only the cases calling that function.  Each case runs in a subshell
+# runs only the cases calling that function (run_case_as gives a case its
+# own name instead, for one function run on the rows of a table).  Each case runs in a subshell
 # with `set -e`: the first failing command ends it and is reported with the
 # line it was called from.
 #
@@ -39,7 +41,8 @@ test_init () {
   trap 'echo "$0: interrupted" >&2; exit 130' INT TERM HUP
 }
 
-# requires PROGRAM...: skip the whole script (exit 77) without one of them.
+# requires PROGRAM...: skip the whole script (exit 77) without one of them;
+# inside a case, skip that case.
 requires () {
   local p
   [ "$LIST_CASES" = 1 ] && return 0
@@ -85,9 +88,12 @@ wait_until () { wait_poll "$1" "" "${@:2}"; }
 # the server process PID has exited.
 wait_started () { wait_poll 20 "$1" "${@:2}"; }
 
-# wait_poll SECONDS PID CMD...: the loop behind both (PID may be empty).
+# wait_poll SECONDS PID CMD...: the loop behind both (PID may be empty),
+# polling every $WAIT_STEP_MS milliseconds (default 100, below 1000).
 wait_poll () {
-  local n=$(( $1 * 10 )) pid=$2; shift 2
+  local step=${WAIT_STEP_MS:-100} pid=$2 n nap
+  n=$(( $1 * 1000 / step )); shift 2
+  printf -v nap '0.%03d' "$step"
   while ! "$@" 2>/dev/null; do
     if [ -n "$pid" ] && ! alive "$pid"; then
       echo "server (pid $pid) exited while starting: $*" >&2
@@ -98,9 +104,12 @@ wait_poll () {
       echo "timed out waiting for: $*" >&2
       return 1
     fi
-    sleep 0.1
+    sleep "$nap"
   done
 }
+
+# now_ms: the wall clock in milliseconds (for durations).
+now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---------------------------------------------------------------- ports
 
@@ -245,6 +254,46 @@ ${3:-}"
   URI="nbd://127.0.0.1:$PORT/$1"
 }
 
+# ---------------------------------------------------------------- hostile
+
+# hostile_init SERVER.py: the scripted server (tests/hostile/
+# hostile-server.py) that start_hostile runs, with $PYTHON: the
+# interpreter itself, not a wrapper (a pyenv shim costs 0.2 s a start;
+# meson passes it resolved).
+hostile_init () {
+  HOSTILE_SERVER=$(realpath "$1")
+  PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
+}
+
+# hostile_modes: SERVER.py --list, a mode a line (NAME EXPECT COMMANDS
+# DESCRIPTION).
+hostile_modes () { "$PYTHON" "$HOSTILE_SERVER" --list; }
+
+# start_hostile MODE [ARGS...]: the server serving MODE (with its options
+# ARGS) on the unix socket $T/sock, there once it accepts; its stderr in
+# $T/server.err.  Stopped by stop_hostile or when the case ends; a mode
+# misbehaves once per server run.
+start_hostile () {
+  rm -f "$T/sock"
+  "$PYTHON" "$HOSTILE_SERVER" --mode "$1" "${@:2}" "$T/sock" \
+    2> "$T/server.err" &
+  HOSTILE_PID=$!
+  track "$HOSTILE_PID"
+  WAIT_STEP_MS=10 wait_started "$HOSTILE_PID" test -S "$T/sock" || {
+    echo "hostile-server.py --mode $1 did not start:" >&2
+    cat "$T/server.err" >&2
+    return 1
+  }
+}
+
+# stop_hostile: stop it now (before reading $T/server.err).
+stop_hostile () {
+  kill "$HOSTILE_PID" 2>/dev/null || true
+  wait "$HOSTILE_PID" 2>/dev/null || true
+  sed -i "/^$HOSTILE_PID\$/d" "$T/pids"
+  rm -f "$T/sock"
+}
+
 # ---------------------------------------------------------------- cases
 
 # ERR trap of a case: the failing command (first line) and where it was
@@ -253,7 +302,7 @@ report_failure () {
   local cmd=${1%%$'\n'*} i=0 frame stack=""
   while frame=$(caller $i); do
     set -- $frame
-    [ "$2" = run_case ] && break
+    [ "$2" = run_case_as ] && break
     stack+="${stack:+ <- }$2 (${3##*/}:$1)"
     i=$((i + 1))
   done
@@ -266,11 +315,16 @@ fail () { echo "FAILED: $*" >&2; exit 1; }
 
 # run_case NAME FUNCTION [ARGS...]: FUNCTION ARGS in a subshell with
 # set -e, then stop the servers it started.
-run_case () {
-  local name=$1 func=$2 rc errexit=0
-  shift
-  if [ "$LIST_CASES" = 1 ]; then echo "$func"; return 0; fi
-  [ -z "${TEST_CASE:-}" ] || [ "$TEST_CASE" = "$func" ] || return 0
+run_case () { run_case_as "$2" "$@"; }
+
+# run_case_as ID NAME FUNCTION [ARGS...]: run_case, the case named ID
+# (for --list and TEST_CASE) instead of by FUNCTION: for a script where
+# one function runs many rows of a table (a hostile-server.py mode each).
+run_case_as () {
+  local id=$1 name=$2 rc errexit=0
+  shift 2
+  if [ "$LIST_CASES" = 1 ]; then echo "$id"; return 0; fi
+  [ -z "${TEST_CASE:-}" ] || [ "$TEST_CASE" = "$id" ] || return 0
   CASES_RUN=$(( ${CASES_RUN:-0} + 1 ))
   echo "=== $name"
   [[ $- == *e* ]] && errexit=1
@@ -285,6 +339,9 @@ run_case () {
   if [ "$rc" -eq 0 ]; then
     echo "--- ok: $name"
     PASSED=$((PASSED + 1))
+  elif [ "$rc" -eq 77 ]; then
+    echo "--- skipped: $name"
+    SKIPPED=$(( ${SKIPPED:-0} + 1 ))
   else
     echo "--- FAIL: $name (status $rc)" >&2
     FAILED+=("$name")
@@ -298,10 +355,13 @@ finish () {
     exit 1
   fi
   echo
-  echo "$(basename "$0"): $PASSED passed, ${#FAILED[@]} failed"
+  echo "$(basename "$0"): $PASSED passed, ${#FAILED[@]} failed," \
+    "${SKIPPED:-0} skipped"
   if [ ${#FAILED[@]} -gt 0 ]; then
     printf '  failed: %s\n' "${FAILED[@]}" >&2
     exit 1
   fi
+  # skipped stays skipped: 77 when no case ran to the end
+  [ "$PASSED" -gt 0 ] || [ "${SKIPPED:-0}" -eq 0 ] || exit 77
   exit 0
 }

@@ -9,8 +9,26 @@
 #   DIR/expired/      server cert signed by the CA, expired in 2020
 #   DIR/wronghost/    server cert signed by the CA for wrong.example only
 #   DIR/psk/keys.psk  user alice; DIR/psk-wrong/keys.psk alice, another key
+# With $NBDAIO_CREDS_CACHE set (a directory; meson gives one in the build
+# directory, as the TLS tests run one case per process), they are made
+# there once, remade when this script is newer, and copied to DIR.
 set -euo pipefail
 d=$1
+cache=${NBDAIO_CREDS_CACHE:-}
+if [ -n "$cache" ]; then
+  if ! [ "$cache/.made" -nt "$0" ]; then
+    tmp=$(mktemp -d "$cache.XXXXXX")
+    chmod 755 "$tmp"
+    NBDAIO_CREDS_CACHE='' bash "$0" "$tmp" || { rm -rf "$tmp"; exit 1; }
+    touch "$tmp/.made"
+    rm -rf "$cache"
+    mv -T "$tmp" "$cache" 2>/dev/null || rm -rf "$tmp"   # another run won
+  fi
+  mkdir -p "$d"
+  cp -a "$cache/." "$d/"
+  rm -f "$d/.made"
+  exit 0
+fi
 mkdir -p "$d"/{pki,client,client-nocert,other-ca,expired,wronghost,psk,psk-wrong}
 cd "$d"
 

@@ -6,14 +6,17 @@
 # with its own message and without one NBD option sent in plaintext after
 # the refusal (nbdkit's debug log is the witness).
 # usage: test-tls.sh ROUNDTRIP NBDAIO-INFO NBDAIO-AIO-DEMO
+#        test-tls.sh --list   (the cases)
 source "$(dirname "$0")/../integration/lib.sh"
 init "$@"
 
 M=16777216
-C=$T/creds
-bash "$(dirname "$0")/make-creds.sh" "$C"
-sed 's/^alice:/bob:/' "$C/psk/keys.psk" > "$C/bob.psk"
-chmod 600 "$C/bob.psk"          # key files must be private to be read
+C=${T:-}/creds
+if [ "$LIST_CASES" = 0 ]; then
+  bash "$(dirname "$0")/make-creds.sh" "$C" || exit 1
+  sed 's/^alice:/bob:/' "$C/psk/keys.psk" > "$C/bob.psk"
+  chmod 600 "$C/bob.psk"        # key files must be private to be read
+fi
 
 # nbdkit_logged NAME ARGS...: start_nbdkit with its debug log (-v) in
 # $T/NAME.nbdkit.err; sets SOCK.
@@ -190,6 +193,40 @@ case_refusals () {
   no_plaintext_options "$T/psk.nbdkit.err"
 }
 
+# tls_scripted MODE: tests/tls/tls-server.py (a TLS 1.3 server on
+# OpenSSL, one client) on $T/MODE.sock; its verdict goes to
+# $T/MODE.result.
+tls_scripted () {
+  rm -f "$T/$1.sock" "$T/$1.result"
+  background "$T/$1.err" python3 "$(dirname "$0")/tls-server.py" \
+    "$1" "$T/$1.sock" "$C/pki" "$T/$1.result"
+  started "$T/$1.err" test -S "$T/$1.sock"
+  URI="nbds+unix:///?socket=$T/$1.sock&tls-certificates=$C/client"
+}
+
+# An OpenSSL server sends TLS 1.3 session tickets after the handshake, in
+# front of its first reply: the client must read past them (it used to
+# poll for the reply gnutls had already buffered, until the handshake
+# timed out), and end the session with close_notify before closing.
+case_session_tickets_close_notify () {
+  tls_scripted close-notify
+  demo "$URI"
+  wait_until 10 test -s "$T/close-notify.result"
+  grep -qx close_notify "$T/close-notify.result" || {
+    echo "server saw: $(cat "$T/close-notify.result")" >&2; return 1; }
+}
+
+# A record that does not decrypt during transmission: the error carries
+# gnutls' reason, not strerror of the errno the transport chose.
+case_bad_record () {
+  tls_scripted bad-record
+  if demo "$URI" > "$T/demo.out" 2>&1; then
+    echo "the demo succeeded against a corrupt TLS record" >&2; return 1
+  fi
+  cat "$T/demo.out"
+  grep -q 'reading from server: Decryption has failed' "$T/demo.out"
+}
+
 run_case "nbdkit x509, unix socket, client certificate" case_nbdkit_x509_unix
 run_case "nbdkit x509, TCP, host name checks" case_nbdkit_x509_tcp
 run_case "nbdkit PSK" case_nbdkit_psk
@@ -198,4 +235,6 @@ run_case "qemu-nbd PSK" case_qemu_nbd_psk
 run_case "nbd-server x509" case_nbd_server_x509
 run_case "tls=allow" case_allow
 run_case "refusals" case_refusals
+run_case "OpenSSL server: session tickets, close_notify" case_session_tickets_close_notify
+run_case "corrupt record in transmission" case_bad_record
 finish

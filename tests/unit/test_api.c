@@ -677,6 +677,32 @@ test_shutdown (void **state)
   assert_int_equal (cb.frees, 1);
 }
 
+/* nbdaio_abort as nbdaio.h says: err 0 stands for ECONNABORTED, a NULL
+ * reason for "connection aborted by the caller"; then ENOTCONN. */
+static void
+test_abort_defaults (void **state)
+{
+  struct ctx *c = *state;
+  uint8_t buf[512];
+  struct cbc cb = { 0 };
+
+  ctx_start (c, script_serve);
+  assert_true (nbdaio_aio_pread (c->h, buf, 512, 0, cbc_completion (&cb), 0)
+               >= 1);
+  assert_int_equal (nbdaio_abort (c->h, 0, NULL), 0);
+  assert_int_equal (cb.calls, 1);
+  assert_int_equal (cb.error, ECONNABORTED);
+  assert_int_equal (nbdaio_is_connected (c->h), 0);
+  assert_string_equal (nbdaio_get_connection_error (c->h),
+                       "connection aborted by the caller");
+  assert_int_equal (nbdaio_abort (c->h, EIO, "again"), -1);
+  assert_int_equal (nbdaio_get_errno (), ENOTCONN);
+  assert_int_equal (nbdaio_abort (NULL, 0, NULL), -1);
+  assert_int_equal (nbdaio_get_errno (), EINVAL);
+  ctx_finish (c);
+  assert_int_equal (cb.frees, 1);
+}
+
 
 /* Driving the handle from our own poll(2) loop with get_fd, get_direction,
  * notify_read/notify_write and submit. */
@@ -974,6 +1000,7 @@ main (void)
     T (test_aio_disconnect),
     T (test_close_idle_sends_disc),
     T (test_shutdown),
+    T (test_abort_defaults),
     T (test_manual_event_loop),
     T (test_issue_from_callback),
     T (test_large_writes),

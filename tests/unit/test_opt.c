@@ -1141,9 +1141,87 @@ test_wrong_states (void **state)
   "on: nbdaio_set_opt_mode)"
 #define TOO_LATE "this setting must be made before connecting"
 
+/* The marker a getter that answers leaves as the last error. */
+#define MARK "handle is NULL"
+#define NO_EXPORT_YET "handle is negotiating and knows no export yet (call " \
+  "nbdaio_opt_info or nbdaio_opt_go)"
+#define NOT_CONNECTED_YET "handle has not connected yet"
+#define GROUP_NEEDS_CONNECTED "a group is made from a connected handle"
+
+/* An int getter: with msg, refused (-1, EINVAL, exactly msg); without,
+ * answered (not -1, no new error after the marker). */
+#define INT_FACT(call, msg) do {                                        \
+    nbdaio_get_size (NULL);                                             \
+    if (msg)                                                            \
+      REFUSED ((call), EINVAL, (msg));                                  \
+    else {                                                              \
+      assert_true ((call) != -1);                                       \
+      assert_string_equal (nbdaio_get_error (), MARK);                  \
+    }                                                                   \
+  } while (0)
+
+/* A string getter (NULL may be an answer): the same, by the error. */
+#define STR_FACT(call, msg) do {                                        \
+    nbdaio_get_size (NULL);                                             \
+    if (msg) {                                                          \
+      assert_null ((call));                                             \
+      assert_int_equal (nbdaio_get_errno (), EINVAL);                   \
+      assert_string_equal (nbdaio_get_error (), (msg));                 \
+    }                                                                   \
+    else {                                                              \
+      (void) (call);                                                    \
+      assert_string_equal (nbdaio_get_error (), MARK);                  \
+    }                                                                   \
+  } while (0)
+
+/* The info getters (info.c): the export's facts all refused with msg or,
+ * msg NULL, all answered; the connection's (known from the greeting on)
+ * likewise with conn_msg. */
+static void
+pin_facts (struct nbdaio_handle *h, const char *msg, const char *conn_msg)
+{
+  INT_FACT (nbdaio_get_size (h), msg);
+  STR_FACT (nbdaio_get_export_name (h), msg);
+  STR_FACT (nbdaio_get_export_description (h), msg);
+  INT_FACT (nbdaio_is_read_only (h), msg);
+  INT_FACT (nbdaio_can_write (h), msg);
+  INT_FACT (nbdaio_can_flush (h), msg);
+  INT_FACT (nbdaio_can_fua (h), msg);
+  INT_FACT (nbdaio_can_trim (h), msg);
+  INT_FACT (nbdaio_can_zero (h), msg);
+  INT_FACT (nbdaio_can_fast_zero (h), msg);
+  INT_FACT (nbdaio_can_cache (h), msg);
+  INT_FACT (nbdaio_can_df (h), msg);
+  INT_FACT (nbdaio_can_multi_conn (h), msg);
+  INT_FACT (nbdaio_is_rotational (h), msg);
+  INT_FACT (nbdaio_can_block_status (h), msg);
+  INT_FACT (nbdaio_can_block_status_payload (h), msg);
+  INT_FACT (nbdaio_get_block_size (h, NBDAIO_SIZE_MAXIMUM), msg);
+  INT_FACT (nbdaio_get_max_payload (h), msg);
+  STR_FACT (nbdaio_get_meta_context (h), msg);
+  INT_FACT (nbdaio_get_nr_meta_contexts (h), msg);
+  INT_FACT (nbdaio_can_meta_context (h, "base:allocation"), msg);
+  INT_FACT (nbdaio_get_transmission_flags (h), msg);
+  STR_FACT (nbdaio_get_protocol (h), conn_msg);
+  INT_FACT (nbdaio_get_structured_replies_negotiated (h), conn_msg);
+  INT_FACT (nbdaio_get_extended_headers_negotiated (h), conn_msg);
+  INT_FACT (nbdaio_get_tls_negotiated (h), conn_msg);
+  INT_FACT (nbdaio_get_handshake_flags (h), conn_msg);
+}
+
+/* nbdaio_group_create refused with err and exactly msg. */
+static void
+pin_group_refused (struct nbdaio_handle *h, int err, const char *msg)
+{
+  assert_null (nbdaio_group_create (h));
+  assert_int_equal (nbdaio_get_errno (), err);
+  assert_string_equal (nbdaio_get_error (), msg);
+}
+
 /* Each set of states a call may declare, refused in each other state of
- * the handle's life, with the message callers see (new, negotiating,
- * connected, closed). */
+ * the handle's life, with the message callers see (new, negotiating
+ * before and after nbdaio_opt_info, connected, closed); the info getters
+ * and nbdaio_group_create pinned in each. */
 static void
 test_refusal_by_state (void **state)
 {
@@ -1157,8 +1235,14 @@ test_refusal_by_state (void **state)
            "handle is not connected (connect first)");
   REFUSED (nbdaio_get_fd (h), ENOTCONN,
            "handle is not connected (connect first)");
+  pin_facts (NULL, MARK, MARK);
+  pin_group_refused (NULL, EINVAL, "handle is NULL");
+  pin_facts (h, NOT_CONNECTED_YET, NOT_CONNECTED_YET);
+  pin_group_refused (h, EINVAL, GROUP_NEEDS_CONNECTED);
 
   opt_start (c, NULL);
+  pin_facts (h, NO_EXPORT_YET, NULL);
+  pin_group_refused (h, EINVAL, GROUP_NEEDS_CONNECTED);
   REFUSED (nbdaio_set_max_in_flight (h, 4), EINVAL, TOO_LATE);
   REFUSED (nbdaio_connect_socket (h, -1), EINVAL, TOO_LATE);
   REFUSED (nbdaio_poll (h, 0), ENOTCONN, "handle is still negotiating (opt "
@@ -1167,8 +1251,15 @@ test_refusal_by_state (void **state)
                              0), ENOTCONN, "handle is still negotiating "
            "(opt mode): call nbdaio_opt_go first");
   assert_int_equal (nbdaio_aio_in_flight (h), 0);
+  assert_int_equal (nbdaio_opt_info (h), 0);
+  pin_facts (h, NULL, NULL);
+  pin_group_refused (h, EINVAL, GROUP_NEEDS_CONNECTED);
 
   assert_int_equal (nbdaio_opt_go (h), 0);
+  pin_facts (h, NULL, NULL);
+  pin_group_refused (h, EINVAL, "a handle connected with "
+                     "nbdaio_connect_socket cannot open more connections "
+                     "(the library does not know its target)");
   REFUSED (nbdaio_set_export_name (h, "x"), EINVAL, TOO_LATE " or while "
            "negotiating");
   REFUSED (nbdaio_set_tls (h, NBDAIO_TLS_ALLOW), EINVAL, TOO_LATE);
@@ -1182,7 +1273,44 @@ test_refusal_by_state (void **state)
   REFUSED (nbdaio_set_export_name (h, "x"), EINVAL, TOO_LATE " or while "
            "negotiating");
   assert_int_equal (nbdaio_aio_in_flight (h), 0);
+  pin_facts (h, NULL, NULL);           /* still readable after the end */
+  pin_group_refused (h, EINVAL, GROUP_NEEDS_CONNECTED);
   ctx_finish (c);
+}
+
+/* The info getters and nbdaio_group_create on handles that died: after a
+ * connection error (the facts stay readable), after nbdaio_opt_abort with
+ * no export known and after a failed connect (neither knows anything). */
+static void
+test_refusal_when_dead (void **state)
+{
+  struct ctx *c = *state;
+
+  ctx_start (c, script_handshake_only);         /* then hangs up */
+  assert_int_equal (drive_until_dead (c->h, 5000), 1);
+  assert_non_null (nbdaio_get_connection_error (c->h));
+  pin_facts (c->h, NULL, NULL);
+  pin_group_refused (c->h, EINVAL, GROUP_NEEDS_CONNECTED);
+  ctx_finish (c);
+
+  struct fs *s = fs_new ();
+  struct nbdaio_handle *h = test_handle ();
+  assert_int_equal (nbdaio_set_opt_mode (h, 1), 0);
+  assert_true (fs_start (s, script_opt, NULL) >= 0);
+  assert_int_equal (test_connect (h, s), 0);
+  assert_int_equal (nbdaio_opt_abort (h), 0);
+  pin_facts (h, NOT_CONNECTED_YET, NOT_CONNECTED_YET);
+  pin_group_refused (h, EINVAL, GROUP_NEEDS_CONNECTED);
+  nbdaio_close (h);
+  assert_int_equal (fs_join (s), 0);
+  fs_free (s);
+
+  h = test_handle ();
+  assert_int_equal (nbdaio_connect_unix (h, "/nonexistent/nbdaio.sock"), -1);
+  assert_non_null (nbdaio_get_connection_error (h));
+  pin_facts (h, NOT_CONNECTED_YET, NOT_CONNECTED_YET);
+  pin_group_refused (h, EINVAL, GROUP_NEEDS_CONNECTED);
+  nbdaio_close (h);
 }
 
 static int
@@ -1306,6 +1434,7 @@ main (void)
     T (test_settings_while_negotiating),
     T (test_wrong_states),
     T (test_refusal_by_state),
+    T (test_refusal_when_dead),
     T (test_no_negotiation_possible),
     T (test_go_export_name_fallback),
     T (test_close_while_negotiating),

@@ -1,4 +1,4 @@
-/* test_profile.c - unit tests of connection profiles (core/profile.c): the
+/* test_profile.c - unit tests of connection profiles (engine/profile.c): the
  * lookup order of the profile file (explicit path, $NBDAIO_CONFIG,
  * $XDG_CONFIG_HOME or $HOME/.config, /etc), every key read back and
  * applied (getters, and connections to the scripted server listening on a
@@ -407,7 +407,7 @@ connect_and_check (int lfd, const char *text, const char *name,
   struct nbdaio_handle *h;
   struct fs *s = serve_next (&lfd, &h);
 
-  if (nbdaio_connect_profile (h, name, path) == -1)
+  if (nbdaio_connect_profile (h, path, name) == -1)
     fail_msg ("connect failed: %s", nbdaio_get_error ());
   assert_int_equal (nbdaio_get_structured_replies_negotiated (h), want_sr);
   nbdaio_close (h);
@@ -487,7 +487,7 @@ test_connect_max_in_flight (void **state)
 
   assert_int_equal (nbdaio_profile_apply (NULL, h), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
-  assert_int_equal (nbdaio_connect_profile (NULL, "p", path), -1);
+  assert_int_equal (nbdaio_connect_profile (NULL, path, "p"), -1);
   assert_int_equal (nbdaio_get_errno (), EINVAL);
   nbdaio_profile_free (p);
   nbdaio_profile_free (NULL);
@@ -517,7 +517,7 @@ test_timeout_bounds_connect (void **state)
 
     snprintf (buf, sizeof buf, "[slow]\nsocket = %s\n%s", sock, bounds[i]);
     path = profile_file ("slow.ini", buf);
-    assert_int_equal (nbdaio_connect_profile (h, "slow", path), -1);
+    assert_int_equal (nbdaio_connect_profile (h, path, "slow"), -1);
     took = fs_now_ms () - t0;
     assert_int_equal (nbdaio_get_errno (), ETIMEDOUT);
     assert_true (took >= 250 && took < 5000);
@@ -634,7 +634,7 @@ test_tls_require_applied (void **state)
   (void) state;
   snprintf (buf, sizeof buf, "[secure]\nsocket = %s\ntls = require\n", sock);
   path = profile_file ("tls.ini", buf);
-  assert_int_equal (nbdaio_connect_profile (h, "secure", path), -1);
+  assert_int_equal (nbdaio_connect_profile (h, path, "secure"), -1);
   assert_true (contains (nbdaio_get_error (), "TLS"));
   nbdaio_close (h);
   fs_free (s);                  /* the script fails: the client gave up */

@@ -4,11 +4,14 @@
  * with structured replies negotiated, with an error or with data, and a
  * successful read whose chunks do not cover it fail that read alone with
  * EPROTO (its callback sees the rule's tag, the message names the
- * cookie), the other commands in flight and the next ones succeed and
+ * cookie; a synchronous call's error names the rule and its section, and
+ * so does the callback of a split read one of whose pieces failed so),
+ * the other commands in flight and the next ones succeed and
  * command_violations counts it; under close the connection ends, failing
  * every command in flight (test_reply.c runs every violation that way). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nbdaio.h"
@@ -194,7 +197,8 @@ test_error_msglen_fails_the_read (void **state)
   in_sync (*state, script_error_msglen, "chunk-error-length");
 }
 
-/* The synchronous call reports the failure as EPROTO too. */
+/* The synchronous call reports the failure as EPROTO too, naming the
+ * rule and its section of the NBD specification. */
 static void
 test_sync_read (void **state)
 {
@@ -205,6 +209,72 @@ test_sync_read (void **state)
   ctx_start (c, script_simple_error);
   assert_int_equal (nbdaio_pread (c->h, a, sizeof a, 0, 0), -1);
   assert_int_equal (nbdaio_get_errno (), EPROTO);
+  assert_non_null (nbdaio_get_violation ());
+  assert_string_equal (nbdaio_get_violation (), "simple-reply-read");
+  assert_true (contains (nbdaio_get_error (),
+                         "protocol violation [simple-reply-read]: "));
+  assert_true (contains (nbdaio_get_error (), "\"Simple reply message\""));
+  assert_int_equal (nbdaio_pread (c->h, a, sizeof a, 0, 0), 0);
+  assert_int_equal (nbdaio_shutdown (c->h), 0);
+  ctx_finish (c);
+}
+
+/* The two 4 KiB pieces of a split 8 KiB read, the first answered with
+ * half its data and DONE (chunk-coverage), the second whole; then the
+ * export is served. */
+static int
+script_split_half_covered (struct fs *s)
+{
+  static uint8_t data[4096];
+  struct fs_req r[2];
+
+  if (fs_default_handshake (s) != 0)
+    return -1;
+  for (int i = 0; i < 2; i++) {
+    if (fs_read_request (s, &r[i]) == -1)
+      return -1;
+    free (r[i].data);
+    if (r[i].type != NBD_CMD_READ || r[i].length != sizeof data)
+      return fs_fail (s, "expected two 4 KiB reads");
+  }
+  for (int i = 0; i < 2; i++) {
+    fs_pattern (data, sizeof data, r[i].offset);
+    if (fs_send_chunk_data (s, NBD_REPLY_FLAG_DONE, r[i].cookie,
+                            r[i].offset, data,
+                            i == 0 ? sizeof data / 2 : sizeof data) == -1)
+      return -1;
+  }
+  return fs_serve_memory (s, 1);
+}
+
+/* A piece of a split read fails alone: the read completes with EPROTO
+ * after its other piece, its callback seeing the piece's rule, what the
+ * server sent and the rule's section. */
+static void
+test_split_piece_fails_the_read (void **state)
+{
+  struct ctx *c = *state;
+  static uint8_t a[8192];
+  struct seen sa = { 0 };
+
+  c->s->hs.bs_min = 512;
+  c->s->hs.bs_pref = 4096;
+  c->s->hs.bs_max = sizeof a / 2;
+  ctx_start (c, script_split_half_covered);
+  assert_true (nbdaio_aio_pread (c->h, a, sizeof a, 0,
+                                 seen_completion (&sa), 0) > 0);
+  for (int i = 0; i < 200 && !sa.calls; i++)
+    assert_true (nbdaio_poll (c->h, 50) >= 0);
+  assert_int_equal (sa.calls, 1);
+  assert_int_equal (sa.error, EPROTO);
+  assert_non_null (sa.violation);
+  assert_string_equal (sa.violation, "chunk-coverage");
+  fprintf (stderr, "  message: %s\n", sa.msg);
+  assert_true (contains (sa.msg, "protocol violation [chunk-coverage]: "
+                         "successful read of cookie 0x"));
+  assert_true (contains (sa.msg, "2048 of 4096 bytes"));
+  assert_true (contains (sa.msg, "\"Request types\""));
+  assert_int_equal (stats (c->h).command_violations, 1);
   assert_int_equal (nbdaio_pread (c->h, a, sizeof a, 0, 0), 0);
   assert_int_equal (nbdaio_shutdown (c->h), 0);
   ctx_finish (c);
@@ -313,6 +383,7 @@ main (void)
     CTX_TEST (test_simple_data_fails_the_read),
     CTX_TEST (test_half_covered_fails_the_read),
     CTX_TEST (test_sync_read),
+    CTX_TEST (test_split_piece_fails_the_read),
     CTX_TEST (test_close_simple_error),
     CTX_TEST (test_close_simple_data),
     CTX_TEST (test_close_half_covered),

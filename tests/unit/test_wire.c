@@ -244,6 +244,60 @@ test_public_names (void **state)
   assert_null (nbdaio_error_name (NBD_ESHUTDOWN + 1));
 }
 
+/* The public protocol constants of nbdaio.h are the values the library
+ * names as the specification does, and every option or reply type the
+ * library names has a public constant. */
+#define PUBLIC(prefix, x) { NBDAIO_##prefix##x, "NBD_" #prefix #x }
+static const struct { uint32_t value; const char *name; } public_opts[] = {
+  PUBLIC (OPT_, EXPORT_NAME), PUBLIC (OPT_, ABORT), PUBLIC (OPT_, LIST),
+  PUBLIC (OPT_, STARTTLS), PUBLIC (OPT_, INFO), PUBLIC (OPT_, GO),
+  PUBLIC (OPT_, STRUCTURED_REPLY), PUBLIC (OPT_, LIST_META_CONTEXT),
+  PUBLIC (OPT_, SET_META_CONTEXT), PUBLIC (OPT_, EXTENDED_HEADERS),
+}, public_reps[] = {
+  PUBLIC (REP_, ACK), PUBLIC (REP_, SERVER), PUBLIC (REP_, INFO),
+  PUBLIC (REP_, META_CONTEXT), PUBLIC (REP_, ERR_UNSUP),
+  PUBLIC (REP_, ERR_POLICY), PUBLIC (REP_, ERR_INVALID),
+  PUBLIC (REP_, ERR_PLATFORM), PUBLIC (REP_, ERR_TLS_REQD),
+  PUBLIC (REP_, ERR_UNKNOWN), PUBLIC (REP_, ERR_SHUTDOWN),
+  PUBLIC (REP_, ERR_BLOCK_SIZE_REQD), PUBLIC (REP_, ERR_TOO_BIG),
+  PUBLIC (REP_, ERR_EXT_HEADER_REQD),
+};
+
+static int
+public_has (uint32_t value, int reps)
+{
+  size_t n = reps ? sizeof public_reps / sizeof public_reps[0]
+                  : sizeof public_opts / sizeof public_opts[0];
+  for (size_t i = 0; i < n; i++)
+    if ((reps ? public_reps : public_opts)[i].value == value)
+      return 1;
+  return 0;
+}
+
+static void
+test_public_constants (void **state)
+{
+  (void) state;
+  for (size_t i = 0; i < sizeof public_opts / sizeof public_opts[0]; i++)
+    assert_string_equal (nbdaio_option_name (public_opts[i].value),
+                         public_opts[i].name);
+  for (size_t i = 0; i < sizeof public_reps / sizeof public_reps[0]; i++)
+    assert_string_equal (nbdaio_option_reply_name (public_reps[i].value),
+                         public_reps[i].name);
+  for (uint32_t v = 0; v < 256; v++) {
+    if (nbdaio_option_name (v))
+      assert_true (public_has (v, 0));
+    if (nbdaio_option_reply_name (v))
+      assert_true (public_has (v, 1));
+    if (nbdaio_option_reply_name (NBDAIO_REP_FLAG_ERROR | v))
+      assert_true (public_has (NBDAIO_REP_FLAG_ERROR | v, 1));
+  }
+  /* the error bit is the one the API documents */
+  assert_int_equal (NBDAIO_REP_ERR_UNSUP & ~NBDAIO_REP_FLAG_ERROR,
+                    NBDAIO_REP_ACK);
+  assert_true (NBDAIO_REP_ERR_UNSUP > INT32_MAX);
+}
+
 int
 main (void)
 {
@@ -257,6 +311,7 @@ main (void)
     cmocka_unit_test (test_names_never_null),
     cmocka_unit_test (test_names_meaningful),
     cmocka_unit_test (test_public_names),
+    cmocka_unit_test (test_public_constants),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

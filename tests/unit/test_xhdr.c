@@ -36,7 +36,7 @@ test_roundtrip (void **state)
 
   c->s->hs.ext = 1;
   ctx_start (c, script_serve);
-  assert_int_equal (nbdaio_get_extended_headers (c->h), 1);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), 1);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 1);
   assert_true (saw_option (c->s, NBD_OPT_EXTENDED_HEADERS));
   assert_false (saw_option (c->s, NBD_OPT_STRUCTURED_REPLY));
@@ -81,7 +81,7 @@ test_refused_fallback (void **state)
   ctx_start (c, script_serve);  /* hs.ext 0: ERR_UNSUP */
   assert_int_equal (c->s->options[0], NBD_OPT_EXTENDED_HEADERS);
   assert_int_equal (c->s->options[1], NBD_OPT_STRUCTURED_REPLY);
-  assert_int_equal (nbdaio_get_extended_headers (c->h), 0);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), 0);
   assert_int_equal (nbdaio_get_structured_replies_negotiated (c->h), 1);
   assert_int_equal (nbdaio_pwrite (c->h, buf, sizeof buf, 0, 0), 0);
   assert_int_equal (nbdaio_pread (c->h, buf, sizeof buf, 0, 0), 0);
@@ -99,7 +99,7 @@ test_setting_off (void **state)
   struct ctx *c = *state;
   static uint8_t buf[512];
 
-  assert_int_equal (nbdaio_get_extended_headers (c->h), -1);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), -1);
   assert_int_equal (nbdaio_set_option (c->h, "extended-headers", "off"), 0);
   assert_int_equal (nbdaio_set_option (c->h, "extended-headers", "maybe"),
                     -1);
@@ -107,7 +107,7 @@ test_setting_off (void **state)
   ctx_start (c, script_serve);
   assert_false (saw_option (c->s, NBD_OPT_EXTENDED_HEADERS));
   assert_int_equal (c->s->options[0], NBD_OPT_STRUCTURED_REPLY);
-  assert_int_equal (nbdaio_get_extended_headers (c->h), 0);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), 0);
   assert_int_equal (nbdaio_pread (c->h, buf, sizeof buf, 0, 0), 0);
   assert_int_equal (nbdaio_set_request_extended_headers (c->h, 1), -1);
   ctx_finish (c);
@@ -124,7 +124,7 @@ test_structured_off (void **state)
   c->s->hs.tflags &= ~NBD_FLAG_SEND_DF;
   ctx_start (c, script_handshake_only);
   assert_false (saw_option (c->s, NBD_OPT_EXTENDED_HEADERS));
-  assert_int_equal (nbdaio_get_extended_headers (c->h), 0);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), 0);
   ctx_finish (c);
 }
 
@@ -371,7 +371,7 @@ test_two_contexts_compact (void **state)
   assert_int_equal (nbdaio_set_meta_context (c->h, BITMAP), 0);
   assert_int_equal (nbdaio_add_meta_context (c->h, "base:allocation"), 0);
   assert_int_equal (start_with (c, script_two_contexts, NULL), 0);
-  assert_int_equal (nbdaio_get_extended_headers (c->h), 0);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), 0);
   assert_int_equal (nbdaio_get_nr_meta_contexts (c->h), 2);
   assert_int_equal (nbdaio_block_status (c->h, 65536, 0,
                                          extent_rec_callback (&ex), 0), 0);
@@ -551,7 +551,7 @@ test_big_compact_refused (void **state)
 
   c->s->hs.size = UINT64_C (6) << 30;
   ctx_start (c, script_handshake_only);
-  assert_int_equal (nbdaio_get_extended_headers (c->h), 0);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (c->h), 0);
   assert_int_equal (nbdaio_aio_block_status (c->h, BIG, 0,
                                              extent_rec_callback (&ex),
                                              NBDAIO_NULL_COMPLETION, 0), -1);
@@ -940,7 +940,7 @@ run_xcase (const struct xcase *x)
   s->hs.ext = x->ext;
   assert_true (fs_start (s, script_xcase, (void *) x) >= 0);
   assert_int_equal (test_connect (h, s), 0);
-  assert_int_equal (nbdaio_get_extended_headers (h), x->ext);
+  assert_int_equal (nbdaio_get_extended_headers_negotiated (h), x->ext);
   switch (x->kind) {
   case X_READ:
     cookie = nbdaio_aio_pread (h, buf, sizeof buf, x->offset,
