@@ -47,6 +47,7 @@ struct tls_session {
    * and body separately, so one recv here serves many records */
   int fd;
   size_t rpos, rlen;
+  uint64_t pulled;                  /* bytes gnutls took from raw, ever */
   uint8_t raw[TLS_READ_AHEAD];
 };
 
@@ -116,6 +117,7 @@ raw_pull (gnutls_transport_ptr_t ptr, void *data, size_t len)
   n = ts->rlen - ts->rpos < len ? ts->rlen - ts->rpos : len;
   memcpy (data, ts->raw + ts->rpos, n);
   ts->rpos += n;
+  ts->pulled += n;
   return (ssize_t) n;
 }
 
@@ -174,6 +176,7 @@ tls_readv (struct transport *t, const struct iovec *iov, int n)
     size_t off = 0;
 
     while (off < iov[i].iov_len) {
+      uint64_t pulled = t->tls->pulled;
       ssize_t r = gnutls_record_recv (s, (char *) iov[i].iov_base + off,
                                       iov[i].iov_len - off);
       if (r > 0) {
@@ -190,13 +193,15 @@ tls_readv (struct transport *t, const struct iovec *iov, int n)
         return total;
       }
       else if (r == GNUTLS_E_AGAIN) {
+        /* gnutls stops after a post-handshake message (a TLS 1.3
+         * NewSessionTicket, a KeyUpdate) with the records behind it
+         * still in the read-ahead buffer, where poll cannot see them: go
+         * on while that call consumed some of it (else gnutls waits for
+         * something else, such as a write: back to poll) */
+        if (t->tls->rpos < t->tls->rlen && t->tls->pulled != pulled)
+          continue;
         if (total)
           return total;
-        /* gnutls stops after a post-handshake message (a TLS 1.3
-         * NewSessionTicket) with the records behind it still in the
-         * read-ahead buffer, where poll cannot see them: go on */
-        if (t->tls->rpos < t->tls->rlen)
-          continue;
         errno = EAGAIN;
         return -1;
       }

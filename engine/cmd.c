@@ -308,27 +308,41 @@ cmd_keep_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
   struct nbdaio_cmd *c = cmd->parent == CMD_NONE ? cmd : &h->cmds[cmd->parent];
 
+  char *msg;
+  size_t n;
+
   if (c != cmd && c->error)
     return;                     /* a piece failed the split command first */
+  c->violation = error_rule ();
   /* the first one: one array for the handle's life, not one per command
-   * (out of memory: the command fails with EPROTO, the rule unnamed) */
+   * (out of memory: the message says the rule only) */
   if (!h->violation_msgs)
     h->violation_msgs = malloc (h->max_in_flight * sizeof *h->violation_msgs);
-  if (!h->violation_msgs || error_rule () == RULE_NONE)
+  if (!h->violation_msgs || c->violation == RULE_NONE)
     return;
-  snprintf (h->violation_msgs[cmd_index (h, c)], CMD_VIOLATION_MAX, "%s",
-            nbdaio_get_error ());
-  c->violation = error_rule ();
+  msg = h->violation_msgs[cmd_index (h, c)];
+  n = (size_t) snprintf (msg, CMD_VIOLATION_MAX, "%s", nbdaio_get_error ());
+  if (n >= CMD_VIOLATION_MAX) {         /* cut: never inside a UTF-8 code */
+    n = CMD_VIOLATION_MAX - 1;
+    while (n > 0 && ((uint8_t) msg[n] & 0xc0) == 0x80)
+      n--;
+    msg[n] = '\0';
+  }
 }
 
 int
 cmd_raise_violation (struct nbdaio_handle *h, struct nbdaio_cmd *cmd)
 {
+  const struct rule *rule = rule_get (cmd->violation);
   char msg[ERROR_MAX];
 
-  snprintf (msg, sizeof msg, "%s (NBD specification, section \"%s\")",
-            h->violation_msgs[cmd_index (h, cmd)],
-            rule_get (cmd->violation)->section);
+  if (h->violation_msgs)
+    snprintf (msg, sizeof msg, "%s (NBD specification, section \"%s\")",
+              h->violation_msgs[cmd_index (h, cmd)], rule->section);
+  else
+    snprintf (msg, sizeof msg, "protocol violation [%s]: %s (NBD "
+              "specification, section \"%s\")", rule->tag, rule->text,
+              rule->section);
   return error_raise (EPROTO, cmd->violation, msg);
 }
 
@@ -353,6 +367,7 @@ nbdaio_aio_command_completed (struct nbdaio_handle *h, int64_t cookie)
   struct nbdaio_cmd *cmd;
   uint64_t idx = (uint64_t) cookie & CMD_SLOT_MASK;
   int err;
+  bool alone;
 
   if (!h || cookie < 1 || idx >= h->ncmds || idx >= h->max_in_flight ||
       h->cmds[idx].cookie != (uint64_t) cookie)
@@ -362,10 +377,13 @@ nbdaio_aio_command_completed (struct nbdaio_handle *h, int64_t cookie)
   if (cmd->state != CMD_DONE)
     return 0;
   err = cmd->error;
+  alone = err == EPROTO && cmd->violation != RULE_NONE;
+  if (alone)
+    cmd_raise_violation (h, cmd);       /* before the slot is free again */
   done_list_remove (h, cmd);
   cmd_retire (h, cmd);
-  if (err == EPROTO && cmd->violation != RULE_NONE)
-    return cmd_raise_violation (h, cmd);        /* it failed alone */
+  if (alone)
+    return -1;
   if (err)
     return set_error (err, "command %lld failed: %s", (long long) cookie,
                       strerror (err));

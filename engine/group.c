@@ -320,11 +320,9 @@ nbdaio_group_submit (struct nbdaio_group *g)
     int r;
     /* nbdaio_aio_submit inline: its permitted states, no error */
     if (h->sq_len > send_ready (h) &&
-        handle_in (h, IN_CONNECTED | IN_RECONNECTING)) {
-      h->sq_go = h->sq_len;
-      if ((r = send_flush (h)) > 0)
-        sent += r;
-    }
+        handle_in (h, IN_CONNECTED | IN_RECONNECTING) &&
+        (r = send_submit_all (h)) > 0)
+      sent += r;
   }
   return sent;
 }

@@ -135,6 +135,8 @@ enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING,
 #define IN_ANY_STATE     (IN_NEW | IN_NEGOTIATING | IN_CONNECTED | \
                           IN_RECONNECTING | IN_DEAD)
 #define NOT_IN_CALLBACK  (1u << 31)
+_Static_assert (IN_ANY_STATE < (1u << 8), "the IN_* bits fit below the "
+                "KNOWING_EXPORT bits");
 /* KNOWING_EXPORT (states): those states, but only once the handle knows
  * an export (h->info.name: after nbdaio_opt_info or the handshake; it
  * stays known after the connection ended).  EXPORT_KNOWN: any state past
@@ -142,6 +144,8 @@ enum handle_state { H_NEW, H_CONNECTED, H_DEAD, H_NEGOTIATING,
 #define KNOWING_EXPORT(states) ((states) << 8)
 #define EXPORT_KNOWN     KNOWING_EXPORT (IN_NEGOTIATING | IN_CONNECTED | \
                                          IN_RECONNECTING | IN_DEAD)
+_Static_assert (KNOWING_EXPORT (IN_ANY_STATE) < NOT_IN_CALLBACK,
+                "KNOWING_EXPORT stays below NOT_IN_CALLBACK");
 
 /* How the handle connected, for a reconnect (reconnect.c). */
 enum rc_target { RC_NONE, RC_UNIX, RC_TCP };
@@ -505,6 +509,14 @@ send_ready (const struct nbdaio_handle *h)
   if (!h->auto_submit_off)
     return h->sq_len;
   return h->sq_go < h->sq_len ? h->sq_go : h->sq_len;
+}
+/* Submit everything queued (nbdaio_aio_submit after its state check):
+ * what send_flush returns. */
+static inline int
+send_submit_all (struct nbdaio_handle *h)
+{
+  h->sq_go = h->sq_len;
+  return send_flush (h);
 }
 int send_disconnect (struct nbdaio_handle *h);
 

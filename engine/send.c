@@ -206,8 +206,7 @@ nbdaio_aio_submit (struct nbdaio_handle *h)
   if (handle_check_state (h, IN_CONNECTED | IN_RECONNECTING,
                           __func__) == -1)
     return -1;
-  h->sq_go = h->sq_len;
-  return send_flush (h);
+  return send_submit_all (h);
 }
 
 int

@@ -22,7 +22,7 @@ need_root () {
   bash "$TRIXIE_MAKE_ROOT" "$R"
   case $? in
     0) ;;
-    77) echo "SKIP: no trixie root (see above)"; exit 77 ;;
+    77) skip "no trixie root (see above)" ;;
     *) echo "make-root.sh failed" >&2; exit 1 ;;
   esac
 }

@@ -47,9 +47,17 @@ requires () {
   local p
   [ "$LIST_CASES" = 1 ] && return 0
   for p in "$@"; do
-    command -v "$p" > /dev/null ||
-      { echo "$0: $p is not installed: skipped" >&2; exit 77; }
+    command -v "$p" > /dev/null || skip "$0: $p is not installed"
   done
+}
+
+# skip MESSAGE: skip the script, or inside a case that case (exit 77 with
+# a mark: a case's exit 77 without one, say from a program it ran, is a
+# failure, never a skip).
+skip () {
+  echo "$*: skipped" >&2
+  [ -z "${T:-}" ] || : > "$T/.case-skipped"
+  exit 77
 }
 
 # ---------------------------------------------------------------- processes
@@ -327,6 +335,7 @@ run_case_as () {
   [ -z "${TEST_CASE:-}" ] || [ "$TEST_CASE" = "$id" ] || return 0
   CASES_RUN=$(( ${CASES_RUN:-0} + 1 ))
   echo "=== $name"
+  rm -f "$T/.case-skipped"
   [[ $- == *e* ]] && errexit=1
   set +e
   # Not inside `if` or `||`: there bash would ignore set -e in the subshell.
@@ -339,7 +348,7 @@ run_case_as () {
   if [ "$rc" -eq 0 ]; then
     echo "--- ok: $name"
     PASSED=$((PASSED + 1))
-  elif [ "$rc" -eq 77 ]; then
+  elif [ "$rc" -eq 77 ] && [ -e "$T/.case-skipped" ]; then
     echo "--- skipped: $name"
     SKIPPED=$(( ${SKIPPED:-0} + 1 ))
   else

@@ -46,6 +46,7 @@ class MemoryTLS:
 
     def __init__(self, sock, pki):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3    # session tickets
         ctx.load_cert_chain(os.path.join(pki, "server-cert.pem"),
                             os.path.join(pki, "server-key.pem"))
         self.sock, self.inc, self.out = sock, ssl.MemoryBIO(), ssl.MemoryBIO()
