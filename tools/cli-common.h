@@ -1,8 +1,9 @@
 /* tools/cli-common.h - helpers shared by the command-line tools
  * (nbdaio-info and nbdaio-check) and the test programs: JSON string
  * output, connecting through a connection profile, the monotonic clock,
- * dying of a library error.  Header-only (static inline), so each program
- * just includes it.
+ * dying of a library error, and the tools' command line: --NAME VALUE
+ * options and library settings, the URI or profile to connect to.
+ * Header-only (static inline), so each program just includes it.
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
@@ -10,6 +11,7 @@
 #define NBDAIO_CLI_COMMON_H
 
 #include <errno.h>                /* program_invocation_short_name */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +149,141 @@ cli_profile_load_apply (struct nbdaio_handle *h, const char *name,
     return NULL;
   }
   return p;
+}
+
+/* ---- the tools' command line ------------------------------------------ */
+
+/* The --help lines of the library settings, the same in every tool (the
+ * names are nbdaio_set_option's: the library has the one table). */
+#define CLI_SETTINGS_HELP \
+"  --SETTING VALUE     any library setting, by the name nbdaio_set_option(3)\n" \
+"                      and a profile use, e.g. --tls-certificates DIR,\n" \
+"                      --tls-psk-file FILE, --tls-hostname NAME,\n" \
+"                      --request-timeout 10s; --SETTING=VALUE works too;\n" \
+"                      applied after the profile's settings\n"
+
+/* Print "PROGRAM: message" and a pointer to --help on stderr, then exit 2
+ * (usage error). */
+static inline void __attribute__ ((noreturn, format (printf, 1, 2)))
+cli_die_usage (const char *fmt, ...)
+{
+  va_list ap;
+
+  fprintf (stderr, "%s: ", program_invocation_short_name);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "\n(%s --help for usage)\n", program_invocation_short_name);
+  exit (2);
+}
+
+/* Whether argument a is the URI ("-" alone counts as one), then taken as
+ * *uri, or else a long option ("--NAME...").  Exits 2 (usage error) for a
+ * second URI or a short option this does not know. */
+static inline int
+cli_take_uri (const char **uri, const char *a)
+{
+  if (a[0] != '-' || a[1] == '\0') {
+    if (*uri)
+      cli_die_usage ("more than one URI given ('%s')", a);
+    *uri = a;
+    return 1;
+  }
+  if (a[1] != '-')
+    cli_die_usage ("unknown option '%s'", a);
+  return 0;
+}
+
+/* The value of the long option argv[*i] ("--NAME=VALUE", or "--NAME"
+ * followed by VALUE: then *i moves past it), with NAME copied to name
+ * (size bytes).  Exits 2 (usage error) for an empty or too long name or
+ * a missing value. */
+static inline const char *
+cli_option_value (int argc, char *argv[], int *i, char *name, size_t size)
+{
+  const char *a = argv[*i], *eq = strchr (a, '=');
+  size_t len = eq ? (size_t) (eq - a - 2) : strlen (a + 2);
+
+  if (len == 0 || len >= size)
+    cli_die_usage ("unknown option '%s'", a);
+  memcpy (name, a + 2, len);
+  name[len] = '\0';
+  if (eq)
+    return eq + 1;
+  if (*i + 1 >= argc)
+    cli_die_usage ("option '%s' needs a value", a);
+  return argv[++*i];
+}
+
+/* At most this many library settings on one command line. */
+#define CLI_MAX_SETTINGS 32
+
+/* Library settings given on the command line (--NAME VALUE), in order;
+ * name malloc'd, value argv's. */
+struct cli_settings {
+  struct { char *name; const char *value; } v[CLI_MAX_SETTINGS];
+  int n;
+};
+
+/* Add setting name = value to s, once a scratch handle took it: exits 2
+ * (usage error) with the library's message naming the setting when the
+ * name is unknown or the value bad, or when s is full. */
+static inline void
+cli_settings_add (struct cli_settings *s, const char *name,
+                  const char *value)
+{
+  struct nbdaio_handle *h = nbdaio_create ();
+  int r = h ? nbdaio_set_option (h, name, value) : -1;
+  int e = nbdaio_get_errno ();
+  const char *msg = nbdaio_get_error ();
+
+  if (r == -1 && e == ENOENT)
+    cli_die_usage ("unknown option '--%s': %s (nbdaio_set_option(3) lists "
+                   "the settings)", name, msg ? msg : "unknown setting");
+  if (r == -1 && msg && strncmp (msg, name, strlen (name)) == 0 &&
+      msg[strlen (name)] == ':')
+    cli_die_usage ("--%s", msg);        /* the message names the setting */
+  if (r == -1)
+    cli_die_usage ("--%s: %s", name, msg ? msg : "bad value");
+  nbdaio_close (h);
+  if (s->n == CLI_MAX_SETTINGS)
+    cli_die_usage ("too many settings (at most %d), at '--%s'",
+                   CLI_MAX_SETTINGS, name);
+  if (!(s->v[s->n].name = strdup (name)))
+    cli_die_usage ("out of memory");
+  s->v[s->n++].value = value;
+}
+
+/* Apply the settings of s to h in order.  Returns 0, or -1 with the
+ * library's error set. */
+static inline int
+cli_settings_apply (const struct cli_settings *s, struct nbdaio_handle *h)
+{
+  for (int i = 0; i < s->n; i++)
+    if (nbdaio_set_option (h, s->v[i].name, s->v[i].value) == -1)
+      return -1;
+  return 0;
+}
+
+static inline void
+cli_settings_free (struct cli_settings *s)
+{
+  for (int i = 0; i < s->n; i++)
+    free (s->v[i].name);
+  s->n = 0;
+}
+
+/* Exit 2 (usage error) unless the command line names exactly one target:
+ * a URI, or a profile (with config, its file, only then). */
+static inline void
+cli_check_target (const char *uri, const char *profile, const char *config)
+{
+  if (uri && profile)
+    cli_die_usage ("give either a URI or --profile, not both");
+  if (config && !profile)
+    cli_die_usage ("--config goes with --profile");
+  if (!uri && !profile)
+    cli_die_usage ("no URI given");
 }
 
 #endif /* NBDAIO_CLI_COMMON_H */

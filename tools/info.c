@@ -1,6 +1,8 @@
 /* tools/info.c - nbdaio-info: connect to an NBD URI (or through a
- * connection profile) and print everything the handshake found
- * (human-readable "key: value" lines or JSON).
+ * connection profile), with any library setting given as --NAME VALUE
+ * (cli-common.h, as nbdaio-check), and print everything the handshake
+ * found (human-readable "key: value" lines or JSON).  Exit status 0, 1
+ * (cannot connect) or 2 (usage error).
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
@@ -31,18 +33,21 @@ static void
 usage (FILE *fp)
 {
   fprintf (fp,
-           "usage: nbdaio-info [--json] URI\n"
-           "       nbdaio-info [--json] --profile NAME [--config FILE]\n"
+           "usage: nbdaio-info [options] URI\n"
+           "       nbdaio-info [options] --profile NAME [--config FILE]\n"
            "Connect to an NBD server and print what the handshake found.\n"
-           "  URI              nbd://host[:port][/export] or\n"
-           "                   nbd+unix:///[export]?socket=PATH\n"
-           "  --profile NAME   connect with profile [NAME] of the profile file\n"
-           "  --config FILE    the profile file (default: the one\n"
-           "                   nbdaio_profile_load(3) finds, first\n"
-           "                   $NBDAIO_CONFIG)\n"
-           "  --json           print one JSON object instead of key: value "
+           "  URI                 nbd[s]://host[:port][/export] or\n"
+           "                      nbd[s]+unix:///[export]?socket=PATH\n"
+           "  --profile NAME      connect with profile [NAME] of the profile "
+           "file\n"
+           "  --config FILE       the profile file (default: the one\n"
+           "                      nbdaio_profile_load(3) finds, first\n"
+           "                      $NBDAIO_CONFIG)\n"
+           "  --json              print one JSON object instead of key: value "
            "lines\n"
-           "  --help           print this help\n");
+           CLI_SETTINGS_HELP
+           "  --help              print this help\n"
+           "Exit status: 0 printed, 1 cannot connect, 2 usage error.\n");
 }
 
 static void
@@ -130,28 +135,18 @@ print_human (void)
   }
 }
 
-/* Argument i of an option that takes one (argv[i] is the option). */
-static const char *
-option_arg (int argc, char *argv[], int i)
-{
-  if (i + 1 >= argc) {
-    fprintf (stderr, "nbdaio-info: %s needs an argument\n", argv[i]);
-    usage (stderr);
-    exit (1);
-  }
-  return argv[i + 1];
-}
-
-/* Connect h through profile name of config (NULL: the usual places) and
- * record which profile and file were used.  Returns the profile (free it
- * after printing: the fields point into it), or NULL. */
+/* Connect h through profile name of config (NULL: the usual places), the
+ * command line's settings s applied after the profile's, and record which
+ * profile and file were used.  Returns the profile (free it after
+ * printing: the fields point into it), or NULL. */
 static struct nbdaio_profile *
 connect_profile (struct nbdaio_handle *h, const char *name,
-                 const char *config)
+                 const char *config, const struct cli_settings *s)
 {
   struct nbdaio_profile *p = cli_profile_load_apply (h, name, config);
 
-  if (!p || nbdaio_profile_connect (p, h) == -1) {
+  if (!p || cli_settings_apply (s, h) == -1 ||
+      nbdaio_profile_connect (p, h) == -1) {
     const char *msg = nbdaio_get_error ();
     fprintf (stderr, "nbdaio-info: cannot connect with profile %s: %s\n",
              name, msg ? msg : "unknown error");
@@ -163,69 +158,65 @@ connect_profile (struct nbdaio_handle *h, const char *name,
   return p;
 }
 
+/* Connect h to uri, the command line's settings s applied first, and
+ * record the URI.  Returns 0, or -1 (message printed). */
+static int
+connect_uri (struct nbdaio_handle *h, const char *uri,
+             const struct cli_settings *s)
+{
+  if (cli_settings_apply (s, h) == -1 || nbdaio_connect_uri (h, uri) == -1) {
+    const char *msg = nbdaio_get_error ();
+    fprintf (stderr, "nbdaio-info: cannot connect to %s: %s\n", uri,
+             msg ? msg : "unknown error");
+    return -1;
+  }
+  add ("uri", K_STR, uri, 0);
+  return 0;
+}
+
 int
 main (int argc, char *argv[])
 {
   const char *uri = NULL, *profile = NULL, *config = NULL;
+  struct cli_settings settings = { .n = 0 };
   int json = 0;
 
   for (int i = 1; i < argc; i++) {
-    if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0) {
+    const char *a = argv[i], *value;
+    char name[64];
+
+    if (strcmp (a, "--help") == 0 || strcmp (a, "-h") == 0) {
       usage (stdout);
       return 0;
     }
-    else if (strcmp (argv[i], "--json") == 0)
+    if (strcmp (a, "--json") == 0) {
       json = 1;
-    else if (strcmp (argv[i], "--profile") == 0)
-      profile = option_arg (argc, argv, i++);
-    else if (strcmp (argv[i], "--config") == 0)
-      config = option_arg (argc, argv, i++);
-    else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-      fprintf (stderr, "nbdaio-info: unknown option '%s'\n", argv[i]);
-      usage (stderr);
-      return 1;
+      continue;
     }
-    else if (uri) {
-      fprintf (stderr, "nbdaio-info: more than one URI given ('%s')\n",
-               argv[i]);
-      usage (stderr);
-      return 1;
-    }
+    if (cli_take_uri (&uri, a))
+      continue;
+    value = cli_option_value (argc, argv, &i, name, sizeof name);
+    if (strcmp (name, "profile") == 0)
+      profile = value;
+    else if (strcmp (name, "config") == 0)
+      config = value;
     else
-      uri = argv[i];
+      cli_settings_add (&settings, name, value);
   }
-  const char *bad = NULL;
-  if (uri && profile)
-    bad = "give either a URI or --profile, not both";
-  else if (config && !profile)
-    bad = "--config goes with --profile";
-  else if (!uri && !profile)
-    bad = "no URI given";
-  if (bad) {
-    fprintf (stderr, "nbdaio-info: %s\n", bad);
-    usage (stderr);
-    return 1;
-  }
+  cli_check_target (uri, profile, config);
 
   struct nbdaio_handle *h = nbdaio_create ();
   struct nbdaio_profile *prof = NULL;
   if (!h)
     cli_die_lib ("nbdaio_create");
-  if (profile) {
-    if (!(prof = connect_profile (h, profile, config))) {
-      nbdaio_close (h);
-      return 1;
-    }
-  }
-  else if (nbdaio_connect_uri (h, uri) == -1) {
-    const char *msg = nbdaio_get_error ();
-    fprintf (stderr, "nbdaio-info: cannot connect to %s: %s\n", uri,
-             msg ? msg : "unknown error");
+  int ok = profile ?
+    (prof = connect_profile (h, profile, config, &settings)) != NULL :
+    connect_uri (h, uri, &settings) == 0;
+  cli_settings_free (&settings);
+  if (!ok) {
     nbdaio_close (h);
     return 1;
   }
-  else
-    add ("uri", K_STR, uri, 0);
   add ("protocol", K_STR, nbdaio_get_protocol (h), 0);
   add ("export_name", K_STR, nbdaio_get_export_name (h), 0);
   add ("description", K_STR, nbdaio_get_export_description (h), 0);

@@ -19,26 +19,19 @@
 #include <stdio.h>
 
 #include "nbdaio.h"
+#include "cli-common.h"           /* struct cli_settings */
 
 #define PROG "nbdaio-check"
 
 /* ---- configuration (main.c) ------------------------------------------ */
 
-/* A library setting given on the command line (--NAME VALUE), applied to
- * every handle with nbdaio_set_option after the profile's settings. */
-struct setting {
-  const char *name;
-  const char *value;
-};
-
-#define MAX_SETTINGS 32
-
 struct config {
   const char *uri;              /* or NULL when a profile is used */
   struct nbdaio_profile *profile;
   const char *profile_name;
-  struct setting settings[MAX_SETTINGS];
-  int nsettings;
+  /* library settings (--NAME VALUE), applied to every handle after the
+   * profile's */
+  struct cli_settings settings;
   int json;
   const char *junit;            /* --junit FILE: JUnit XML there too */
   int write;                    /* --write: probes that modify data */

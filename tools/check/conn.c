@@ -58,12 +58,9 @@ check_handle (const struct config *cfg, unsigned strict, struct outcome *o)
     return NULL;
   }
   if (nbdaio_set_connect_timeout (h, cfg->timeout_ms) == -1 ||
-      (cfg->profile && nbdaio_profile_apply (cfg->profile, h) == -1))
+      (cfg->profile && nbdaio_profile_apply (cfg->profile, h) == -1) ||
+      cli_settings_apply (&cfg->settings, h) == -1)
     goto fail;
-  for (int i = 0; i < cfg->nsettings; i++)
-    if (nbdaio_set_option (h, cfg->settings[i].name,
-                           cfg->settings[i].value) == -1)
-      goto fail;
   /* each probe's request must reach the server as it is: never split
    * (whatever --split or the profile says), checked as strict says; every
    * violation ends the connection, so that a probe sees it (FAIL) */

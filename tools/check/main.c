@@ -4,7 +4,8 @@
  *
  * Library settings are not listed here: any --NAME VALUE this file does
  * not know is handed to nbdaio_set_option (tls, tls-certificates,
- * tls-psk-file, ...), so the library's table is the only one.
+ * tls-psk-file, ...) by cli-common.h, as nbdaio-info does, so the
+ * library's table is the only one.
  *
  * Copyright (C) 2026 the nbdaio authors.  LGPL-2.1-or-later.
  */
@@ -47,25 +48,11 @@ usage (FILE *fp)
 "  --profile NAME      connect with profile [NAME] of the profile file\n"
 "  --config FILE       the profile file (default: the one\n"
 "                      nbdaio_profile_load(3) finds, first $NBDAIO_CONFIG)\n"
-"  --SETTING VALUE     any library setting (nbdaio_set_option), e.g.\n"
-"                      --tls require, --tls-certificates DIR,\n"
-"                      --tls-psk-file FILE, --tls-username USER,\n"
-"                      --tls-hostname NAME, --tls-verify-peer no,\n"
-"                      --export NAME, --connect-timeout 5s;\n"
-"                      --SETTING=VALUE works too\n"
+CLI_SETTINGS_HELP
 "  -v, --verbose       protocol trace of every connection to stderr\n"
 "  --help              print this help\n"
 "Exit status: 0 no probe failed, 1 some probe failed, 2 usage error\n"
 "(or --junit FILE could not be written).\n");
-}
-
-static void
-die_usage (const char *fmt, const char *arg)
-{
-  fprintf (stderr, PROG ": ");
-  fprintf (stderr, fmt, arg);
-  fprintf (stderr, "\n(" PROG " --help for usage)\n");
-  exit (2);
 }
 
 /* "N" with an optional k/M/G/T suffix (powers of 1024), at most
@@ -116,34 +103,10 @@ parse_timeout (const char *s)
   errno = 0;
   double v = strtod (s, &end);
   if (errno || end == s || *end || !(v > 0) || v > 86400)
-    die_usage ("--timeout: '%s' is not a number of seconds (more than 0, "
-               "at most 86400)", s);
+    cli_die_usage ("--timeout: '%s' is not a number of seconds (more than "
+                   "0, at most 86400)", s);
   unsigned ms = (unsigned) (v * 1000 + 0.5);
   return ms ? ms : 1;
-}
-
-/* Check a library setting on a scratch handle: exit 2 with the library's
- * message when the name is unknown or the value bad. */
-static void
-check_setting (const char *name, const char *value)
-{
-  struct nbdaio_handle *h = nbdaio_create ();
-  if (!h) {
-    fprintf (stderr, PROG ": out of memory\n");
-    exit (2);
-  }
-  if (nbdaio_set_option (h, name, value) == -1) {
-    int e = nbdaio_get_errno ();
-    const char *msg = nbdaio_get_error ();
-    if (e == ENOENT)
-      fprintf (stderr, PROG ": unknown option '--%s'\n", name);
-    else
-      fprintf (stderr, PROG ": --%s: %s\n", name, msg ? msg : "bad value");
-    fprintf (stderr, "(" PROG " --help for usage)\n");
-    nbdaio_close (h);
-    exit (2);
-  }
-  nbdaio_close (h);
 }
 
 static void
@@ -152,7 +115,6 @@ parse_args (int argc, char *argv[], struct config *cfg,
 {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    const char *eq;
     char name[64];
     const char *value;
 
@@ -166,27 +128,9 @@ parse_args (int argc, char *argv[], struct config *cfg,
       cfg->verbose = 1;
       continue;
     }
-    if (a[0] != '-' || a[1] == '\0') {
-      if (cfg->uri)
-        die_usage ("more than one URI given ('%s')", a);
-      cfg->uri = a;
+    if (cli_take_uri (&cfg->uri, a))
       continue;
-    }
-    if (a[1] != '-')
-      die_usage ("unknown option '%s'", a);
-    /* --name value or --name=value */
-    eq = strchr (a, '=');
-    size_t len = eq ? (size_t) (eq - a - 2) : strlen (a + 2);
-    if (len == 0 || len >= sizeof name)
-      die_usage ("unknown option '%s'", a);
-    memcpy (name, a + 2, len);
-    name[len] = '\0';
-    if (eq)
-      value = eq + 1;
-    else if (i + 1 < argc)
-      value = argv[++i];
-    else
-      die_usage ("option '%s' needs a value", a);
+    value = cli_option_value (argc, argv, &i, name, sizeof name);
 
     if (strcmp (name, "scratch-offset") == 0)
       cfg->scratch_offset = parse_size (a, value);
@@ -194,7 +138,8 @@ parse_args (int argc, char *argv[], struct config *cfg,
       cfg->scratch_size = parse_size (a, value);
       cfg->scratch_size_given = 1;
       if (cfg->scratch_size == 0)
-        die_usage ("--scratch-size: must be more than 0 (got '%s')", value);
+        cli_die_usage ("--scratch-size: must be more than 0 (got '%s')",
+                       value);
     }
     else if (strcmp (name, "timeout") == 0) {
       cfg->timeout_ms = parse_timeout (value);
@@ -206,26 +151,10 @@ parse_args (int argc, char *argv[], struct config *cfg,
       cfg->profile_name = value;
     else if (strcmp (name, "config") == 0)
       *config_file = value;
-    else {
-      if (cfg->nsettings == MAX_SETTINGS)
-        die_usage ("too many settings (at most 32), at '%s'", a);
-      check_setting (name, value);
-      /* name points into a local buffer: keep a copy of argv's text */
-      cfg->settings[cfg->nsettings].name = strndup (a + 2, len);
-      cfg->settings[cfg->nsettings].value = value;
-      if (!cfg->settings[cfg->nsettings].name) {
-        fprintf (stderr, PROG ": out of memory\n");
-        exit (2);
-      }
-      cfg->nsettings++;
-    }
+    else
+      cli_settings_add (&cfg->settings, name, value);
   }
-  if (cfg->uri && cfg->profile_name)
-    die_usage ("give either a URI or --profile, not both%s", "");
-  if (*config_file && !cfg->profile_name)
-    die_usage ("--config goes with --profile%s", "");
-  if (!cfg->uri && !cfg->profile_name)
-    die_usage ("no URI given%s", "");
+  cli_check_target (cfg->uri, cfg->profile_name, *config_file);
 }
 
 /* What the first connection found: into ctx and the JSON server object. */
@@ -345,10 +274,8 @@ main (int argc, char *argv[])
   struct outcome o;
 
   parse_args (argc, argv, &cfg, &config_file, &timeout_given);
-  if (cfg.verbose && cfg.nsettings < MAX_SETTINGS) {
-    cfg.settings[cfg.nsettings].name = strdup ("debug");
-    cfg.settings[cfg.nsettings++].value = "1";
-  }
+  if (cfg.verbose)
+    cli_settings_add (&cfg.settings, "debug", "1");
   if (cfg.profile_name) {
     cfg.profile = nbdaio_profile_load (config_file, cfg.profile_name);
     if (!cfg.profile) {
@@ -404,8 +331,7 @@ main (int argc, char *argv[])
   if (c.h)
     check_close (&cfg, c.h);
   nbdaio_profile_free (cfg.profile);
-  for (int i = 0; i < cfg.nsettings; i++)
-    free ((char *) cfg.settings[i].name);
+  cli_settings_free (&cfg.settings);
   report_free ();
   return status;
 }
