@@ -278,15 +278,18 @@ NBDAIO_API void nbdaio_close (struct nbdaio_handle *h);
 
 /* Settings: only before connecting (else -1, EINVAL). */
 /* Set the export name to ask for (default "").  Setting it makes the export
- * explicit: nbdaio_connect_uri then refuses a URI naming another one. */
+ * explicit: nbdaio_connect_uri then refuses a URI naming another one.
+ * Allowed while negotiating too (opt mode).  Returns 0, or -1: EINVAL (h
+ * NULL or connected, name NULL or longer than 4096 bytes), ENOMEM. */
 NBDAIO_API int nbdaio_set_export_name (struct nbdaio_handle *h,
                                        const char *name);
-/* Ask for structured replies (default 1).  Returns 0, or -1 (EINVAL) if h
- * is NULL or has connected. */
+/* Set whether to ask for structured replies (default 1).  Returns 0, or -1
+ * (EINVAL) if h is NULL or has connected. */
 NBDAIO_API int nbdaio_set_request_structured_replies (struct nbdaio_handle *h,
                                                       int request);
-/* Ask for extended headers (NBD_OPT_EXTENDED_HEADERS, before structured
- * replies; default 1): 32-byte requests and replies with 64-bit lengths.
+/* Set whether to ask for extended headers (NBD_OPT_EXTENDED_HEADERS,
+ * before structured replies; default 1): 32-byte requests and replies
+ * with 64-bit lengths.
  * Only with structured replies on; a server that refuses them gets
  * NBD_OPT_STRUCTURED_REPLY instead.  0 never asks (a server requiring
  * them then refuses the export: NBD_REP_ERR_EXT_HEADER_REQD).  Returns 0,
@@ -295,7 +298,9 @@ NBDAIO_API int nbdaio_set_request_extended_headers (struct nbdaio_handle *h,
                                                     int request);
 /* Set the meta context to negotiate when structured replies are on
  * (default "base:allocation"); NULL negotiates none.  Replaces the whole list
- * nbdaio_add_meta_context builds. */
+ * nbdaio_add_meta_context builds.  Allowed while negotiating too (opt
+ * mode).  Returns 0, or -1: EINVAL (h NULL or connected, name empty or
+ * longer than 4096 bytes), ENOMEM. */
 NBDAIO_API int nbdaio_set_meta_context (struct nbdaio_handle *h,
                                         const char *name);
 /* The most meta contexts one handle asks for. */
@@ -327,30 +332,28 @@ NBDAIO_API int nbdaio_set_connect_timeout (struct nbdaio_handle *h,
  * nbdaio_aio_get_timeout.  Only before connecting (else -1, EINVAL). */
 NBDAIO_API int nbdaio_set_request_timeout (struct nbdaio_handle *h,
                                            unsigned ms);
-/* Reconnect a lost connection (default 0 = off).  With ms > 0, a connection
- * made by nbdaio_connect_unix, _tcp or _uri that is lost (EOF, reset, a
- * request timeout) is re-established to the same target with the same settings
- * and TLS for up to ms milliseconds; the commands in flight are checked
- * against what the server then advertises (one no longer allowed fails
- * with the error issuing it would get: EPERM, EINVAL, ERANGE) and sent
+/* Set how long a lost connection is reconnected for (default 0 = off).  With
+ * ms > 0, a connection made by nbdaio_connect_unix, _tcp or _uri that is lost
+ * (EOF, reset, a request timeout) is re-established to the same target with
+ * the same settings and TLS for up to ms milliseconds; the commands in flight
+ * are checked against what the server then advertises (one no longer allowed
+ * fails with the error issuing it would get: EPERM, EINVAL, ERANGE) and sent
  * again in their first order (a flush after what was sent before it).
- * Commands not completed within ms fail with the error of the loss
- * (ENOTCONN, ETIMEDOUT).  A protocol violation (EPROTO), a soft
- * disconnect (ESHUTDOWN, nbdaio_aio_disconnect, nbdaio_shutdown),
- * nbdaio_abort and a socket given to nbdaio_connect_socket never
- * reconnect.  Attempts run inside nbdaio_poll, the notify calls and the
- * synchronous calls (at once, then after 50 ms doubling up to 1 s; each
- * connect and handshake may block up to what is left of ms and the
- * connect timeout).  While reconnecting the handle counts as connected
- * for issuing (new commands queue and go out after the resent ones),
- * nbdaio_is_connected returns 0, nbdaio_get_fd returns a timer descriptor
- * that becomes readable when the next attempt is due (direction READ,
- * nbdaio_aio_get_timeout: ms until then), and afterwards the new socket:
- * an event loop must take nbdaio_get_fd again after each notify call.
- * The setting by name (reconnect-delay) is in seconds, fractional
- * allowed, or with a unit (ms, s, m).  Only before connecting (else -1,
- * EINVAL).  Counted in nbdaio_get_stats (reconnects, commands_resent,
- * downtime_ms). */
+ * Commands not completed within ms fail with the error of the loss (ENOTCONN,
+ * ETIMEDOUT).  A protocol violation (EPROTO), a soft disconnect (ESHUTDOWN,
+ * nbdaio_aio_disconnect, nbdaio_shutdown), nbdaio_abort and a socket given to
+ * nbdaio_connect_socket never reconnect.  Attempts run inside nbdaio_poll,
+ * the notify calls and the synchronous calls (at once, then after 50 ms
+ * doubling up to 1 s; each connect and handshake may block up to what is left
+ * of ms and the connect timeout).  While reconnecting the handle counts as
+ * connected for issuing (new commands queue and go out after the resent
+ * ones), nbdaio_is_connected returns 0, nbdaio_get_fd returns a timer
+ * descriptor that becomes readable when the next attempt is due (direction
+ * READ, nbdaio_aio_get_timeout: ms until then), and afterwards the new
+ * socket: an event loop must take nbdaio_get_fd again after each notify call.
+ * The setting by name (reconnect-delay) is in seconds, fractional allowed, or
+ * with a unit (ms, s, m).  Only before connecting (else -1, EINVAL).  Counted
+ * in nbdaio_get_stats (reconnects, commands_resent, downtime_ms). */
 NBDAIO_API int nbdaio_set_reconnect_delay (struct nbdaio_handle *h,
                                            unsigned ms);
 /* Set the maximum number of commands issued and not yet retired (default
@@ -360,13 +363,15 @@ NBDAIO_API int nbdaio_set_max_in_flight (struct nbdaio_handle *h,
                                          unsigned n);
 /* Set or get the local checks made before a command is sent:
  * NBDAIO_STRICT_* bits (default NBDAIO_STRICT_ALL); may be changed at any
- * time. */
+ * time.  nbdaio_set_strict returns 0, or -1 (EINVAL) if h is NULL or flags
+ * has a bit outside NBDAIO_STRICT_ALL; nbdaio_get_strict returns the bits
+ * (0 if h is NULL). */
 NBDAIO_API int nbdaio_set_strict (struct nbdaio_handle *h, unsigned flags);
 NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
 /* nbdaio_set_reply_violations() policies. */
 #define NBDAIO_VIOLATIONS_COMMAND 0
 #define NBDAIO_VIOLATIONS_CLOSE   1
-/* Fail the command or the connection on a reply violation: what a
+/* Set whether a reply violation fails the command or the connection: what a
  * protocol violation of the server found in a command's final reply,
  * consumed whole (the stream in sync, one command concerned), does
  * (README "Protocol rules enforced": simple-reply-read, chunk-coverage,
@@ -384,23 +389,22 @@ NBDAIO_API unsigned nbdaio_get_strict (struct nbdaio_handle *h);
  * EINVAL for another policy or after connecting. */
 NBDAIO_API int nbdaio_set_reply_violations (struct nbdaio_handle *h,
                                             int policy);
-/* Split commands longer than one request may carry (default 1; only
- * before connecting, else -1, EINVAL).  With it on, a read, write or
+/* Set whether commands longer than one request may carry are split (default
+ * 1; only before connecting, else -1, EINVAL).  With it on, a read, write or
  * cache longer than the maximum payload (nbdaio_get_max_payload; a cache
- * carries none, but servers refuse one above it: qemu-nbd does) and,
- * without extended headers, a trim or zero longer than the 32-bit wire
- * length is sent as several requests ("pieces"), each aligned to the
- * minimum block size (trim, zero and cache pieces to the preferred one),
- * and completes as one command: see "asynchronous commands".  With
- * extended headers a trim or zero of any length is one request.  Block
- * status is never split.  0 sends every command as one request: the
- * refusals of "asynchronous commands" apply (ERANGE).  Returns 0, or -1
- * (EINVAL) if h is NULL or connected. */
+ * carries none, but servers refuse one above it: qemu-nbd does) and, without
+ * extended headers, a trim or zero longer than the 32-bit wire length is sent
+ * as several requests ("pieces"), each aligned to the minimum block size
+ * (trim, zero and cache pieces to the preferred one), and completes as one
+ * command: see "asynchronous commands".  With extended headers a trim or zero
+ * of any length is one request.  Block status is never split.  0 sends every
+ * command as one request: the refusals of "asynchronous commands" apply
+ * (ERANGE).  Returns 0, or -1 (EINVAL) if h is NULL or connected. */
 NBDAIO_API int nbdaio_set_split (struct nbdaio_handle *h, int split);
 /* Whether commands are split.  Returns 1 if split is on, 0 if off, -1
  * (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_get_split (struct nbdaio_handle *h);
-/* Whether queued commands leave on their own (default 1; off, submitting
+/* Set whether queued commands leave on their own (default 1; off, submitting
  * is the caller's choice, as io_uring_submit is in liburing).  On: a queued
  * command leaves at the next nbdaio_aio_submit, nbdaio_aio_notify_write,
  * nbdaio_aio_notify_read or nbdaio_poll, whichever comes first.  Off: it
@@ -423,14 +427,14 @@ NBDAIO_API int nbdaio_set_auto_submit (struct nbdaio_handle *h,
  * if h is NULL. */
 NBDAIO_API int nbdaio_get_auto_submit (struct nbdaio_handle *h);
 /* Set how many connections nbdaio_group_create opens from h: 1 (default) to
- * NBDAIO_GROUP_MAX (setting "conns"; also a profile key).  Only before
- * connecting, else -1 (EINVAL); out of range: EINVAL. */
+ * NBDAIO_GROUP_MAX (setting "conns"; also a profile key).  Returns 0, or
+ * -1 (EINVAL) if h is NULL or has connected or n is out of range. */
 NBDAIO_API int nbdaio_set_conns (struct nbdaio_handle *h, unsigned n);
-/* Allow a group without multi-conn: let nbdaio_group_create open several
- * connections although the server does not advertise multi-conn (default 0;
- * setting "force-multi-conn"): the connections may then see each other's
- * writes late, and a group flush is sent on every connection.  Returns 0,
- * or -1 (EINVAL) if h is NULL or has connected. */
+/* Set whether a group may go without multi-conn: let nbdaio_group_create open
+ * several connections although the server does not advertise multi-conn
+ * (default 0; setting "force-multi-conn"): the connections may then see each
+ * other's writes late, and a group flush is sent on every connection.
+ * Returns 0, or -1 (EINVAL) if h is NULL or has connected. */
 NBDAIO_API int nbdaio_set_force_multi_conn (struct nbdaio_handle *h,
                                             int force);
 /* Turn protocol tracing to stderr on or off (default: NBDAIO_DEBUG=1 in
@@ -443,8 +447,10 @@ NBDAIO_API int nbdaio_set_debug (struct nbdaio_handle *h, int debug);
 #define NBDAIO_TLS_ALLOW   1   /* TLS when the server offers it */
 #define NBDAIO_TLS_REQUIRE 2   /* TLS or fail; never falls back to plaintext */
 
-/* Set or get the TLS mode (NBDAIO_TLS_*; an nbds:// URI sets REQUIRE).  -1
- * (EINVAL) for another value. */
+/* Set or get the TLS mode (NBDAIO_TLS_*; an nbds:// URI sets REQUIRE).
+ * nbdaio_set_tls returns 0, or -1 (EINVAL) if h is NULL or has connected
+ * or mode is another value; nbdaio_get_tls returns the mode, or -1
+ * (EINVAL) if h is NULL. */
 NBDAIO_API int nbdaio_set_tls (struct nbdaio_handle *h, int mode);
 NBDAIO_API int nbdaio_get_tls (struct nbdaio_handle *h);
 /* Set the x509 certificate directory: a directory holding ca-cert.pem (trusted
@@ -476,9 +482,9 @@ NBDAIO_API int nbdaio_set_tls_username (struct nbdaio_handle *h,
  * nbdaio_set_tls_psk_file. */
 NBDAIO_API int nbdaio_set_tls_hostname (struct nbdaio_handle *h,
                                         const char *name);
-/* Verify the server certificate (default 1).  0 still encrypts but accepts
- * any certificate: for tests only.  Returns 0, or -1 (EINVAL) if h is NULL
- * or has connected. */
+/* Set whether the server certificate is verified (default 1).  0 still
+ * encrypts but accepts any certificate: for tests only.  Returns 0, or -1
+ * (EINVAL) if h is NULL or has connected. */
 NBDAIO_API int nbdaio_set_tls_verify_peer (struct nbdaio_handle *h,
                                            int verify);
 /* Whether the connection runs over TLS.  Returns, from the greeting on
@@ -512,8 +518,9 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
  *   force-multi-conn  boolean (nbdaio_set_force_multi_conn)
  *   debug             boolean
  * Booleans are yes/no, true/false, on/off or 1/0.  Returns 0, or -1 with
- * EINVAL and a message naming the setting and the bad value (ENOENT for an
- * unknown name). */
+ * a message naming the setting and the bad value: EINVAL (a bad value, or
+ * the setting's own error, as after connecting), ENOENT (an unknown
+ * name). */
 NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
                                   const char *value);
 
@@ -524,7 +531,10 @@ NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
  * connection refused, unknown export, TLS required, protocol violation...).
  * A unix socket whose listen queue is full is tried again until the
  * timeout (then ETIMEDOUT, "the server's listen queue stayed full").
- * A handle connects once: a second call fails with EINVAL. */
+ * A handle connects once: a second call fails with EINVAL.  Errors:
+ * EINVAL (h NULL, connected already, a bad argument or URI), ETIMEDOUT
+ * (the connect timeout passed), EPROTO (the server broke the protocol),
+ * and the errno of a failed system call (ECONNREFUSED, ...). */
 
 /* Connect to the server a URI names.  URIs:
  *   nbd[s]://[user@]host[:port][/export][?query]
@@ -641,16 +651,16 @@ NBDAIO_API int nbdaio_connect_profile (struct nbdaio_handle *h,
 
 /* ---- option negotiation mode (for tools that probe a server) ---------- */
 
-/* Stop the connect calls at option negotiation (opt mode; default 0).  When 1,
- * a connect call stops after the greeting, the client flags and, as the
- * settings ask, NBD_OPT_STARTTLS (with the TLS handshake) and
+/* Set whether the connect calls stop at option negotiation (opt mode; default
+ * 0).  When 1, a connect call stops after the greeting, the client flags and,
+ * as the settings ask, NBD_OPT_STARTTLS (with the TLS handshake) and
  * NBD_OPT_STRUCTURED_REPLY: it returns 0 with the handle negotiating.  The
  * nbdaio_opt_* calls then each run one option exchange, blocking up to the
- * connect timeout (counted afresh per call); nbdaio_opt_go enters transmission
- * and nbdaio_opt_abort leaves.  A server that cannot negotiate (oldstyle, or
- * newstyle without the fixed flag) is connected as usual:
- * nbdaio_is_negotiating is then 0.  Only before connecting (else -1,
- * EINVAL). */
+ * connect timeout (counted afresh per call); nbdaio_opt_go enters
+ * transmission and nbdaio_opt_abort leaves.  A server that cannot negotiate
+ * (oldstyle, or newstyle without the fixed flag) is connected as usual:
+ * nbdaio_is_negotiating is then 0.  Only before connecting (else -1, EINVAL).
+ */
 NBDAIO_API int nbdaio_set_opt_mode (struct nbdaio_handle *h, int enable);
 /* Whether the handle is negotiating: 1 while it is, 0 otherwise (also for
  * NULL). */
@@ -660,10 +670,12 @@ NBDAIO_API int nbdaio_is_negotiating (struct nbdaio_handle *h);
  *   - -1 EINVAL when the handle is not negotiating;
  *   - a server error reply (NBD_REP_ERR_*) fails the call with -1, the
  *     handle staying negotiating; the message names the option, the reply
- *     type and the server's text; errno: ENOTSUP (ERR_UNSUP, ERR_TLS_REQD,
- *     ERR_PLATFORM), EPERM (ERR_POLICY), EINVAL (ERR_INVALID,
- *     ERR_BLOCK_SIZE_REQD, an unknown error type), ENOENT (ERR_UNKNOWN),
- *     ESHUTDOWN (ERR_SHUTDOWN), ERANGE (ERR_TOO_BIG); the exact type is
+ *     type and the server's text; errno: ENOTSUP (the server replied
+ *     ERR_UNSUP, ERR_TLS_REQD or ERR_PLATFORM), EPERM (the server replied
+ *     ERR_POLICY), EINVAL (the server replied ERR_INVALID,
+ *     ERR_BLOCK_SIZE_REQD or an unknown error type), ENOENT (the server
+ *     replied ERR_UNKNOWN), ESHUTDOWN (the server replied ERR_SHUTDOWN),
+ *     ERANGE (the server replied ERR_TOO_BIG); the exact type is
  *     nbdaio_get_opt_reply_type;
  *   - a lost connection, a timeout, or a reply breaking the protocol
  *     ("[rule]" in the message, as for the handshake) fails with -1 and
@@ -672,8 +684,8 @@ NBDAIO_API int nbdaio_is_negotiating (struct nbdaio_handle *h);
  * Callbacks run during the call.  While negotiating, nbdaio_set_export_name
  * and nbdaio_set_meta_context may still be called (they apply to the next
  * option); the other settings may not. */
-/* The reply type of the last option exchanged while negotiating: the
- * type of its final reply (NBDAIO_REP_ACK, or an NBDAIO_REP_ERR_* type:
+/* The reply type of the last option answered: the type of its final
+ * reply (NBDAIO_REP_ACK, or an NBDAIO_REP_ERR_* type:
  * NBDAIO_REP_FLAG_ERROR set), as a non-negative number, or -1 (EINVAL) if
  * no option was answered yet. */
 NBDAIO_API int64_t nbdaio_get_opt_reply_type (struct nbdaio_handle *h);
@@ -702,7 +714,8 @@ NBDAIO_API int nbdaio_opt_list (struct nbdaio_handle *h,
  * replaces them with what NBD_OPT_GO says.  (nbdaio_get_protocol,
  * nbdaio_get_handshake_flags, nbdaio_get_structured_replies_negotiated
  * and nbdaio_get_tls_negotiated answer all the time the handle
- * negotiates.)  Returns 0 or -1 (an INFO with
+ * negotiates.)
+ * Returns 0 or -1 (an INFO with
  * no NBD_INFO_EXPORT is the violation [info-missing-export]). */
 NBDAIO_API int nbdaio_opt_info (struct nbdaio_handle *h);
 
@@ -729,22 +742,25 @@ NBDAIO_API int nbdaio_opt_list_meta_context (struct nbdaio_handle *h,
  * connection with EOVERFLOW).  NBD_OPT_STARTTLS, NBD_OPT_GO,
  * NBD_OPT_EXPORT_NAME and NBD_OPT_ABORT are refused (EINVAL): they change the
  * connection's state.  An NBD_REP_ACK to a raw NBD_OPT_STRUCTURED_REPLY counts
- * as structured replies negotiated. */
+ * as structured replies negotiated.  Errors: EINVAL (the handle is not
+ * negotiating, or one of those options), EOVERFLOW (more than 64 replies),
+ * and those of a lost connection, a timeout or a protocol violation (as
+ * for the other nbdaio_opt_* calls). */
 NBDAIO_API int64_t nbdaio_opt_raw (struct nbdaio_handle *h, uint32_t option,
                                    const void *data, uint32_t len);
 
 /* End negotiation and enter transmission: NBD_OPT_SET_META_CONTEXT (when
  * structured replies were negotiated and a meta context is set) and NBD_OPT_GO
  * for the export name set, falling back to NBD_OPT_EXPORT_NAME when the server
- * does not know NBD_OPT_GO.  On success the handle is connected, as after a
- * normal connect.  An error reply to NBD_OPT_GO (unknown export, ...)
- * leaves it negotiating. */
+ * does not know NBD_OPT_GO.  Returns 0, the handle then connected as after
+ * a normal connect, or -1; an error reply to NBD_OPT_GO (unknown export,
+ * ...) leaves it negotiating. */
 NBDAIO_API int nbdaio_opt_go (struct nbdaio_handle *h);
 
 /* Abort negotiation: send NBD_OPT_ABORT, wait briefly for the server's
  * acknowledgement (it is not required), then close the connection.  The handle
  * is no longer connected or negotiating; only nbdaio_close remains.  Returns 0
- * or -1 (EINVAL when not negotiating). */
+ * or -1.  Errors: EINVAL (the handle is not negotiating). */
 NBDAIO_API int nbdaio_opt_abort (struct nbdaio_handle *h);
 
 /* ---- what the handshake found (valid after connecting) ---------------- */
@@ -755,7 +771,8 @@ NBDAIO_API int nbdaio_opt_abort (struct nbdaio_handle *h);
  * the nbdaio_get_*_negotiated calls from the greeting on).  Before that,
  * or for a NULL h, the calls returning a number return -1 and those
  * returning a string NULL, both with EINVAL and the thread's error set
- * (a NULL of "none", such as a missing description, sets no error). */
+ * (a NULL of "none", such as a missing description, sets no error).
+ * Errors: EINVAL (h NULL, or no export known yet). */
 
 /* The size of the export in bytes. */
 NBDAIO_API int64_t nbdaio_get_size (struct nbdaio_handle *h);
@@ -792,8 +809,8 @@ NBDAIO_API int nbdaio_can_block_status_payload (struct nbdaio_handle *h);
 /* The block size the server advertised (which: NBDAIO_SIZE_*); 0 if it
  * advertised none, -1 on error. */
 NBDAIO_API int64_t nbdaio_get_block_size (struct nbdaio_handle *h, int which);
-/* The largest read/write payload this handle sends in one request (the
- * advertised maximum, else 32 MiB); longer reads and writes are split
+/* The largest read/write payload of one request (the advertised maximum,
+ * else 32 MiB); longer reads and writes are split
  * (nbdaio_set_split) or, with split off, refused.  While negotiating after
  * nbdaio_opt_info: what nbdaio_opt_go would make of that reply.  -1 as the
  * other getters here. */
@@ -830,7 +847,8 @@ NBDAIO_API int nbdaio_get_transmission_flags (struct nbdaio_handle *h);
  * when commands may still be issued and queue.  Never fails. */
 NBDAIO_API int nbdaio_is_connected (struct nbdaio_handle *h);
 /* Why the connection ended: a message (protocol violation naming its rule,
- * EOF, ...), or NULL while it is alive or when it was closed cleanly. */
+ * EOF, ...), or NULL while it is alive, when it was closed cleanly or h is
+ * NULL.  Never fails. */
 NBDAIO_API const char *nbdaio_get_connection_error (struct nbdaio_handle *h);
 /* The rule whose violation ended the connection: its tag (as
  * nbdaio_get_violation names it), or NULL while it is alive or when it
@@ -929,9 +947,9 @@ NBDAIO_API int64_t nbdaio_aio_block_status_64 (struct nbdaio_handle *h,
  * (NBD_CMD_FLAG_PAYLOAD_LEN, set by the library), and the reply must bring
  * exactly one chunk for each of them and none for another context (else the
  * connection ends: protocol violation [bs-filter]).  Returns a cookie or -1:
- * ENOTSUP when extended headers were not negotiated or the server does not
- * accept filtering (see nbdaio_can_block_status_payload), EINVAL for an empty
- * list or a name not negotiated or repeated, and every error of
+ * ENOTSUP (extended headers were not negotiated or the server does not
+ * accept filtering: see nbdaio_can_block_status_payload), EINVAL (an empty
+ * list, or a name not negotiated or repeated), and every error of
  * nbdaio_aio_block_status_64; the free functions run on every path. */
 NBDAIO_API int64_t nbdaio_aio_block_status_filter (struct nbdaio_handle *h,
                                                    uint64_t count,
@@ -959,14 +977,15 @@ NBDAIO_API int nbdaio_abort (struct nbdaio_handle *h, int err,
  * forgotten), 0 if still in flight, -1 if it failed (errno and message of
  * the command: for a protocol violation that failed it alone, the
  * violation, as its callback saw it; the cookie is forgotten) or the
- * cookie is unknown (EINVAL). */
+ * cookie is unknown (EINVAL).  Errors: EINVAL (the cookie is unknown), and
+ * for a failed command, its own. */
 NBDAIO_API int nbdaio_aio_command_completed (struct nbdaio_handle *h,
                                              int64_t cookie);
 /* Find a completed command not yet retired: its cookie, 0 if none has
  * completed yet, -1 (EINVAL) if no command is in flight or awaiting
  * retirement. */
 NBDAIO_API int64_t nbdaio_aio_peek_command_completed (struct nbdaio_handle *h);
-/* Number of commands issued and not yet completed (queued or sent; a
+/* The number of commands issued and not yet completed (queued or sent; a
  * split command counts once, however many of its pieces are out).  Valid
  * in any state (0 before connecting and once the connection ended: every
  * command has completed then); -1 (EINVAL) only if h is NULL. */
@@ -1006,7 +1025,9 @@ NBDAIO_API int nbdaio_aio_submit (struct nbdaio_handle *h);
  * from a chunk, extent or completion callback of h while h reads replies,
  * which would re-enter the reader; nothing was read, the connection lives on).
  * A callback may issue commands and call nbdaio_aio_notify_write,
- * nbdaio_aio_submit and nbdaio_abort. */
+ * nbdaio_aio_submit and nbdaio_abort.  Errors: ETIMEDOUT (the request
+ * timeout ended the connection), EBUSY (called from a callback of h while
+ * h reads replies), and the error that ended the connection. */
 NBDAIO_API int nbdaio_aio_notify_read (struct nbdaio_handle *h);
 /* Tell the handle its socket is writable: continue sending, then check the
  * request deadline (without reading: when the socket is readable too, call
@@ -1016,7 +1037,10 @@ NBDAIO_API int nbdaio_aio_notify_write (struct nbdaio_handle *h);
  * the socket and handle what arrived; the wait never passes the request
  * deadline, which is checked after reading.  Returns 1 if progress was made, 0
  * on timeout, -1 on error (ETIMEDOUT: the request timeout ended the
- * connection; EBUSY from a callback of h, as nbdaio_aio_notify_read). */
+ * connection; EBUSY from a callback of h, as nbdaio_aio_notify_read).
+ * Errors: ETIMEDOUT (the request timeout ended the connection), EBUSY
+ * (called from a callback of h while h reads replies), and the error that
+ * ended the connection. */
 NBDAIO_API int nbdaio_poll (struct nbdaio_handle *h, int timeout_ms);
 
 /* ---- synchronous wrappers ------------------------------------------- */
@@ -1027,7 +1051,9 @@ NBDAIO_API int nbdaio_poll (struct nbdaio_handle *h, int timeout_ms);
  * (ETIMEDOUT, the connection ended); without one they wait as long as the
  * server takes.  From a callback of h (chunk, extent, completion) they would
  * wait inside the reply reader: -1 with EBUSY, nothing issued, the free
- * function passed runs once. */
+ * function passed runs once.  Errors: those of issuing the command (see
+ * nbdaio_aio_pread) or its own, ETIMEDOUT (the request timeout ended the
+ * connection), EBUSY (called from a callback of h). */
 NBDAIO_API int nbdaio_pread (struct nbdaio_handle *h, void *buf, size_t count,
                              uint64_t offset, uint32_t flags);
 NBDAIO_API int nbdaio_pread_structured (struct nbdaio_handle *h, void *buf,
@@ -1056,7 +1082,8 @@ NBDAIO_API int nbdaio_block_status (struct nbdaio_handle *h, uint64_t count,
  * ended); without one it lasts as long as the server takes to answer them
  * (forever if it never does: set a request timeout, or use nbdaio_close, which
  * does not wait for replies).  Sending NBD_CMD_DISC itself waits at most
- * 1 s. */
+ * 1 s.  Errors: EBUSY (called from a callback of h while commands are in
+ * flight), ETIMEDOUT (the request timeout ended the connection). */
 NBDAIO_API int nbdaio_shutdown (struct nbdaio_handle *h);
 
 /* ---- connection groups ----------------------------------------------- */
@@ -1101,7 +1128,8 @@ NBDAIO_API int nbdaio_group_get_stats (struct nbdaio_group *g,
                                        struct nbdaio_stats *out, size_t size);
 /* The number of connections in the group (0 if g is NULL). */
 NBDAIO_API unsigned nbdaio_group_get_size (const struct nbdaio_group *g);
-/* The handle of connection i (0 .. size - 1), or NULL (EINVAL). */
+/* The handle of connection i (0 .. size - 1), or NULL (EINVAL) if g is
+ * NULL or i is out of range. */
 NBDAIO_API struct nbdaio_handle *nbdaio_group_get_handle
   (struct nbdaio_group *g, unsigned i);
 /* The connection for the next command, and its number in *index (index

@@ -233,6 +233,9 @@ def code(lines, strip_api=True):
     return out + ['.fi', '.RE']
 
 
+ABBREVIATIONS = ('e.g.', 'i.e.', 'vs.', 'etc.')
+
+
 def first_clause(text):
     """text up to the end of its first sentence (". ") or clause (": ",
     "; "), leaving out what stands in parentheses or quotes there."""
@@ -246,7 +249,8 @@ def first_clause(text):
         elif not quoted and c == ')' and depth > 0:
             depth -= 1
             continue
-        elif not quoted and depth == 0 and c in '.:;' and end:
+        elif not quoted and depth == 0 and c in '.:;' and end and \
+                not text[:i + 1].endswith(ABBREVIATIONS):
             break
         if depth == 0:
             out.append(c)
@@ -262,21 +266,29 @@ def summary(block):
     fails a page whose line is empty or too long."""
     text = ' '.join(s.strip() for s in block.comment if s.strip())
     first = first_clause(text)
-    if re.match(r'^[A-Z][a-z]*\b', first):
+    if GETTER_RE.match(first):
+        first = 'return ' + first[0].lower() + \
+            re.split(r', (?:or|and) ', first)[0][1:]
+    if re.match(r'^(?:[A-Z][a-z]+|A)(?=\s)', first):    # not I/O, TLS
         first = first[0].lower() + first[1:]
     return first
 
 
 ERRNOS = set(errno.errorcode.values())
 NEVER_FAILS = re.compile(r'\bNever fails?\b')
+BARE_ERRNOS = {'ENOMEM': 'out of memory'}
+GETTER_RE = re.compile(r'^(?:The|Whether|How many|Number of|Which way|What)\b')
 PAREN = r'\(((?:[^()]|\([^()]*\))*)\)'
 
 
 def errors(lines):
-    """({errno: why}, [other errno names]): the explanations the text gives
-    in a form that cannot be misread (an indented list "  EINVAL  why",
-    "Errors: EINVAL (why), ENOTCONN (why)", "-1: EINVAL (why), ..." or
-    "-1 (EINVAL) if why"), and the errno values it only names elsewhere."""
+    """{errno: why}: the explanations the text gives in a form that cannot
+    be misread: an indented list "  EINVAL  why"; "Errors: EINVAL (why),
+    ENOMEM" (also after "-1: ", "besides: ", "errno: "); "-1 (EINVAL) if
+    why" (also "-1 with EINVAL for why", "-1, EINVAL before ..."); "(EINVAL
+    when why)"; "only before connecting (else -1, EINVAL)".  An errno the
+    text only names (a command's ENOTCONN in a setter's text) is none of
+    the call's errors."""
     listed, text, used = {}, [], set()
     for i, line in enumerate(lines):
         m = re.match(r'^\s{2,}(E[A-Z0-9]+)\s+([^\s(].*)$', line)
@@ -292,19 +304,55 @@ def errors(lines):
             used.add(j)
         listed[m.group(1)] = ' '.join(why)
     text = ' '.join(text)
-    for m in re.finditer(r'(?:\bErrors|-1): (.*?\))\.(\s|$)', text):
-        for e in re.finditer(r'\b(E[A-Z0-9]+)\s*' + PAREN, m.group(1)):
-            if e.group(1) in ERRNOS:
-                listed.setdefault(e.group(1), e.group(2))
-    for e in re.finditer(r'(?:-1|NULL) \((E[A-Z0-9]+)\) (?:if|for|when) '
-                         r'([^.;,()]+)', text):
+    when = r'(?:only )?(?:(?:if|for|when) |(?=(?:before|after|while) ))'
+    for e in re.finditer(r'(?:-1|NULL),? (?:with )?\(?(E[A-Z0-9]+)\)? '
+                         + when + r'([^.;,()]+)', text):
+        if e.group(1) in ERRNOS:
+            add_reason(listed, e.group(1), e.group(2))
+    for e in re.finditer(r'(?:-1|NULL) \((E[A-Z0-9]+)\)', text):
+        if e.group(1) in BARE_ERRNOS:
+            add_reason(listed, e.group(1), BARE_ERRNOS[e.group(1)])
+    for e in re.finditer(r'\((E[A-Z0-9]+) (?:if|when) ([^(),]+)\)', text):
+        if e.group(1) in ERRNOS:
+            add_reason(listed, e.group(1), e.group(2))
+    for m in re.finditer(r'(?:\bErrors|-1|\bbesides|\berrno): ', text):
+        run = sentence_from(text, m.end())
+        for e in re.finditer(r'\b(E[A-Z0-9]+)(?:\s*' + PAREN
+                             + r'|(?=[,.;]|$))', run):
+            why = e.group(2) or BARE_ERRNOS.get(e.group(1))
+            if e.group(1) in ERRNOS and why:
+                add_reason(listed, e.group(1), why)
+    for e in re.finditer(r'\b[Oo]nly (before [a-z ]+?),? \(?else -1,? '
+                         r'\(?(E[A-Z0-9]+)\)?', text):
+        if e.group(2) in ERRNOS:
+            listed.setdefault(e.group(2), 'the call is allowed only '
+                              + e.group(1))
+    for e in re.finditer(r'-1 with (E[A-Z0-9]+) ' + PAREN, text):
         if e.group(1) in ERRNOS:
             listed.setdefault(e.group(1), e.group(2))
-    named = []
-    for e in re.findall(r'\bE[A-Z0-9]+\b', text):
-        if e in ERRNOS and e not in listed and e not in named:
-            named.append(e)
-    return listed, named
+    return listed
+
+
+def add_reason(listed, errno_name, why):
+    """listed[errno_name] gets why, after the reasons it has already."""
+    mine = listed.get(errno_name)
+    if mine is None:
+        listed[errno_name] = why
+    elif why not in mine and mine not in why:
+        listed[errno_name] = mine + '; ' + why
+
+
+def sentence_from(text, start):
+    """text from start to the end of its sentence (a "." followed by a
+    space or the end, outside parentheses)."""
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i]
+        depth += (c == '(') - (c == ')')
+        if depth <= 0 and c in '.;' and (i + 1 == len(text) or
+                                          text[i + 1].isspace()):
+            return text[start:i]
+    return text[start:]
 
 
 def each_returns(comment):
@@ -424,19 +472,23 @@ class Header:
     def return_value(self, block, returns, text):
         void = re.match(r'\s*(NBDAIO_API )?void ', block.lines[0])
         out = ['.SH RETURN VALUE']
-        said = each_returns(block.comment)
-        if returns:
+        said = None if returns or void else self.returns_said(block)
+        shared = re.match(r'Returns as (nbdaio_\w+)\.$',
+                          ' '.join(returns))
+        if shared and shared.group(1) in self.page_of:
+            out += self.returns_of(shared.group(1))
+        elif returns:
             out += prose(returns)
-        elif said and not void:
-            out.append(esc(said))
-        elif block.names == [block.names[0]] and \
-                block.names[0].startswith('nbdaio_set_') and \
-                block.lines[0].startswith('NBDAIO_API int '):
-            out.append('0 on success, -1 on error (the library\'s'
-                       ' convention: see')
-            out += ['.BR nbdaio (3)).']
+        elif said:
+            out += said
         else:
             out.append('None.' if void else 'As DESCRIPTION says.')
+        shown = ' '.join(out)
+        if not void and self.errors_listed(block) and \
+                not re.search(r'-1\b|\bNULL\b', shown):
+            pointer = re.search(r'\*\s*nbdaio_\w+\s*\(', block.lines[0])
+            out += ['.PP', '%s on failure (see ERRORS).'
+                    % ('NULL' if pointer else '\\-1')]
         can_fail = re.search(r'-1\b|\bNULL\b', text) and \
             not NEVER_FAILS.search(text)
         if not void and can_fail:
@@ -445,18 +497,115 @@ class Header:
                     'the errno value of this thread\'s last error.']
         return out
 
+    def returns_said(self, block, seen=()):
+        """RETURN VALUE's roff when the comment has no sentence starting
+        "Returns": what "nbdaio_x returns" says for each call of a group,
+        or what each call of a group returns; "Same returns ...
+        as CALL": CALL's; a getter's comment, which opens with what it
+        returns ("The size of the export in bytes", "Whether ...: 1 if
+        so, 0 if not"): that sentence and those giving other values; a
+        call whose first sentence gives its values after a colon
+        ("Retire a command: 1 if ..., 0 if ..."): those; a section note
+        saying what "each" call of the section returns; a setter: the
+        library's convention.  None if there is no such text."""
+        text = ' '.join(s.strip() for s in block.comment if s.strip())
+        own = [m.group(0) for m in re.finditer(
+            r'\b(nbdaio_\w+) returns\b(?:[^.;()]|' + PAREN + r')*', text)
+            if m.group(1) in block.names]
+        if len(own) == len(block.names):
+            return [esc('; '.join(own) + '.')]
+        said = each_returns(block.comment)
+        if said:
+            return [esc(said)]
+        m = re.search(r'\bSame returns\b[^.]*? as (nbdaio_\w+)', text)
+        if m and m.group(1) in self.page_of and m.group(1) not in seen:
+            return self.returns_of(m.group(1), seen)
+        sentences = re.split(r'(?<=[.])\s+(?=[A-Z(-])', text)
+        first = sentences[0]
+        value = re.compile(r'(?:^|[\s(])(?:-1|0|1|NULL)\b')
+        if GETTER_RE.match(first):
+            keep = [first] + [s for s in sentences[1:] if value.search(s)]
+            said = ' '.join(keep)
+            return [esc('Returns ' + said[0].lower() + said[1:])]
+        setter = block.names == [block.names[0]] and \
+            block.names[0].startswith('nbdaio_set_') and \
+            block.lines[0].startswith('NBDAIO_API int ')
+        head, colon, rest = first.partition(': ')
+        if colon and value.search(rest) and not value.search(head) \
+                and not setter:
+            keep = [rest] + [s for s in sentences[1:] if value.search(s)]
+            return [esc('Returns ' + ' '.join(keep))]
+        for note in block.notes:
+            m = re.search(r'(?:^|\.\s+)Returns? (0, or -1 (?:[^.()]|'
+                          + PAREN + r')*\.)',
+                          ' '.join(s.strip() for s in note))
+            if m and re.match(r'Each\b', note[0]):
+                return [esc('Returns ' + m.group(1))]
+        if setter:
+            return ['0 on success, -1 on error (the library\'s'
+                    ' convention: see', '.BR nbdaio (3)).']
+        return None
+
+    def returns_of(self, name, seen=()):
+        """RETURN VALUE's roff for a call whose comment says it returns as
+        the call name does: "As for name(3): ..." and what name returns."""
+        other = self.blocks_named(name)
+        _, returns, _ = split_returns(other.comment)
+        said = prose(returns) if returns else \
+            self.returns_said(other, seen + (name,))
+        said = said or []
+        if said and said[0][:1].isupper():
+            said[0] = said[0][0].lower() + said[0][1:]
+        return ['As for', '.BR %s (3):' % name] + said
+
     def errors(self, block):
+        """ERRORS: each errno the contract comment, or a note of the
+        section in force for the call, explains (see errors()); a note
+        of settings ("Settings: ...") holds for the setters only, and not
+        for one allowed at any time."""
         if NEVER_FAILS.search(' '.join(block.comment)):
             return ['.SH ERRORS', 'None: the call never fails.']
-        listed, named = errors(block.comment + sum(block.notes, []))
-        out = ['.SH ERRORS'] if listed or named else []
+        if re.match(r'\s*(NBDAIO_API )?void ', block.lines[0]):
+            return []
+        listed = self.errors_listed(block)
+        out = ['.SH ERRORS'] if listed else []
         for errno_name, why in listed.items():
             out += ['.TP', '.B ' + errno_name, esc(why)]
-        if named:
-            out += ['.PP', 'The description names' +
-                    (' also' if listed else '') + ':',
-                    ', '.join('\\%' + n for n in named) + '.']
         return out
+
+    def errors_listed(self, block, seen=()):
+        """{errno: why} for block's calls: its comment's, those of the
+        call whose errors it says it shares ("Same returns, errors ... as
+        CALL", "every error of CALL"), then its section notes' (a reason
+        the comment gives comes first)."""
+        listed = errors(block.comment)
+        text = ' '.join(s.strip() for s in block.comment)
+        for m in re.finditer(r'\bSame\b[^.]*\berrors\b[^.]*? as '
+                             r'(nbdaio_\w+)|\bevery error of (nbdaio_\w+)'
+                             r'|\bReturns as (nbdaio_\w+)', text):
+            name = m.group(1) or m.group(2) or m.group(3)
+            if name in self.page_of and name not in seen:
+                other = self.errors_listed(self.blocks_named(name),
+                                           seen + (name,))
+                for errno_name, why in other.items():
+                    listed.setdefault(errno_name, why)
+        if re.search(r'\bErrors: ', text):
+            return listed             # the comment's list is the whole
+        anytime = re.search(r'\bat any time\b', text)
+        setter = re.match(r'nbdaio_(set|add)_', block.names[0])
+        for note in block.notes:
+            settings = note and note[0].startswith('Settings:')
+            if settings and (anytime or not setter):
+                continue
+            scope = re.match(r'Common to the (nbdaio_\w+)\* calls', note[0])
+            if scope and not block.names[0].startswith(scope.group(1)):
+                continue
+            for errno_name, why in errors(note).items():
+                if settings:
+                    listed.setdefault(errno_name, why)
+                else:
+                    add_reason(listed, errno_name, why)
+        return listed
 
     def see_also(self, block, text):
         refs = ['nbdaio']
@@ -606,8 +755,8 @@ def write_man3(header_path, template, outdir):
     pages = header.man3()
     pages['nbdaio.3'] = fill(template, header, None)
     os.makedirs(outdir, exist_ok=True)
-    for name in os.listdir(outdir):
-        if name not in pages:
+    for name in os.listdir(outdir):     # pages of calls gone (only pages)
+        if name.endswith('.3') and name not in pages:
             os.remove(os.path.join(outdir, name))
     for name, text in pages.items():
         with open(os.path.join(outdir, name), 'w') as f:
