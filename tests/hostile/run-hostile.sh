@@ -23,21 +23,12 @@ source "$(dirname "$0")/../lib/servers.sh"
 
 [ $# -ge 2 ] || { echo "usage: $0 client|fio SERVER.py PROGRAM" >&2; exit 2; }
 what=$1
-hostile_init "$2"
 SRC_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FIO_MODES="good reply-magic reply-cookie chunk-overlap trunc-data hs-flags
            garbage stall"
-
-if [ "$LIST_CASES" = 0 ]; then
-  [ $# -eq 3 ] || { echo "usage: $0 client|fio SERVER.py PROGRAM" >&2; exit 2; }
-  if [ "$what" = fio ] && [ -z "$3" ]; then
-    echo "fio plugin not built: skipping"
-    exit 77
-  fi
-  PROG=$(realpath "$3")
-  [ "$what" != fio ] || requires fio
-  test_init
-fi
+[ "$LIST_CASES" = 1 ] || [ $# -eq 3 ] ||
+  { echo "usage: $0 client|fio SERVER.py PROGRAM" >&2; exit 2; }
+hostile_script "$@"
 
 # message_pattern EXPECT CONTEXT: an extended regex the error message must
 # match, empty when the mode must not fail.

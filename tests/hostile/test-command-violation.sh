@@ -26,18 +26,9 @@ source "$(dirname "$0")/../lib/servers.sh"
 usage () { echo "usage: $0 sync|fio SERVER.py PROGRAM" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 what=$1
-hostile_init "$2"
 SRC_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-if [ "$LIST_CASES" = 0 ]; then
-  [ $# -eq 3 ] || usage
-  if [ "$what" = fio ] && [ -z "$3" ]; then
-    echo "fio plugin not built: skipping"
-    exit 77
-  fi
-  PROG=$(realpath "$3")
-  [ "$what" != fio ] || requires fio
-  test_init
-fi
+[ "$LIST_CASES" = 1 ] || [ $# -eq 3 ] || usage
+hostile_script "$@"
 
 # section TAG: the section core/rules.c gives the rule TAG.
 section () {

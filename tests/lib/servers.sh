@@ -273,6 +273,19 @@ hostile_init () {
   PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
 }
 
+# hostile_script WHAT SERVER.py PROGRAM: the start of a script that runs
+# hostile modes against PROGRAM, a C client or (WHAT = fio) the plugin,
+# empty when it was not built (a skip); sets PROG.  Nothing but
+# hostile_init under --list.
+hostile_script () {
+  hostile_init "$2"
+  [ "$LIST_CASES" = 0 ] || return 0
+  [ "$1" != fio ] || [ -n "$3" ] || skip "fio plugin not built"
+  PROG=$(realpath "$3")
+  [ "$1" != fio ] || requires fio
+  test_init
+}
+
 # hostile_modes: SERVER.py --list, a mode a line (NAME EXPECT COMMANDS
 # DESCRIPTION).
 hostile_modes () { "$PYTHON" "$HOSTILE_SERVER" --list; }
