@@ -1,8 +1,16 @@
 /* options.c - the engine's fio options (the library settings among them
  * are handed over by name: one source of truth per setting) and the
  * connection of a job's group from them. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
 #include "plugin.h"
 #include "optgroup.h"
+
+#define BUSY_POLL_MAX 1000000   /* microseconds: one second */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_ (x)
 
 /* The names of trim_op's values, written once: the table, the help text
  * and the refusal's message are made from this list. */
@@ -71,8 +79,11 @@ struct fio_option job_options[] = {
   },
   {
     .name = "cmd_timeout", .lname = "NBD command timeout (ms)",
-    .type = FIO_OPT_INT,
-    .off1 = offsetof (struct engine_options, cmd_timeout),
+    /* a string, read by job_parse_numbers: fio's numeric types take
+     * "-1" for a range with an empty first value and keep the default,
+     * and store a value above 32 bits truncated */
+    .type = FIO_OPT_STR_STORE,
+    .off1 = offsetof (struct engine_options, cmd_timeout_str),
     .def = "0",
     .help = "Fail a command with ETIMEDOUT (ending its connection) when it "
             "has no reply after this many milliseconds: the library's "
@@ -83,12 +94,13 @@ struct fio_option job_options[] = {
   },
   {
     .name = "busy_poll", .lname = "NBD busy poll (us)",
-    .type = FIO_OPT_INT,
-    .off1 = offsetof (struct engine_options, busy_poll),
-    .def = "0", .maxval = 1000000,
+    .type = FIO_OPT_STR_STORE,       /* see cmd_timeout */
+    .off1 = offsetof (struct engine_options, busy_poll_str),
+    .def = "0",
     .help = "Before sleeping for replies, keep checking the sockets for up "
-            "to this many microseconds (0 = sleep at once): lower latency "
-            "at low queue depth for a busy CPU",
+            "to this many microseconds, 0 to " STRINGIFY (BUSY_POLL_MAX)
+            " (0 = sleep at once): "
+            "lower latency at low queue depth for a busy CPU",
     .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_NBD,
   },
   SETTING_OPTION (SET_CONNS, "conns", "NBD connections",
@@ -159,6 +171,37 @@ job_parse_trim_op (const char *s, enum trim_op *out)
 }
 
 
+/* Read the decimal number s of option name into *out: 0 to max, digits
+ * only (no sign, no suffix); -1 with a message naming the option. */
+static int
+parse_number (const char *name, const char *s, unsigned long long max,
+              unsigned *out)
+{
+  char *end;
+  unsigned long long v;
+
+  errno = 0;
+  v = s && *s >= '0' && *s <= '9' ? strtoull (s, &end, 10) : 0;
+  if (!s || *s < '0' || *s > '9' || *end || errno || v > max) {
+    log_err ("%s: %s=%s is not a whole number from 0 to %llu\n", ENGINE,
+             name, s ? s : "", max);
+    return -1;
+  }
+  *out = (unsigned) v;
+  return 0;
+}
+
+/* Read the cmd_timeout and busy_poll strings into o's numbers.  Returns 0,
+ * or -1 after naming the option and its range. */
+static int
+job_parse_numbers (struct engine_options *o)
+{
+  return parse_number ("cmd_timeout", o->cmd_timeout_str, UINT_MAX,
+                       &o->cmd_timeout) == -1 ||
+         parse_number ("busy_poll", o->busy_poll_str, BUSY_POLL_MAX,
+                       &o->busy_poll) == -1 ? -1 : 0;
+}
+
 /* Hand the job's library settings to h (see enum setting). */
 static int
 apply_settings (const struct engine_options *o, struct nbdaio_handle *h)
@@ -191,7 +234,7 @@ job_describe_target (const struct engine_options *o, char *buf, size_t len)
 }
 
 struct nbdaio_group *
-job_connect (struct thread_data *td, const struct engine_options *o,
+job_connect (struct thread_data *td, struct engine_options *o,
                unsigned max_in_flight)
 {
   struct nbdaio_profile *p = NULL;
@@ -199,7 +242,9 @@ job_connect (struct thread_data *td, const struct engine_options *o,
   struct nbdaio_group *g = NULL;
   char target[512];
 
-  if (!o->profile && o->config)
+  if (job_parse_numbers (o) == -1)
+    ;                           /* said why */
+  else if (!o->profile && o->config)
     log_err ("%s: config=%s is set but nbd_profile is not\n", ENGINE,
              o->config);
   else if (!o->uri && !o->profile)

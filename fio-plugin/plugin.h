@@ -35,6 +35,8 @@ struct engine_options {
   char *config;
   unsigned int fua;
   char *trim_op;
+  char *cmd_timeout_str;        /* the options as given; job_connect */
+  char *busy_poll_str;          /* reads them into the numbers below */
   unsigned int cmd_timeout;
   unsigned int busy_poll;
   char *setting[NR_SETTINGS];
@@ -53,10 +55,12 @@ void job_describe_target (const struct engine_options *o, char *buf,
 /* Connect the job's connection group with max_in_flight per connection:
  * the profile's settings first, then the job's own (cmd_timeout is the
  * request timeout and, unless the profile sets connect-timeout, the
- * connect timeout), then the job's uri or else the profile's server.
+ * connect timeout), then the job's uri or else the profile's server;
+ * first it reads cmd_timeout and busy_poll into o's numbers (a value that
+ * is not a whole number in range fails the job, naming the option).
  * Returns the group, or NULL after saying why. */
 struct nbdaio_group *job_connect (struct thread_data *td,
-                                  const struct engine_options *o,
+                                  struct engine_options *o,
                                   unsigned max_in_flight);
 
 /* job-check.c */
