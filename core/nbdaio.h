@@ -95,8 +95,13 @@ typedef struct {
   void (*free) (void *user_data);
 } nbdaio_extent64_callback;
 
+#ifdef __cplusplus             /* C++ has no compound literals */
+#define NBDAIO_NULL_COMPLETION (nbdaio_completion_callback ())
+#define NBDAIO_NULL_CHUNK      (nbdaio_chunk_callback ())
+#else
 #define NBDAIO_NULL_COMPLETION ((nbdaio_completion_callback) { 0 })
 #define NBDAIO_NULL_CHUNK      ((nbdaio_chunk_callback) { 0 })
+#endif
 
 /* status values passed to a chunk callback */
 #define NBDAIO_READ_DATA   1
