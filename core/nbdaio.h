@@ -529,6 +529,16 @@ NBDAIO_API int nbdaio_get_tls_negotiated (struct nbdaio_handle *h);
 NBDAIO_API int nbdaio_set_option (struct nbdaio_handle *h, const char *name,
                                   const char *value);
 
+/* List the settings nbdaio_set_option accepts: the name of setting i,
+ * counting from 0; callable at any time, without a handle.  Returns a
+ * static string, or NULL when i is past the last setting.  Never fails. */
+NBDAIO_API const char *nbdaio_setting_name (unsigned i);
+
+/* Describe one setting of nbdaio_set_option in one line: what it takes and
+ * its accepted values; callable at any time, without a handle.  Returns a static string, or NULL with an error
+ * naming the cause.  Errors: EINVAL (name is NULL or not a setting). */
+NBDAIO_API const char *nbdaio_setting_help (const char *name);
+
 /* ---- connecting ------------------------------------------------------ */
 
 /* Each connects and runs the whole handshake, blocking up to the connect

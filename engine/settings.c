@@ -450,28 +450,50 @@ static const struct {
   int (*set_string) (struct nbdaio_handle *h, const char *value);
   int (*set_bool) (struct nbdaio_handle *h, int value);
   int (*set) (struct nbdaio_handle *h, const char *name, const char *value);
+  const char *help;     /* accepted values, one line (nbdaio_setting_help) */
 } options[] = {
-  { "export",           .set_string = nbdaio_set_export_name },
-  { "tls",              .set = opt_tls },
-  { "tls-certificates", .set_string = nbdaio_set_tls_certificates },
-  { "tls-psk-file",     .set_string = nbdaio_set_tls_psk_file },
-  { "tls-username",     .set_string = nbdaio_set_tls_username },
-  { "tls-hostname",     .set_string = nbdaio_set_tls_hostname },
-  { "tls-verify-peer",  .set_bool = nbdaio_set_tls_verify_peer },
-  { "structured",       .set_bool = nbdaio_set_request_structured_replies },
-  { "extended-headers", .set_bool = nbdaio_set_request_extended_headers },
-  { "meta-context",     .set = opt_meta_context },
-  { "connect-timeout",  .set = opt_connect_timeout },
-  { "request-timeout",  .set = opt_request_timeout },
-  { "reconnect-delay",  .set = opt_reconnect_delay },
-  { "max-in-flight",    .set = opt_max_in_flight },
-  { "strict",           .set = opt_strict },
-  { "reply-violations", .set = opt_reply_violations },
-  { "split",            .set_bool = nbdaio_set_split },
-  { "auto-submit",      .set_bool = nbdaio_set_auto_submit },
-  { "conns",            .set = opt_conns },
-  { "force-multi-conn", .set_bool = nbdaio_set_force_multi_conn },
-  { "debug",            .set_bool = nbdaio_set_debug },
+  { "export",           .set_string = nbdaio_set_export_name,
+    .help = "export name" },
+  { "tls",              .set = opt_tls,
+    .help = "off | allow | require" },
+  { "tls-certificates", .set_string = nbdaio_set_tls_certificates,
+    .help = "directory of x509 certificates" },
+  { "tls-psk-file",     .set_string = nbdaio_set_tls_psk_file,
+    .help = "PSK key file" },
+  { "tls-username",     .set_string = nbdaio_set_tls_username,
+    .help = "PSK user name" },
+  { "tls-hostname",     .set_string = nbdaio_set_tls_hostname,
+    .help = "name the server certificate must carry" },
+  { "tls-verify-peer",  .set_bool = nbdaio_set_tls_verify_peer,
+    .help = "boolean: check the server certificate" },
+  { "structured",       .set_bool = nbdaio_set_request_structured_replies,
+    .help = "boolean: ask for structured replies" },
+  { "extended-headers", .set_bool = nbdaio_set_request_extended_headers,
+    .help = "boolean: ask for extended headers" },
+  { "meta-context",     .set = opt_meta_context,
+    .help = "context name, or none" },
+  { "connect-timeout",  .set = opt_connect_timeout,
+    .help = "duration (bare number = ms; units ms, s, m)" },
+  { "request-timeout",  .set = opt_request_timeout,
+    .help = "duration, as connect-timeout (0 = none)" },
+  { "reconnect-delay",  .set = opt_reconnect_delay,
+    .help = "seconds (fractional allowed) or a duration with unit" },
+  { "max-in-flight",    .set = opt_max_in_flight,
+    .help = "1..65536" },
+  { "strict",           .set = opt_strict,
+    .help = "all|none|boolean|list of commands,flags,bounds,align,payload" },
+  { "reply-violations", .set = opt_reply_violations,
+    .help = "command | close" },
+  { "split",            .set_bool = nbdaio_set_split,
+    .help = "boolean: split requests above the server maximum" },
+  { "auto-submit",      .set_bool = nbdaio_set_auto_submit,
+    .help = "boolean: submit queued requests automatically" },
+  { "conns",            .set = opt_conns,
+    .help = "1..64 connections" },
+  { "force-multi-conn", .set_bool = nbdaio_set_force_multi_conn,
+    .help = "boolean: use several connections without multi-conn" },
+  { "debug",            .set_bool = nbdaio_set_debug,
+    .help = "boolean" },
 };
 
 int
@@ -497,6 +519,26 @@ nbdaio_set_option (struct nbdaio_handle *h, const char *name,
     return options[i].set (h, name, value);
   }
   return set_error (ENOENT, "unknown setting '%s'", name);
+}
+
+const char *
+nbdaio_setting_name (unsigned i)
+{
+  return i < sizeof options / sizeof options[0] ? options[i].name : NULL;
+}
+
+const char *
+nbdaio_setting_help (const char *name)
+{
+  if (!name) {
+    set_error (EINVAL, "setting name is NULL");
+    return NULL;
+  }
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+    if (strcmp (name, options[i].name) == 0)
+      return options[i].help;
+  set_error (EINVAL, "unknown setting '%s'", name);
+  return NULL;
 }
 
 /* ---- copying settings (connection groups) ----------------------------- */

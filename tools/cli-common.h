@@ -157,10 +157,21 @@ cli_profile_load_apply (struct nbdaio_handle *h, const char *name,
  * names are nbdaio_set_option's: the library has the one table). */
 #define CLI_SETTINGS_HELP \
 "  --SETTING VALUE     any library setting, by the name nbdaio_set_option(3)\n" \
-"                      and a profile use, e.g. --tls-certificates DIR,\n" \
-"                      --tls-psk-file FILE, --tls-hostname NAME,\n" \
-"                      --request-timeout 10s; --SETTING=VALUE works too;\n" \
-"                      applied after the profile's settings\n"
+"                      and a profile use; --SETTING=VALUE works too;\n" \
+"                      applied after the profile's settings.  The settings\n" \
+"                      (from nbdaio_setting_name(3), nbdaio_setting_help(3)):\n"
+
+/* Print CLI_SETTINGS_HELP and then every library setting with its values,
+ * one a line, indented so that they read as part of the --SETTING entry. */
+static inline void
+cli_print_settings_help (FILE *fp)
+{
+  const char *name;
+
+  fputs (CLI_SETTINGS_HELP, fp);
+  for (unsigned i = 0; (name = nbdaio_setting_name (i)) != NULL; i++)
+    fprintf (fp, "    --%-16s %s\n", name, nbdaio_setting_help (name));
+}
 
 /* Print "PROGRAM: message" and a pointer to --help on stderr, then exit 2
  * (usage error). */

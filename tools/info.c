@@ -44,8 +44,9 @@ usage (FILE *fp)
            "                      nbdaio_profile_load(3) finds, first\n"
            "                      $NBDAIO_CONFIG)\n"
            "  --json              print one JSON object instead of key: value "
-           "lines\n"
-           CLI_SETTINGS_HELP
+           "lines\n");
+  cli_print_settings_help (fp);
+  fprintf (fp,
            "  --help              print this help\n"
            "Exit status: 0 printed, 1 cannot connect, 2 usage error.\n");
 }

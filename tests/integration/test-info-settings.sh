@@ -108,7 +108,18 @@ case_bad_value () {
   usage_error "--tls: bad value 'sometimes'" --tls=sometimes "$URI"
 }
 
+# --help lists every library setting (nbdaio_setting_name/_help), one a
+# line with its values: here two of them.
+case_help_lists_settings () {
+  "$INFO" --help > "$T/help"
+  grep -qE '^    --request-timeout +duration' "$T/help" ||
+    fail "--help does not list request-timeout with its values"
+  grep -qE '^    --tls-certificates +directory' "$T/help" ||
+    fail "--help does not list tls-certificates with its values"
+}
+
 run_case "--tls-certificates DIR against x509 nbdkit" case_tls_certificates
+run_case "--help lists the settings with their values" case_help_lists_settings
 run_case "--tls-username, --tls-psk-file=FILE against PSK nbdkit" case_tls_psk
 run_case "--structured overrides a profile's setting" case_profile_override
 run_case "unknown setting: exit 2 naming it" case_unknown_setting

@@ -47,8 +47,9 @@ usage (FILE *fp)
 "                      earns a FAIL\n"
 "  --profile NAME      connect with profile [NAME] of the profile file\n"
 "  --config FILE       the profile file (default: the one\n"
-"                      nbdaio_profile_load(3) finds, first $NBDAIO_CONFIG)\n"
-CLI_SETTINGS_HELP
+"                      nbdaio_profile_load(3) finds, first $NBDAIO_CONFIG)\n");
+  cli_print_settings_help (fp);
+  fprintf (fp,
 "  -v, --verbose       protocol trace of every connection to stderr\n"
 "  --help              print this help\n"
 "Exit status: 0 no probe failed, 1 some probe failed, 2 usage error\n"
