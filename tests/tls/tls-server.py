@@ -21,22 +21,20 @@ client is slower than the server.  In transmission:
                 "close_notify" if the client ended the TLS session cleanly,
                 "eof-without-close_notify" if it only closed the socket.
 """
+import importlib.util
 import os
 import socket
 import ssl
 import struct
 import sys
 
-NBDMAGIC = b"NBDMAGIC"
-IHAVEOPT = 0x49484156454F5054
-OPT_REPLY_MAGIC = 0x3E889045565A9
-REQUEST_MAGIC = 0x25609513
-SIMPLE_REPLY_MAGIC = 0x67446698
-OPT_STARTTLS, OPT_GO = 5, 7
-REP_ACK, REP_INFO, REP_ERR_UNSUP = 1, 3, 0x80000001
-FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES = 1, 2
-TFLAG_HAS_FLAGS, TFLAG_SEND_FLUSH = 1, 4
-CMD_READ, CMD_WRITE, CMD_DISC = 0, 1, 2
+# the protocol's numbers, written once for the test servers: in
+# tests/hostile/hostile-server.py
+_spec = importlib.util.spec_from_file_location(
+    "hostile_server", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                   "..", "hostile", "hostile-server.py"))
+P = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(P)
 SIZE = 1 << 20
 
 
@@ -97,32 +95,32 @@ def recv_exact(s, n):
 
 
 def opt_reply(s, opt, rtype, data=b""):
-    s.sendall(struct.pack(">QIII", OPT_REPLY_MAGIC, opt, rtype, len(data))
+    s.sendall(struct.pack(">QIII", P.OPT_REPLY_MAGIC, opt, rtype, len(data))
               + data)
 
 
 def negotiate(conn, pki):
     """Fixed newstyle up to GO; returns the TLS socket."""
-    conn.sendall(NBDMAGIC + struct.pack(">QH", IHAVEOPT,
-                                        FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+    conn.sendall(struct.pack(">QQH", P.NBDMAGIC, P.IHAVEOPT,
+                             P.HS_FIXED_NEWSTYLE | P.HS_NO_ZEROES))
     recv_exact(conn, 4)                              # client flags
     s = conn
     while True:
         magic, opt, length = struct.unpack(">QII", recv_exact(s, 16))
-        if magic != IHAVEOPT:
+        if magic != P.IHAVEOPT:
             raise ValueError("bad option magic %#x" % magic)
         recv_exact(s, length)
-        if opt == OPT_STARTTLS and s is conn:
-            opt_reply(s, opt, REP_ACK)
+        if opt == P.OPT_STARTTLS and s is conn:
+            opt_reply(s, opt, P.REP_ACK)
             s = MemoryTLS(conn, pki)
-        elif opt == OPT_GO and s is not conn:
+        elif opt == P.OPT_GO and s is not conn:
             info = struct.pack(">HQH", 0, SIZE,
-                               TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH)
-            opt_reply(s, opt, REP_INFO, info)
-            opt_reply(s, opt, REP_ACK)
+                               P.TF_HAS_FLAGS | P.TF_SEND_FLUSH)
+            opt_reply(s, opt, P.REP_INFO, info)
+            opt_reply(s, opt, P.REP_ACK)
             return s
         else:
-            opt_reply(s, opt, REP_ERR_UNSUP)
+            opt_reply(s, opt, P.REP_ERR_UNSUP)
 
 
 def serve(s, mode, result):
@@ -130,20 +128,20 @@ def serve(s, mode, result):
     while True:
         magic, _flags, cmd, cookie, off, length = struct.unpack(
             ">IHHQQI", recv_exact(s, 28))
-        if magic != REQUEST_MAGIC:
+        if magic != P.REQUEST_MAGIC:
             raise ValueError("bad request magic %#x" % magic)
         if mode == "bad-record":
             # a well-formed record header, 32 bytes that decrypt to nothing
             os.write(s.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))
             return
-        if cmd == CMD_DISC:
+        if cmd == P.CMD_DISC:
             break
         data = b""
-        if cmd == CMD_WRITE:
+        if cmd == P.CMD_WRITE:
             disk[off:off + length] = recv_exact(s, length)
-        elif cmd == CMD_READ:
+        elif cmd == P.CMD_READ:
             data = bytes(disk[off:off + length])
-        s.sendall(struct.pack(">IIQ", SIMPLE_REPLY_MAGIC, 0, cookie) + data)
+        s.sendall(struct.pack(">IIQ", P.SIMPLE_MAGIC, 0, cookie) + data)
     try:
         verdict = "close_notify" if s.recv(1) == b"" else "data after DISC"
     except ssl.SSLEOFError:
